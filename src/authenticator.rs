@@ -1,0 +1,557 @@
+//! The pipeline shared by the layer and the sidecar: credentials, eligible providers, cache,
+//! single flight, providers under a timeout, augmenters.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use http::HeaderMap;
+
+use crate::augment::{Augmenter, Stage};
+use crate::cache::flight::Flights;
+use crate::cache::{Digest, Key, KeyHasher, Store};
+use crate::credentials::{
+    Credential, CredentialSource, Credentials, DEFAULT_MAX_HEADER_BYTES, Scheme,
+};
+use crate::error::AuthError;
+use crate::provider::{Identity, Provider, ProviderError};
+use crate::reject::Challenges;
+use crate::stats::Stats;
+use crate::user::{Principal, User};
+
+/// The request header that limits the providers tried to one realm (exact match).
+pub const REALM_HEADER: &str = "x-auth-realm";
+
+/// Default per-provider timeout (auth-o-tron's `auth.timeout_in_ms`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default number of cached principals.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
+
+/// Why an [`Authenticator`] could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No provider was configured.
+    NoProviders,
+    /// Two providers share a name.
+    DuplicateProvider(String),
+    /// A zero timeout or capacity.
+    Zero(&'static str),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoProviders => f.write_str("at least one provider is required"),
+            BuildError::DuplicateProvider(n) => write!(f, "provider name {n:?} is used twice"),
+            BuildError::Zero(what) => write!(f, "{what} must be greater than zero"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Builds an [`Authenticator`].
+#[must_use]
+pub struct AuthenticatorBuilder {
+    providers: Vec<Arc<dyn Provider>>,
+    augmenters: Vec<Arc<dyn Augmenter>>,
+    sources: Vec<Box<dyn CredentialSource>>,
+    timeout: Duration,
+    capacity: u64,
+    max_header_bytes: usize,
+}
+
+impl fmt::Debug for AuthenticatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatorBuilder")
+            .field("providers", &self.providers.len())
+            .field("augmenters", &self.augmenters.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthenticatorBuilder {
+    /// Adds a provider. Providers are listed in challenges in the order they are added.
+    pub fn provider(mut self, provider: impl Provider) -> Self {
+        self.providers.push(Arc::new(provider));
+        self
+    }
+
+    /// Adds a shared provider.
+    pub fn provider_arc(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.providers.push(provider);
+        self
+    }
+
+    /// Adds an augmenter.
+    pub fn augmenter(mut self, augmenter: impl Augmenter) -> Self {
+        self.augmenters.push(Arc::new(augmenter));
+        self
+    }
+
+    /// Adds a shared augmenter.
+    pub fn augmenter_arc(mut self, augmenter: Arc<dyn Augmenter>) -> Self {
+        self.augmenters.push(augmenter);
+        self
+    }
+
+    /// Reads credentials from another place too (an API-key header, a cookie).
+    pub fn source(mut self, source: impl CredentialSource) -> Self {
+        self.sources.push(Box::new(source));
+        self
+    }
+
+    /// Per-provider (and per-augmenter) time limit. Default 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Maximum number of cached principals. Default 10 000.
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Maximum size of a credential header. Default 8 KiB.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// Builds the authenticator.
+    pub fn build(self) -> Result<Authenticator, BuildError> {
+        if self.providers.is_empty() {
+            return Err(BuildError::NoProviders);
+        }
+        for (i, p) in self.providers.iter().enumerate() {
+            if self.providers[..i].iter().any(|q| q.name() == p.name()) {
+                return Err(BuildError::DuplicateProvider(p.name().to_owned()));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(BuildError::Zero("timeout"));
+        }
+        if self.capacity == 0 {
+            return Err(BuildError::Zero("cache capacity"));
+        }
+        if self.max_header_bytes == 0 {
+            return Err(BuildError::Zero("max header bytes"));
+        }
+        let challenges = Challenges::new(self.providers.iter().map(|p| (p.scheme(), p.realm())));
+        Ok(Authenticator {
+            inner: Arc::new(Inner {
+                stats: Stats::new(self.providers.len(), self.augmenters.len()),
+                providers: self.providers,
+                augmenters: self.augmenters,
+                sources: self.sources,
+                timeout: self.timeout,
+                max_header_bytes: self.max_header_bytes,
+                hasher: KeyHasher::random(),
+                store: Store::new(self.capacity),
+                flights: Flights::new(),
+                challenges,
+            }),
+        })
+    }
+}
+
+/// Providers, augmenters and the cache: everything needed to turn request headers into a
+/// [`Principal`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    providers: Vec<Arc<dyn Provider>>,
+    augmenters: Vec<Arc<dyn Augmenter>>,
+    sources: Vec<Box<dyn CredentialSource>>,
+    timeout: Duration,
+    max_header_bytes: usize,
+    hasher: KeyHasher,
+    store: Store,
+    flights: Flights<Result<Principal, AuthError>>,
+    challenges: Challenges,
+    stats: Stats,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field(
+                "providers",
+                &self
+                    .inner
+                    .providers
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "augmenters",
+                &self
+                    .inner
+                    .augmenters
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a synchronous lookup found.
+pub(crate) enum Lookup {
+    /// Decided without awaiting anything (cache hit or early rejection).
+    Done(Result<Principal, AuthError>),
+    /// Providers must be asked.
+    Miss(Pending),
+}
+
+/// Owned copies of what a miss needs, so its future can outlive the request borrow.
+pub(crate) struct Pending {
+    credentials: Vec<(Scheme, Box<str>, Digest)>,
+    realm: Option<Box<str>>,
+}
+
+impl Authenticator {
+    /// Starts building an authenticator.
+    pub fn builder() -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            providers: Vec::new(),
+            augmenters: Vec::new(),
+            sources: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            capacity: DEFAULT_CACHE_CAPACITY,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
+
+    /// The providers, in configuration order.
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.inner.providers.iter()
+    }
+
+    /// The augmenters, in configuration order.
+    pub fn augmenters(&self) -> impl Iterator<Item = &Arc<dyn Augmenter>> {
+        self.inner.augmenters.iter()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// The `WWW-Authenticate` challenges built from the providers.
+    pub fn challenges(&self) -> &Challenges {
+        &self.inner.challenges
+    }
+
+    /// Number of cached principals.
+    pub fn cached_entries(&self) -> u64 {
+        self.inner.store.len()
+    }
+
+    /// Drops every cached principal.
+    pub fn invalidate_all(&self) {
+        self.inner.store.clear();
+    }
+
+    /// Drops the cached principals of one user (e.g. after a role change).
+    pub fn invalidate_user(&self, realm: &str, username: &str) {
+        self.inner.store.remove_user(realm, username);
+    }
+
+    /// Drops what is cached for one credential (e.g. after a logout or revocation).
+    pub fn invalidate_credential(&self, credential: Credential<'_>) {
+        let digest = self.inner.hasher.credential(&credential);
+        for provider in 0..self.inner.providers.len() {
+            self.inner.store.remove(&Key {
+                provider: provider as u32,
+                digest,
+            });
+        }
+    }
+
+    /// Authenticates the request described by `headers`.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        match self.lookup(headers) {
+            Lookup::Done(result) => result,
+            Lookup::Miss(pending) => self.resolve(pending).await,
+        }
+    }
+
+    fn eligible<'a>(
+        &'a self,
+        scheme: Scheme,
+        realm: Option<&'a str>,
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.inner
+            .providers
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| p.scheme() == scheme && realm.is_none_or(|r| p.realm() == r))
+            .map(|(i, _)| i)
+    }
+
+    /// The synchronous part: parse, hash, look up. Allocates nothing on a hit or a rejection.
+    pub(crate) fn lookup(&self, headers: &HeaderMap) -> Lookup {
+        let inner = &*self.inner;
+        let mut creds = match Credentials::from_headers(headers, inner.max_header_bytes) {
+            Ok(c) => c,
+            Err(e) => return Lookup::Done(Err(AuthError::Malformed(e.0))),
+        };
+        for source in &inner.sources {
+            match source.extract(headers) {
+                Ok(Some(c)) => {
+                    if let Err(e) = creds.push(c) {
+                        return Lookup::Done(Err(AuthError::Malformed(e.0)));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return Lookup::Done(Err(AuthError::Malformed(e.0))),
+            }
+        }
+        if creds.is_empty() {
+            return Lookup::Done(Err(AuthError::Missing));
+        }
+        let realm = match headers.get(REALM_HEADER).map(|v| v.to_str()) {
+            None => None,
+            Some(Ok(r)) => Some(r),
+            Some(Err(_)) => {
+                return Lookup::Done(Err(AuthError::Malformed(
+                    "X-Auth-Realm is not visible ASCII",
+                )));
+            }
+        };
+        let now = SystemTime::now();
+        let mut digests = [[0u8; 32]; crate::credentials::MAX_CREDENTIALS];
+        let mut any_eligible = false;
+        for (n, cred) in creds.iter().enumerate() {
+            let digest = inner.hasher.credential(&cred);
+            digests[n] = digest;
+            for provider in self.eligible(cred.scheme(), realm) {
+                any_eligible = true;
+                let key = Key {
+                    provider: provider as u32,
+                    digest,
+                };
+                if let Some(principal) = inner.store.get(&key) {
+                    if principal.is_expired(now) {
+                        inner.store.remove(&key);
+                        continue;
+                    }
+                    Stats::bump(&inner.stats.cache_hits);
+                    return Lookup::Done(Ok(principal));
+                }
+            }
+        }
+        if !any_eligible {
+            return Lookup::Done(Err(AuthError::Invalid));
+        }
+        Stats::bump(&inner.stats.cache_misses);
+        Lookup::Miss(Pending {
+            credentials: creds
+                .iter()
+                .zip(digests)
+                .map(|(c, d)| (c.scheme(), c.secret().into(), d))
+                .collect(),
+            realm: realm.map(Into::into),
+        })
+    }
+
+    /// The asynchronous part: providers (single flight per credential), augmenters, cache fill.
+    pub(crate) async fn resolve(&self, pending: Pending) -> Result<Principal, AuthError> {
+        let realm = pending.realm.as_deref();
+        let mut unavailable = false;
+        for (scheme, secret, digest) in &pending.credentials {
+            let eligible: Vec<usize> = self.eligible(*scheme, realm).collect();
+            if eligible.is_empty() {
+                continue;
+            }
+            let flight = self.inner.hasher.flight(digest, realm);
+            let result = self
+                .inner
+                .flights
+                .run(flight, self.fill(&eligible, secret, *digest))
+                .await;
+            match result {
+                Ok(principal) => return Ok(principal),
+                Err(AuthError::Unavailable) => unavailable = true,
+                Err(_) => {}
+            }
+        }
+        Err(if unavailable {
+            AuthError::Unavailable
+        } else {
+            AuthError::Invalid
+        })
+    }
+
+    async fn fill(
+        &self,
+        eligible: &[usize],
+        secret: &str,
+        digest: Digest,
+    ) -> Result<Principal, AuthError> {
+        let inner = &*self.inner;
+        // A flight that just finished may have filled the cache between our lookup and now.
+        for &provider in eligible {
+            if let Some(p) = inner.store.get(&Key {
+                provider: provider as u32,
+                digest,
+            }) {
+                return Ok(p);
+            }
+        }
+        let (provider, identity) = self.ask(eligible, secret).await?;
+        let now = SystemTime::now();
+        if identity.expires_at.is_some_and(|exp| exp <= now) {
+            return Err(AuthError::Invalid);
+        }
+        let p = &inner.providers[provider];
+        let user = self.augment(identity.user).await;
+        let principal = Principal::new(user, p.name(), identity.expires_at);
+        if let Some(ttl) = p.cache_ttl() {
+            let ttl = match identity.expires_at {
+                Some(exp) => ttl.min(exp.duration_since(now).unwrap_or_default()),
+                None => ttl,
+            };
+            inner.store.insert(
+                Key {
+                    provider: provider as u32,
+                    digest,
+                },
+                principal.clone(),
+                ttl,
+            );
+        }
+        Ok(principal)
+    }
+
+    /// Asks every eligible provider concurrently; the first success wins.
+    async fn ask(&self, eligible: &[usize], secret: &str) -> Result<(usize, Identity), AuthError> {
+        let inner = &*self.inner;
+        let mut calls: FuturesUnordered<_> = eligible
+            .iter()
+            .map(|&i| async move {
+                let p = &inner.providers[i];
+                (
+                    i,
+                    tokio::time::timeout(inner.timeout, p.authenticate(secret)).await,
+                )
+            })
+            .collect();
+        let mut unavailable = false;
+        while let Some((i, outcome)) = calls.next().await {
+            let p = &inner.providers[i];
+            let counters = &inner.stats.providers[i];
+            match outcome {
+                Ok(Ok(identity)) => {
+                    Stats::bump(&counters.success);
+                    tracing::debug!(provider = p.name(), user = %identity.user.username, "auth.provider.success");
+                    return Ok((i, identity));
+                }
+                Ok(Err(ProviderError::Invalid(why))) => {
+                    Stats::bump(&counters.invalid);
+                    tracing::debug!(provider = p.name(), reason = %why, "auth.provider.failed");
+                }
+                Ok(Err(ProviderError::Unavailable(why))) => {
+                    Stats::bump(&counters.unavailable);
+                    unavailable = true;
+                    tracing::warn!(provider = p.name(), reason = %why, "auth.provider.unavailable");
+                }
+                Err(_) => {
+                    Stats::bump(&counters.timeout);
+                    unavailable = true;
+                    tracing::warn!(
+                        provider = p.name(),
+                        timeout_ms = inner.timeout.as_millis() as u64,
+                        "auth.provider.timeout"
+                    );
+                }
+            }
+        }
+        Err(if unavailable {
+            AuthError::Unavailable
+        } else {
+            AuthError::Invalid
+        })
+    }
+
+    /// Realm-matched augmenters: concurrent ones first, then sequential ones in order.
+    async fn augment(&self, mut user: User) -> User {
+        let inner = &*self.inner;
+        let matching = || {
+            inner
+                .augmenters
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.realm() == user.realm)
+        };
+        let concurrent: Vec<usize> = matching()
+            .filter(|(_, a)| a.stage() == Stage::Concurrent)
+            .map(|(i, _)| i)
+            .collect();
+        let sequential: Vec<usize> = matching()
+            .filter(|(_, a)| a.stage() == Stage::Sequential)
+            .map(|(i, _)| i)
+            .collect();
+        if !concurrent.is_empty() {
+            let snapshot = user.clone();
+            let runs = concurrent.iter().map(|&i| {
+                let a = &inner.augmenters[i];
+                let snapshot = &snapshot;
+                async move {
+                    (
+                        i,
+                        tokio::time::timeout(inner.timeout, a.augment(snapshot)).await,
+                    )
+                }
+            });
+            // Applied in configuration order, whatever order they finished in.
+            for (i, outcome) in futures_util::future::join_all(runs).await {
+                self.apply(i, outcome, &mut user);
+            }
+        }
+        for i in sequential {
+            let outcome =
+                tokio::time::timeout(inner.timeout, inner.augmenters[i].augment(&user)).await;
+            self.apply(i, outcome, &mut user);
+        }
+        user
+    }
+
+    fn apply(
+        &self,
+        i: usize,
+        outcome: Result<
+            Result<crate::augment::Augmentation, crate::augment::AugmentError>,
+            tokio::time::error::Elapsed,
+        >,
+        user: &mut User,
+    ) {
+        let a = &self.inner.augmenters[i];
+        let counters = &self.inner.stats.augmenters[i];
+        match outcome {
+            Ok(Ok(aug)) => {
+                Stats::bump(&counters.success);
+                aug.apply(user);
+            }
+            Ok(Err(e)) => {
+                Stats::bump(&counters.error);
+                tracing::warn!(augmenter = a.name(), error = %e, "auth.augmenter.failed");
+            }
+            Err(_) => {
+                Stats::bump(&counters.error);
+                tracing::warn!(augmenter = a.name(), "auth.augmenter.timeout");
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! [`ResponseFuture`]: the future of [`Auth`](super::Auth).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::body::AuthBody;
+use super::layer::Shared;
+use crate::error::AuthError;
+use crate::provider::BoxFuture;
+use crate::reject::{Reject, is_grpc};
+use crate::user::Principal;
+
+pin_project! {
+    /// Response future of [`Auth`](super::Auth).
+    pub struct ResponseFuture<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        kind: Kind<S, ReqBody, R>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Inner { #[pin] future: S::Future },
+        Rejected { response: Option<Response<Bytes>> },
+        Authenticating {
+            lookup: BoxFuture<'static, Result<Principal, AuthError>>,
+            pending: Option<(S, Request<ReqBody>)>,
+            shared: Arc<Shared<R>>,
+        },
+    }
+}
+
+impl<S, ReqBody, R> ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn inner(future: S::Future) -> Self {
+        ResponseFuture {
+            kind: Kind::Inner { future },
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+        ResponseFuture {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn authenticating(
+        lookup: BoxFuture<'static, Result<Principal, AuthError>>,
+        service: S,
+        req: Request<ReqBody>,
+        shared: Arc<Shared<R>>,
+    ) -> Self {
+        ResponseFuture {
+            kind: Kind::Authenticating {
+                lookup,
+                pending: Some((service, req)),
+                shared,
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, R, ResBody> Future for ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: Reject,
+{
+    type Output = Result<Response<AuthBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.kind.as_mut().project() {
+                KindProj::Inner { future } => {
+                    let res = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(res.map(AuthBody::inner)));
+                }
+                KindProj::Rejected { response } => {
+                    let res = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(res.map(AuthBody::rejection)));
+                }
+                KindProj::Authenticating {
+                    lookup,
+                    pending,
+                    shared,
+                } => {
+                    let result = ready!(lookup.as_mut().poll(cx));
+                    let (mut service, mut req) = pending.take().expect("polled after completion");
+                    let outcome = match result {
+                        Ok(principal) => shared.admit(principal, &mut req),
+                        Err(AuthError::Missing) if shared.anonymous => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    let next = match outcome {
+                        Ok(()) => Kind::Inner {
+                            future: service.call(req),
+                        },
+                        Err(e) => {
+                            let res = shared.reject(&e, is_grpc(req.headers()));
+                            return Poll::Ready(Ok(res.map(AuthBody::rejection)));
+                        }
+                    };
+                    this.kind.set(next);
+                }
+            }
+        }
+    }
+}

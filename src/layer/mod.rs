@@ -1,0 +1,19 @@
+//! The tower middleware: [`AuthLayer`] builds [`Auth<S>`], whose future is [`ResponseFuture`].
+//!
+//! On a cache hit or an early rejection the future is decided inside `call` and allocates
+//! nothing; only a cache miss boxes the (dynamic) provider work.
+//!
+//! Readiness: `poll_ready` drives the inner service, and `call` moves the readied service into
+//! the future (clone and swap), so a slot the inner service reserved is held while providers
+//! are asked on a miss. Under axum this makes no difference (its services are always ready).
+
+mod body;
+mod future;
+#[allow(clippy::module_inception)]
+mod layer;
+mod service;
+
+pub use body::AuthBody;
+pub use future::ResponseFuture;
+pub use layer::AuthLayer;
+pub use service::Auth;

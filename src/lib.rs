@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod augment;
+mod authenticator;
+mod cache;
+pub mod credentials;
+mod error;
+pub mod guard;
+pub mod layer;
+pub mod mint;
+pub mod provider;
+pub mod reject;
+mod stats;
+mod user;
+
+pub use authenticator::{
+    Authenticator, AuthenticatorBuilder, BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_TIMEOUT,
+    REALM_HEADER,
+};
+pub use error::{AuthError, Forbidden};
+pub use layer::{Auth, AuthLayer};
+pub use stats::{AugmenterCounters, ProviderCounters, Stats};
+pub use user::{Principal, Scopes, User};

@@ -1,0 +1,103 @@
+//! Providers decide whether a credential is valid and who it belongs to.
+//!
+//! A provider answers with an [`Identity`], or with a [`ProviderError`] that separates an
+//! **invalid** credential (401) from a provider that **could not decide** (503, fail closed).
+//! Providers never see the cache: the pipeline hashes, caches and coalesces around them.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use crate::credentials::Scheme;
+use crate::user::User;
+
+pub mod plain;
+
+pub use plain::PlainProvider;
+
+/// A boxed, sendable future (the miss path is async and dynamic; the hit path never builds one).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who a valid credential belongs to.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The user, before augmentation.
+    pub user: User,
+    /// When the credential itself stops being valid (a token's `exp`). Caps the cache TTL and
+    /// the minted JWT's `exp`.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Identity {
+    /// An identity without an expiry of its own.
+    pub fn new(user: User) -> Self {
+        Identity {
+            user,
+            expires_at: None,
+        }
+    }
+}
+
+/// A provider's refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The credential is not valid here (wrong password, bad signature, expired).
+    Invalid(Cow<'static, str>),
+    /// The provider could not decide (upstream down, timed out, garbage answer).
+    Unavailable(Cow<'static, str>),
+}
+
+impl ProviderError {
+    /// An invalid credential.
+    pub fn invalid(why: impl Into<Cow<'static, str>>) -> Self {
+        ProviderError::Invalid(why.into())
+    }
+
+    /// A provider that could not decide.
+    pub fn unavailable(why: impl Into<Cow<'static, str>>) -> Self {
+        ProviderError::Unavailable(why.into())
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProviderError::Invalid(why) => write!(f, "invalid credential: {why}"),
+            ProviderError::Unavailable(why) => write!(f, "provider unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+/// Something that turns a credential into an [`Identity`].
+///
+/// Implementations must treat the credential as untrusted input (bounded, never logged) and must
+/// not panic on it.
+pub trait Provider: Send + Sync + 'static {
+    /// The configured name (unique within an authenticator).
+    fn name(&self) -> &str;
+    /// The configuration type, e.g. `plain` or `jwt`.
+    fn kind(&self) -> &str;
+    /// The realm users of this provider belong to.
+    fn realm(&self) -> &str;
+    /// The credential scheme this provider accepts.
+    fn scheme(&self) -> Scheme;
+    /// How long a success may be cached; `None` disables caching. The pipeline further caps it
+    /// by the credential's own expiry.
+    fn cache_ttl(&self) -> Option<Duration> {
+        Some(Duration::from_secs(60))
+    }
+    /// Whether the provider is initialised (keys loaded, ...), for readiness checks.
+    fn is_ready(&self) -> bool {
+        true
+    }
+    /// Checks `credential` (the part after the scheme).
+    fn authenticate<'a>(
+        &'a self,
+        credential: &'a str,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>>;
+}

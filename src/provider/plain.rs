@@ -1,0 +1,346 @@
+//! `plain`: static users for HTTP Basic.
+//!
+//! Passwords are Argon2 PHC strings (`password_hash`, recommended) or legacy plaintext
+//! (`password`, compared as SHA-256 digests in constant time). An unknown user costs the same
+//! work as a wrong password (a dummy verification), and Argon2 runs on the blocking pool with
+//! at most two verifications at a time, so a flood of Basic requests cannot starve the runtime.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::credentials::Scheme;
+use crate::user::User;
+
+/// At most this many Argon2 verifications run at once, per provider.
+const ARGON2_CONCURRENCY: usize = 2;
+
+/// A stored password.
+#[derive(Clone)]
+enum Secret {
+    Argon2(Arc<PasswordHash>),
+    Plain([u8; 32]),
+}
+
+#[derive(Clone)]
+struct Entry {
+    secret: Secret,
+    roles: Vec<String>,
+}
+
+/// Why a static user could not be added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlainConfigError {
+    /// The `password_hash` is not an Argon2 PHC string.
+    BadHash(String),
+    /// The username is empty or contains `:`.
+    BadUsername(String),
+    /// The same username twice.
+    Duplicate(String),
+}
+
+impl fmt::Display for PlainConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlainConfigError::BadHash(u) => {
+                write!(
+                    f,
+                    "user {u:?}: password_hash is not an Argon2 PHC string ($argon2id$...)"
+                )
+            }
+            PlainConfigError::BadUsername(u) => {
+                write!(
+                    f,
+                    "username {u:?} must be non-empty and must not contain ':'"
+                )
+            }
+            PlainConfigError::Duplicate(u) => write!(f, "user {u:?} is listed twice"),
+        }
+    }
+}
+
+impl std::error::Error for PlainConfigError {}
+
+/// Static users checked against HTTP Basic credentials.
+#[derive(Clone)]
+pub struct PlainProvider {
+    name: String,
+    realm: String,
+    users: HashMap<String, Entry>,
+    dummy: Option<Arc<PasswordHash>>,
+    permits: Arc<Semaphore>,
+}
+
+impl fmt::Debug for PlainProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlainProvider")
+            .field("name", &self.name)
+            .field("realm", &self.realm)
+            .field("users", &self.users.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlainProvider {
+    /// A provider named `name` for `realm`, with no users yet.
+    pub fn new(name: impl Into<String>, realm: impl Into<String>) -> Self {
+        PlainProvider {
+            name: name.into(),
+            realm: realm.into(),
+            users: HashMap::new(),
+            dummy: None,
+            permits: Arc::new(Semaphore::new(ARGON2_CONCURRENCY)),
+        }
+    }
+
+    /// Adds a user whose password is an Argon2 PHC string (`$argon2id$v=19$...`).
+    pub fn with_user_hash<I, R>(
+        mut self,
+        username: &str,
+        phc: &str,
+        roles: I,
+    ) -> Result<Self, PlainConfigError>
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        let hash = PasswordHash::new(phc)
+            .ok()
+            .filter(|h| h.algorithm.as_str().starts_with("argon2"))
+            .ok_or_else(|| PlainConfigError::BadHash(username.to_owned()))?;
+        let hash = Arc::new(hash);
+        if self.dummy.is_none() {
+            self.dummy = Some(dummy_like(&hash));
+        }
+        self.insert(username, Secret::Argon2(hash), roles)?;
+        Ok(self)
+    }
+
+    /// Adds a user with a legacy plaintext password (auth-o-tron's `password`). Prefer
+    /// [`with_user_hash`](Self::with_user_hash).
+    pub fn with_user_password<I, R>(
+        mut self,
+        username: &str,
+        password: &str,
+        roles: I,
+    ) -> Result<Self, PlainConfigError>
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.insert(
+            username,
+            Secret::Plain(Sha256::digest(password.as_bytes()).into()),
+            roles,
+        )?;
+        Ok(self)
+    }
+
+    fn insert<I, R>(
+        &mut self,
+        username: &str,
+        secret: Secret,
+        roles: I,
+    ) -> Result<(), PlainConfigError>
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        if username.is_empty() || username.contains(':') {
+            return Err(PlainConfigError::BadUsername(username.to_owned()));
+        }
+        if self.users.contains_key(username) {
+            return Err(PlainConfigError::Duplicate(username.to_owned()));
+        }
+        let mut user = User::new("", "");
+        user.add_roles(roles);
+        self.users.insert(
+            username.to_owned(),
+            Entry {
+                secret,
+                roles: user.roles,
+            },
+        );
+        Ok(())
+    }
+
+    /// Number of configured users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether no user is configured.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    async fn check(&self, credential: &str) -> Result<Identity, ProviderError> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(credential)
+            .map_err(|_| ProviderError::invalid("Invalid base64 in Basic auth"))?;
+        let text = String::from_utf8(raw)
+            .map_err(|_| ProviderError::invalid("Invalid UTF-8 in Basic auth"))?;
+        let (username, password) = text
+            .split_once(':')
+            .ok_or_else(|| ProviderError::invalid("No username in Basic credentials"))?;
+        let entry = self.users.get(username);
+        let secret = match entry {
+            Some(e) => e.secret.clone(),
+            // Unknown user: do the same work as for a wrong password.
+            None => match &self.dummy {
+                Some(d) => Secret::Argon2(d.clone()),
+                None => Secret::Plain([0; 32]),
+            },
+        };
+        let ok = match secret {
+            Secret::Plain(stored) => {
+                let given: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+                bool::from(given.ct_eq(&stored))
+            }
+            Secret::Argon2(hash) => {
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|_| ProviderError::unavailable("password verifier closed"))?;
+                let password = password.as_bytes().to_vec();
+                tokio::task::spawn_blocking(move || {
+                    Argon2::default().verify_password(&password, &*hash).is_ok()
+                })
+                .await
+                .map_err(|_| ProviderError::unavailable("password verification failed"))?
+            }
+        };
+        match entry {
+            Some(e) if ok => Ok(Identity::new(
+                User::new(username, self.realm.clone()).with_roles(e.roles.iter().cloned()),
+            )),
+            _ => Err(ProviderError::invalid("Wrong username or password")),
+        }
+    }
+}
+
+/// A hash of a random password with the same parameters as `like`, so a dummy verification
+/// costs what a real one does.
+fn dummy_like(like: &PasswordHash) -> Arc<PasswordHash> {
+    let params = argon2::Params::try_from(like).unwrap_or_default();
+    let algorithm = argon2::Algorithm::new(like.algorithm.as_str()).unwrap_or_default();
+    let hasher = Argon2::new(algorithm, argon2::Version::V0x13, params);
+    let mut pw = [0u8; 16];
+    let _ = getrandom::fill(&mut pw);
+    let hash = hasher
+        .hash_password(&pw)
+        .or_else(|_| Argon2::default().hash_password(&pw))
+        .expect("argon2 with default parameters always hashes");
+    Arc::new(hash)
+}
+
+impl Provider for PlainProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &str {
+        "plain"
+    }
+    fn realm(&self) -> &str {
+        &self.realm
+    }
+    fn scheme(&self) -> Scheme {
+        Scheme::Basic
+    }
+    fn authenticate<'a>(
+        &'a self,
+        credential: &'a str,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(self.check(credential))
+    }
+}
+
+/// Hashes `password` as an Argon2id PHC string with the default parameters (for configs and
+/// tests).
+pub fn hash_password(password: &str) -> String {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("argon2 with default parameters always hashes")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[tokio::test]
+    async fn hashed_and_plaintext_users() {
+        let p = PlainProvider::new("local", "r")
+            .with_user_hash(
+                "alice",
+                &hash_password("wonder:land"),
+                ["admin", "admin", "user"],
+            )
+            .unwrap()
+            .with_user_password("bob", "builder", Vec::<String>::new())
+            .unwrap();
+        let id = p.authenticate(&basic("alice:wonder:land")).await.unwrap();
+        assert_eq!(id.user.username, "alice");
+        assert_eq!(id.user.realm, "r");
+        assert_eq!(id.user.roles, ["admin", "user"]);
+        assert!(p.authenticate(&basic("bob:builder")).await.is_ok());
+        for bad in ["alice:wonder", "bob:Builder", "carol:x", ":builder", "bob"] {
+            assert!(
+                matches!(
+                    p.authenticate(&basic(bad)).await,
+                    Err(ProviderError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            p.authenticate("%%%").await,
+            Err(ProviderError::Invalid(_))
+        ));
+        let not_utf8 = base64::engine::general_purpose::STANDARD.encode([0xff, b':', b'x']);
+        assert!(matches!(
+            p.authenticate(&not_utf8).await,
+            Err(ProviderError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn config_errors() {
+        assert!(matches!(
+            PlainProvider::new("p", "r").with_user_hash("a", "$2y$10$bcrypt", ["x"]),
+            Err(PlainConfigError::BadHash(_))
+        ));
+        assert!(matches!(
+            PlainProvider::new("p", "r").with_user_password("a:b", "x", ["x"]),
+            Err(PlainConfigError::BadUsername(_))
+        ));
+        let p = PlainProvider::new("p", "r")
+            .with_user_password("a", "x", ["x"])
+            .unwrap();
+        assert!(matches!(
+            p.with_user_password("a", "y", ["x"]),
+            Err(PlainConfigError::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let p = PlainProvider::new("p", "r")
+            .with_user_password("a", "hunter2", ["x"])
+            .unwrap();
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+}
