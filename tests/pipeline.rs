@@ -1,0 +1,240 @@
+//! Cache and single flight through a real server, cache bounds, and credential hygiene in logs.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use auth_o_tron::mint::{MintedToken, Minter, SigningKey};
+use auth_o_tron::provider::PlainProvider;
+use auth_o_tron::{AuthLayer, Authenticator, Principal, User};
+use axum::Router;
+use axum::routing::get;
+use common::{Mode, Tokens, basic, client, serve};
+
+fn router(auth: Authenticator) -> Router {
+    Router::new()
+        .route("/me", get(|p: Principal| async move { p.username.clone() }))
+        .layer(AuthLayer::new(auth))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_requests_with_one_new_credential_make_one_provider_call() {
+    let t = Tokens::new("t", "r")
+        .token("fresh", User::new("u", "r"), None)
+        .delay(Duration::from_millis(200));
+    let auth = Authenticator::builder()
+        .provider(t.clone())
+        .build()
+        .unwrap();
+    let addr = serve(router(auth.clone())).await;
+    let c = client();
+    let barrier = Arc::new(tokio::sync::Barrier::new(100));
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (c, b) = (c.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            b.wait().await;
+            c.get(format!("http://{addr}/me"))
+                .header("authorization", "Bearer fresh")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    assert_eq!(t.calls(), 1);
+    assert_eq!(
+        auth.stats()
+            .cache_hits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + auth
+                .stats()
+                .cache_misses
+                .load(std::sync::atomic::Ordering::Relaxed),
+        100
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_share_a_failure_and_the_next_request_retries() {
+    let t = Tokens::new("t", "r")
+        .token("tok", User::new("u", "r"), None)
+        .delay(Duration::from_millis(100));
+    t.set_mode(Mode::Down);
+    let auth = Authenticator::builder()
+        .provider(t.clone())
+        .build()
+        .unwrap();
+    let addr = serve(router(auth)).await;
+    let c = client();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.get(format!("http://{addr}/me"))
+                .header("authorization", "Bearer tok")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 503);
+    }
+    assert!(
+        t.calls() <= 2,
+        "failures are coalesced too, got {} calls",
+        t.calls()
+    );
+    t.set_mode(Mode::Normal);
+    let res = c
+        .get(format!("http://{addr}/me"))
+        .header("authorization", "Bearer tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_flood_of_distinct_credentials_keeps_the_cache_within_capacity() {
+    let mut t = Tokens::new("t", "r");
+    for i in 0..3000 {
+        t = t.token(&format!("tok{i}"), User::new(format!("u{i}"), "r"), None);
+    }
+    let auth = Authenticator::builder()
+        .provider(t)
+        .cache_capacity(100)
+        .build()
+        .unwrap();
+    let mut headers = http::HeaderMap::new();
+    for i in 0..3000 {
+        headers.insert("authorization", format!("Bearer tok{i}").parse().unwrap());
+        auth.authenticate(&headers).await.unwrap();
+    }
+    let n = auth.cached_entries();
+    assert!(n <= 100 && n > 0, "{n} entries cached");
+}
+
+#[tokio::test]
+async fn invalidation_forces_a_new_provider_call() {
+    let t = Tokens::new("t", "r").token("tok", User::new("u", "r"), None);
+    let auth = Authenticator::builder()
+        .provider(t.clone())
+        .build()
+        .unwrap();
+    let mut h = http::HeaderMap::new();
+    h.insert("authorization", "Bearer tok".parse().unwrap());
+    auth.authenticate(&h).await.unwrap();
+    auth.authenticate(&h).await.unwrap();
+    assert_eq!(t.calls(), 1);
+    auth.invalidate_user("r", "u");
+    auth.authenticate(&h).await.unwrap();
+    assert_eq!(t.calls(), 2);
+    auth.invalidate_credential(auth_o_tron::credentials::Credential::new(
+        auth_o_tron::credentials::Scheme::Bearer,
+        "tok",
+    ));
+    auth.authenticate(&h).await.unwrap();
+    assert_eq!(t.calls(), 3);
+    auth.invalidate_all();
+    auth.authenticate(&h).await.unwrap();
+    assert_eq!(t.calls(), 4);
+}
+
+#[tokio::test]
+async fn invalid_credentials_are_not_cached() {
+    let t = Tokens::new("t", "r");
+    let auth = Authenticator::builder()
+        .provider(t.clone())
+        .build()
+        .unwrap();
+    let mut h = http::HeaderMap::new();
+    h.insert("authorization", "Bearer nope".parse().unwrap());
+    assert!(auth.authenticate(&h).await.is_err());
+    assert!(auth.authenticate(&h).await.is_err());
+    assert_eq!(t.calls(), 2);
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_raw_credential_in_logs_or_debug_output() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    const TOKEN: &str = "canary-token-7f3a";
+    const PASSWORD: &str = "canary-password-91c2";
+    let t = Tokens::new("t", "r").token(TOKEN, User::new("u", "r"), None);
+    let users = PlainProvider::new("local", "r")
+        .with_user_password("bob", PASSWORD, ["x"])
+        .unwrap();
+    let key = SigningKey::hs256(b"canary-secret-0123456789abcdef-0123").unwrap();
+    let minter = Minter::builder("iss", key).build().unwrap();
+    let auth = Authenticator::builder()
+        .provider(t)
+        .provider(users)
+        .build()
+        .unwrap();
+    let router = Router::new()
+        .route(
+            "/me",
+            get(|p: Principal, m: axum::Extension<MintedToken>| async move {
+                format!("{p:?} {:?}", m.0)
+            }),
+        )
+        .layer(AuthLayer::new(auth.clone()).mint(minter.clone()));
+    let addr = serve(router).await;
+    let c = client();
+    let mut debug_output = String::new();
+    for header in [
+        format!("Bearer {TOKEN}"),
+        basic("bob", PASSWORD),
+        basic("bob", &format!("{PASSWORD}x")),
+        format!("Bearer {TOKEN}x"),
+        format!("Bearer {TOKEN}, Bearer {TOKEN}"),
+    ] {
+        let res = c
+            .get(format!("http://{addr}/me"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        debug_output.push_str(&res.text().await.unwrap());
+    }
+    debug_output.push_str(&format!("{auth:?} {minter:?}"));
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("auth.provider"), "logging is on: {logs}");
+    use base64::Engine;
+    let b64_password = base64::engine::general_purpose::STANDARD.encode(format!("bob:{PASSWORD}"));
+    for secret in [TOKEN, PASSWORD, b64_password.as_str(), "canary-secret"] {
+        assert!(!logs.contains(secret), "{secret} leaked into logs");
+        assert!(
+            !debug_output.contains(secret),
+            "{secret} leaked into Debug output"
+        );
+    }
+    assert!(debug_output.contains("MintedToken([redacted]"));
+}
