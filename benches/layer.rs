@@ -1,1 +1,159 @@
-fn main() {}
+//! The layer's overhead over a bare service, on the paths that matter.
+//!
+//! `cargo bench --bench layer`; compare each case with `bare` from the same run.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use auth_o_tron::provider::PlainProvider;
+use auth_o_tron::provider::plain::hash_password;
+use auth_o_tron::provider::{BoxFuture, Identity, Provider, ProviderError};
+use auth_o_tron::{AuthLayer, Authenticator, User};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use tower::{Layer, Service, ServiceExt};
+
+/// Accepts one fixed bearer token: the cost of the provider is not what the hit path measures.
+struct OneToken(String);
+impl Provider for OneToken {
+    fn name(&self) -> &str {
+        "tokens"
+    }
+    fn kind(&self) -> &str {
+        "bench"
+    }
+    fn realm(&self) -> &str {
+        "bench"
+    }
+    fn scheme(&self) -> auth_o_tron::credentials::Scheme {
+        auth_o_tron::credentials::Scheme::Bearer
+    }
+    fn authenticate<'a>(&'a self, c: &'a str) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        let ok = c == self.0;
+        Box::pin(async move {
+            if ok {
+                Ok(Identity::new(
+                    User::new("bench", "bench").with_roles(["a", "b"]),
+                ))
+            } else {
+                Err(ProviderError::invalid("no"))
+            }
+        })
+    }
+}
+
+async fn bare(_: Request<String>) -> Result<Response<String>, Infallible> {
+    Ok(Response::new(String::new()))
+}
+
+fn request(authorization: &str) -> Request<String> {
+    Request::builder()
+        .uri("/")
+        .header("authorization", authorization)
+        .body(String::new())
+        .unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A ~1 KB token, the size of a typical OIDC access token.
+    let token: String = std::iter::repeat("abcdefghij")
+        .take(100)
+        .collect::<String>()
+        + ".sig";
+    let bearer = format!("Bearer {token}");
+    let password = "correct horse battery staple";
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("alice:{password}")
+        )
+    );
+    let auth = Authenticator::builder()
+        .provider(OneToken(token.clone()))
+        .provider(
+            PlainProvider::new("local", "bench")
+                .with_user_hash("alice", &hash_password(password), ["x"])
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut layered = AuthLayer::new(auth.clone()).layer(tower::service_fn(bare));
+    // Warm the cache for both credentials.
+    rt.block_on(async {
+        for h in [&bearer, &basic] {
+            let res = layered
+                .ready()
+                .await
+                .unwrap()
+                .call(request(h))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    });
+
+    let mut group = c.benchmark_group("layer");
+    let mut svc = tower::service_fn(bare);
+    group.bench_function("bare", |b| {
+        b.to_async(&rt).iter_batched(
+            || request(&bearer),
+            |req| {
+                let f = svc.call(req);
+                async move { black_box(f.await.unwrap()) }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("bearer_1kb_cache_hit", |b| {
+        b.to_async(&rt).iter_batched(
+            || request(&bearer),
+            |req| {
+                let f = layered.call(req);
+                async move { black_box(f.await.unwrap()) }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("basic_plain_cache_hit", |b| {
+        b.to_async(&rt).iter_batched(
+            || request(&basic),
+            |req| {
+                let f = layered.call(req);
+                async move { black_box(f.await.unwrap()) }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("rejected_no_credentials", |b| {
+        b.to_async(&rt).iter_batched(
+            || Request::new(String::new()),
+            |req| {
+                let f = layered.call(req);
+                async move { black_box(f.await.unwrap()) }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
+    // The uncached Basic path: one Argon2id verification with the default parameters.
+    let plain = PlainProvider::new("local", "bench")
+        .with_user_hash("alice", &hash_password(password), ["x"])
+        .unwrap();
+    let b64 = basic.trim_start_matches("Basic ").to_owned();
+    let mut slow = c.benchmark_group("plain_provider");
+    slow.sample_size(10);
+    slow.bench_function("argon2id_verify_uncached", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(plain.authenticate(&b64).await.unwrap()) })
+    });
+    slow.finish();
+}
+
+criterion_group!(layer, benches);
+criterion_main!(layer);

@@ -362,10 +362,12 @@ impl Minter {
         let inner = &*self.inner;
         let now_s = unix(now);
         let slot = principal.minted_slot();
-        if let Some(m) = slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            if m.minter == inner.id && m.key == inner.key.id && now_s < m.refresh_at {
-                return Ok(m.token.clone());
-            }
+        if let Some(m) = slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && m.minter == inner.id
+            && m.key == inner.key.id
+            && now_s < m.refresh_at
+        {
+            return Ok(m.token.clone());
         }
         let token = self.sign(principal.user(), principal.expires_at().map(unix), now_s)?;
         let lifetime = token.expires_at - now_s;

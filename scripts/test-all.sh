@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit, integration, end-to-end (real nginx and Caddy) and
+# doc tests. Installs the external programs the end-to-end tests need when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
+command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
+if ((${#need_apt[@]})); then
+    echo "installing: ${need_apt[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --all-features -- -D warnings
+cargo test --all-features
