@@ -1,1 +1,8 @@
-fn main() {}
+//! The auth-o-tron sidecar: `cargo run --release --features sidecar --example sidecar -- [--config PATH]`.
+//!
+//! With no configuration it starts on the bundled demo config and prints a `curl` line to try.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    auth_o_tron::sidecar::main(std::env::args().skip(1)).await
+}

@@ -22,3 +22,5 @@ pub use error::{AuthError, Forbidden};
 pub use layer::{Auth, AuthLayer};
 pub use stats::{AugmenterCounters, ProviderCounters, Stats};
 pub use user::{Principal, Scopes, User};
+#[cfg(feature = "sidecar")]
+pub mod sidecar;

@@ -1,0 +1,338 @@
+//! Turning a checked [`Config`] into the running parts: authenticator, minter, rules.
+
+use std::time::Duration;
+
+use http::Method;
+
+use super::load::ConfigError;
+use super::{AugmenterConfig, Config, MintAlgorithm, ProviderConfig, RuleConfig};
+use crate::Authenticator;
+use crate::augment::{Augmentation, PlainAdvancedAugmenter, PlainAugmenter};
+use crate::guard::Requirement;
+use crate::mint::{Minter, SigningKey};
+use crate::provider::PlainProvider;
+
+/// The running parts of a configuration.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The pipeline.
+    pub authenticator: Authenticator,
+    /// The minter of `/authenticate` tokens.
+    pub minter: Minter,
+    /// Path rules, first match wins.
+    pub rules: Vec<Rule>,
+}
+
+/// A compiled path rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    prefix: String,
+    methods: Vec<Method>,
+    /// What the rule requires.
+    pub requirement: Requirement,
+}
+
+impl Rule {
+    fn compile(r: &RuleConfig, i: usize) -> Result<Self, ConfigError> {
+        let methods = r
+            .methods
+            .iter()
+            .map(|m| {
+                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    ConfigError::key(
+                        format!("rules[{i}].methods"),
+                        format!("{m:?} is not an HTTP method"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut all = Vec::new();
+        if !r.roles.is_empty() {
+            all.push(Requirement::all_roles(r.roles.clone()));
+        }
+        if !r.any_roles.is_empty() {
+            all.push(Requirement::any_role(r.any_roles.clone()));
+        }
+        for (k, v) in &r.attributes {
+            all.push(Requirement::attribute_eq(k.clone(), v.clone()));
+        }
+        for (service, scopes) in &r.scopes {
+            for s in scopes {
+                all.push(Requirement::scope(service.clone(), s.clone()));
+            }
+        }
+        if all.is_empty() {
+            return Err(ConfigError::key(
+                format!("rules[{i}]"),
+                "requires nothing; add roles, any_roles, attributes or scopes",
+            ));
+        }
+        let prefix = normalize_path(&r.path);
+        Ok(Rule {
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            methods,
+            requirement: Requirement::All(all),
+        })
+    }
+
+    /// Whether this rule applies to `method` on `path` (already normalised).
+    pub fn matches(&self, method: &Method, path: &str) -> bool {
+        let on_boundary = path
+            .strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || self.prefix.is_empty());
+        on_boundary && (self.methods.is_empty() || self.methods.contains(method))
+    }
+}
+
+/// The path of a request target as a router sees it: query and fragment dropped, `%XX`
+/// decoded, `;params` cut from segments, empty and `.` segments removed, `..` resolved.
+/// A rule is decided on this form so that `/public/../admin`, `//admin`, `/%61dmin` and
+/// `/admin;x` cannot slip past a rule on `/admin`.
+pub fn normalize_path(target: &str) -> String {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            decoded.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    let decoded = String::from_utf8_lossy(&decoded).replace('\\', "/");
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in decoded.split('/') {
+        let seg = seg.split(';').next().unwrap_or("");
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len() + 1);
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+fn read_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path)
+        .map_err(|e| ConfigError::key(key, format!("cannot read {}: {e}", path.display())))
+}
+
+impl Config {
+    /// Builds the authenticator, minter and rules.
+    pub fn build(&self) -> Result<Built, ConfigError> {
+        let mut builder = Authenticator::builder()
+            .timeout(Duration::from_millis(self.auth.timeout_in_ms))
+            .cache_capacity(self.cache.capacity);
+        for (i, p) in self.providers.iter().enumerate() {
+            match p {
+                ProviderConfig::Plain { name, realm, users } => {
+                    let mut provider = PlainProvider::new(name.clone(), realm.clone());
+                    for (j, u) in users.iter().enumerate() {
+                        let key = format!("providers[{i}].users[{j}]");
+                        provider = match (&u.password_hash, &u.password) {
+                            (Some(hash), _) => {
+                                provider.with_user_hash(&u.username, hash, u.roles.iter().cloned())
+                            }
+                            (None, Some(pw)) => provider.with_user_password(
+                                &u.username,
+                                pw,
+                                u.roles.iter().cloned(),
+                            ),
+                            (None, None) => {
+                                return Err(ConfigError::key(key, "needs `password_hash`"));
+                            }
+                        }
+                        .map_err(|e| ConfigError::key(key, e.to_string()))?;
+                    }
+                    builder = builder.provider(provider);
+                }
+                other => {
+                    let (_, kind, _) = other.describe();
+                    return Err(ConfigError::key(
+                        format!("providers[{i}].type"),
+                        format!("provider type `{kind}` is not available in this build yet"),
+                    ));
+                }
+            }
+        }
+        for (i, a) in self.augmenters.iter().enumerate() {
+            builder = match a {
+                AugmenterConfig::Plain { name, realm, roles } => builder.augmenter(
+                    PlainAugmenter::new(name.clone(), realm.clone(), roles.clone()),
+                ),
+                AugmenterConfig::PlainAdvanced {
+                    name,
+                    realm,
+                    matches,
+                    augment,
+                } => builder.augmenter(PlainAdvancedAugmenter::new(
+                    name.clone(),
+                    realm.clone(),
+                    matches.username.clone(),
+                    matches.role.clone(),
+                    Augmentation {
+                        roles: augment.roles.clone(),
+                        attributes: augment.attributes.clone(),
+                    },
+                )),
+                AugmenterConfig::Ldap { .. } => {
+                    return Err(ConfigError::key(
+                        format!("augmenters[{i}].type"),
+                        "augmenter type `ldap` is not available in this build yet",
+                    ));
+                }
+            };
+        }
+        let authenticator = builder
+            .build()
+            .map_err(|e| ConfigError::key("providers", e.to_string()))?;
+        let minter = self.minter()?;
+        let rules = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Rule::compile(r, i))
+            .collect::<Result<_, _>>()?;
+        Ok(Built {
+            authenticator,
+            minter,
+            rules,
+        })
+    }
+
+    fn minter(&self) -> Result<Minter, ConfigError> {
+        let jwt = &self.jwt;
+        let key = match jwt.algorithm {
+            MintAlgorithm::HS256 => {
+                let secret = match (&jwt.secret, &jwt.secret_file) {
+                    (Some(s), _) => s.as_bytes().to_vec(),
+                    (None, Some(path)) => {
+                        let mut s = read_file("jwt.secret_file", path)?;
+                        while s.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                            s.pop();
+                        }
+                        s
+                    }
+                    (None, None) => {
+                        return Err(ConfigError::key(
+                            "jwt.secret",
+                            "required for HS256 (or `jwt.secret_file`, or AOT_JWT__SECRET)",
+                        ));
+                    }
+                };
+                SigningKey::hs256(&secret)
+                    .map_err(|e| ConfigError::key("jwt.secret", e.to_string()))?
+            }
+            alg => {
+                let path = jwt.key_file.as_ref().ok_or_else(|| {
+                    ConfigError::key("jwt.key_file", format!("required for {alg:?}"))
+                })?;
+                let kid = jwt
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| ConfigError::key("jwt.kid", format!("required for {alg:?}")))?;
+                load_key(alg, kid, &read_file("jwt.key_file", path)?)
+                    .map_err(|e| ConfigError::key("jwt.key_file", e.to_string()))?
+            }
+        };
+        let mut builder =
+            Minter::builder(jwt.iss.clone(), key).lifetime(Duration::from_secs(jwt.exp as u64));
+        if let Some(aud) = &jwt.aud {
+            builder = builder.audience(aud.clone());
+        }
+        for (i, p) in jwt.previous_keys.iter().enumerate() {
+            let key = format!("jwt.previous_keys[{i}]");
+            let pem = read_file(&key, &p.key_file)?;
+            builder = builder.previous_key(
+                load_key(jwt.algorithm, &p.kid, &pem)
+                    .map_err(|e| ConfigError::key(key, e.to_string()))?,
+            );
+        }
+        builder
+            .build()
+            .map_err(|e| ConfigError::key("jwt.exp", e.to_string()))
+    }
+}
+
+fn load_key(
+    alg: MintAlgorithm,
+    kid: &str,
+    pem: &[u8],
+) -> Result<SigningKey, crate::mint::MintError> {
+    match alg {
+        MintAlgorithm::EdDSA => SigningKey::eddsa_pem(kid, pem),
+        _ => SigningKey::es256_pem(kid, pem),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_like_a_router_would() {
+        for (raw, want) in [
+            ("/admin?x=/public", "/admin"),
+            ("//admin", "/admin"),
+            ("/public/../admin", "/admin"),
+            ("/%61dmin/", "/admin"),
+            ("/%2fadmin", "/admin"),
+            ("/admin;jsessionid=1/x", "/admin/x"),
+            ("/a/./b", "/a/b"),
+            ("/../../etc", "/etc"),
+            ("", "/"),
+            ("/ADMIN", "/ADMIN"),
+            ("/bad%zz", "/bad%zz"),
+            ("/end%4", "/end%4"),
+        ] {
+            assert_eq!(normalize_path(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn rules_match_on_segment_boundaries_and_methods() {
+        let cfg = RuleConfig {
+            path: "/admin/".into(),
+            methods: vec!["post".into()],
+            roles: vec!["admin".into()],
+            any_roles: vec![],
+            attributes: Default::default(),
+            scopes: Default::default(),
+        };
+        let r = Rule::compile(&cfg, 0).unwrap();
+        assert!(r.matches(&Method::POST, "/admin"));
+        assert!(r.matches(&Method::POST, "/admin/users"));
+        assert!(!r.matches(&Method::POST, "/administrator"));
+        assert!(!r.matches(&Method::GET, "/admin"));
+        let empty = RuleConfig {
+            roles: vec![],
+            ..cfg
+        };
+        assert!(
+            Rule::compile(&empty, 3)
+                .unwrap_err()
+                .to_string()
+                .contains("rules[3]")
+        );
+    }
+}

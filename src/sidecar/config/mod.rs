@@ -1,0 +1,478 @@
+//! The sidecar's configuration: ecmwf/auth-o-tron's v2 YAML schema, accepted unchanged, plus
+//! our additions as new optional keys (marked "ours" below).
+//!
+//! Loading ([`Config::load`]) reads the file, converts version `1.0.0` files as auth-o-tron does,
+//! applies `AOT_*` environment overrides (`__` nests: `AOT_JWT__SECRET` sets `jwt.secret`),
+//! reports unknown keys as warnings and names the key of any error.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+mod build;
+mod load;
+
+pub use build::{Built, Rule, normalize_path};
+pub use load::{ConfigError, Loaded};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct Config {
+    /// `"2.0.0"` (or `"1.0.0"`, converted at load time).
+    pub version: String,
+    /// The listener.
+    pub server: ServerConfig,
+    /// The Prometheus listener.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Provider timeouts.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Providers, tried concurrently per credential scheme.
+    pub providers: Vec<ProviderConfig>,
+    /// Augmenters, applied by realm.
+    #[serde(default)]
+    pub augmenters: Vec<AugmenterConfig>,
+    /// The minted JWT.
+    pub jwt: JwtConfig,
+    /// Also answer `X-Auth-Username`, `X-Auth-Realm`, `X-Auth-Roles` on success.
+    #[serde(default)]
+    pub include_legacy_headers: bool,
+    /// auth-o-tron's token store: accepted, but only `enabled: false` is supported.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+    /// auth-o-tron's `services`: accepted and ignored (auth-o-tron never used them).
+    #[serde(default)]
+    pub services: Option<Vec<serde_json::Value>>,
+    /// Logging.
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// Ours: the result cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Ours: per-path and per-method requirements, matched on the original request.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+fn default_host() -> String {
+    "0.0.0.0".into()
+}
+fn default_header_timeout() -> u64 {
+    10_000
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn yes() -> bool {
+    true
+}
+fn default_metrics_port() -> u16 {
+    9090
+}
+fn default_timeout() -> u64 {
+    5000
+}
+
+/// `server`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct ServerConfig {
+    /// Address to bind; default `0.0.0.0` as auth-o-tron. Prefer `127.0.0.1` behind a proxy.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Ours: time a client has to send its request headers (slow-loris guard), ms.
+    #[serde(default = "default_header_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// Ours: maximum size of the request head, bytes (larger requests get 431).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+}
+
+/// `metrics`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` on its own port.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Its port (must differ from `server.port`).
+    #[serde(default = "default_metrics_port")]
+    pub port: u16,
+    /// Ours: address of the metrics listener; default `server.host`.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            port: 9090,
+            host: None,
+        }
+    }
+}
+
+/// `auth`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct AuthConfig {
+    /// Per-provider timeout, ms.
+    #[serde(default = "default_timeout")]
+    pub timeout_in_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            timeout_in_ms: 5000,
+        }
+    }
+}
+
+/// `cache` (ours).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct CacheConfig {
+    /// Maximum number of cached users.
+    #[serde(default = "default_capacity")]
+    pub capacity: u64,
+}
+
+fn default_capacity() -> u64 {
+    crate::DEFAULT_CACHE_CAPACITY
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            capacity: default_capacity(),
+        }
+    }
+}
+
+/// One static user of a `plain` provider.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct PlainUser {
+    /// User name.
+    pub username: String,
+    /// Legacy plaintext password (deprecated; compared in constant time).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Argon2id PHC string (recommended).
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    /// Roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `providers[]`, tagged by `type`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(tag = "type")]
+pub enum ProviderConfig {
+    /// Static users for HTTP Basic.
+    #[serde(rename = "plain")]
+    Plain {
+        /// Unique name.
+        name: String,
+        /// Realm.
+        realm: String,
+        /// The users.
+        users: Vec<PlainUser>,
+    },
+    /// Bearer JWT validated against a JWKS (not in this build yet).
+    #[serde(rename = "jwt")]
+    Jwt {
+        /// Unique name.
+        name: String,
+        /// Realm.
+        realm: String,
+        /// JWKS URL.
+        cert_uri: String,
+        /// Shown by `/providers`.
+        #[serde(default)]
+        iam_realm: Option<String>,
+    },
+    /// ECMWF Web-API keys (not in this build yet).
+    #[serde(rename = "ecmwf-api")]
+    EcmwfApi {
+        /// Unique name.
+        name: String,
+        /// Realm.
+        realm: String,
+        /// Base URI.
+        uri: String,
+    },
+    /// EFAS API tokens (not in this build yet).
+    #[serde(rename = "efas-api")]
+    EfasApi {
+        /// Unique name.
+        name: String,
+        /// Realm.
+        realm: String,
+        /// URI.
+        uri: String,
+    },
+    /// Offline refresh tokens (not in this build yet).
+    #[serde(rename = "openid-offline")]
+    OpenidOffline {
+        /// Unique name.
+        name: String,
+        /// Realm (also the Keycloak realm).
+        realm: String,
+        /// JWKS URL.
+        cert_uri: String,
+        /// Public client id.
+        public_client_id: String,
+        /// Private client id.
+        private_client_id: String,
+        /// Private client secret.
+        private_client_secret: String,
+        /// Keycloak base URL.
+        iam_url: String,
+    },
+    /// ECMWF token generator (not in this build yet).
+    #[serde(rename = "ecmwf-token-generator")]
+    EcmwfTokenGenerator {
+        /// Unique name.
+        name: String,
+        /// Realm.
+        realm: String,
+        /// JWKS URL.
+        cert_uri: String,
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        client_secret: String,
+        /// Token generator base URL.
+        token_generator_url: String,
+    },
+}
+
+impl ProviderConfig {
+    /// `(name, type, realm)`.
+    pub fn describe(&self) -> (&str, &'static str, &str) {
+        match self {
+            ProviderConfig::Plain { name, realm, .. } => (name, "plain", realm),
+            ProviderConfig::Jwt { name, realm, .. } => (name, "jwt", realm),
+            ProviderConfig::EcmwfApi { name, realm, .. } => (name, "ecmwf-api", realm),
+            ProviderConfig::EfasApi { name, realm, .. } => (name, "efas-api", realm),
+            ProviderConfig::OpenidOffline { name, realm, .. } => (name, "openid-offline", realm),
+            ProviderConfig::EcmwfTokenGenerator { name, realm, .. } => {
+                (name, "ecmwf-token-generator", realm)
+            }
+        }
+    }
+}
+
+/// `match` of a `plain_advanced` augmenter.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+pub struct AdvancedMatch {
+    /// User names that match.
+    #[serde(default)]
+    pub username: Vec<String>,
+    /// Roles that match.
+    #[serde(default)]
+    pub role: Vec<String>,
+}
+
+/// `augment` of a `plain_advanced` augmenter.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+pub struct AdvancedAugment {
+    /// Roles to add.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Attributes to set.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// `augmenters[]`, tagged by `type`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(tag = "type")]
+pub enum AugmenterConfig {
+    /// `roles: {role: [usernames]}`.
+    #[serde(rename = "plain")]
+    Plain {
+        /// Unique name.
+        name: String,
+        /// Realm.
+        realm: String,
+        /// Role to user names.
+        roles: BTreeMap<String, Vec<String>>,
+    },
+    /// Match users or roles, add roles and attributes.
+    #[serde(rename = "plain_advanced")]
+    PlainAdvanced {
+        /// Unique name.
+        name: String,
+        /// Realm.
+        realm: String,
+        /// What matches.
+        #[serde(rename = "match")]
+        matches: AdvancedMatch,
+        /// What is added.
+        augment: AdvancedAugment,
+    },
+    /// LDAP `memberOf` groups as roles (not in this build yet).
+    #[serde(rename = "ldap")]
+    Ldap {
+        /// Unique name.
+        name: String,
+        /// Realm.
+        realm: String,
+        /// LDAP URI.
+        uri: String,
+        /// Search base.
+        search_base: String,
+        /// Bind password.
+        ldap_password: String,
+        /// Bind DN.
+        #[serde(default)]
+        bind_dn: Option<String>,
+        /// DN substring filter.
+        #[serde(default)]
+        filter: Option<String>,
+        /// DN path filters.
+        #[serde(default)]
+        filters: Option<Vec<String>>,
+    },
+}
+
+impl AugmenterConfig {
+    /// `(name, type, realm)`.
+    pub fn describe(&self) -> (&str, &'static str, &str) {
+        match self {
+            AugmenterConfig::Plain { name, realm, .. } => (name, "plain", realm),
+            AugmenterConfig::PlainAdvanced { name, realm, .. } => (name, "plain_advanced", realm),
+            AugmenterConfig::Ldap { name, realm, .. } => (name, "ldap", realm),
+        }
+    }
+}
+
+/// Signing algorithm of the minted JWT (ours).
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum MintAlgorithm {
+    /// HMAC-SHA-256 with `jwt.secret` (auth-o-tron's).
+    #[default]
+    HS256,
+    /// ECDSA P-256 with `jwt.key_file`.
+    ES256,
+    /// Ed25519 with `jwt.key_file`.
+    EdDSA,
+}
+
+/// A previous signing key kept in the JWKS during rotation (ours).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct PreviousKey {
+    /// Its key id.
+    pub kid: String,
+    /// PEM file of the private key.
+    pub key_file: PathBuf,
+}
+
+/// `jwt`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct JwtConfig {
+    /// `iss` of minted tokens.
+    pub iss: String,
+    /// `aud` of asymmetric minted tokens (auth-o-tron accepted it and never emitted it).
+    #[serde(default)]
+    pub aud: Option<String>,
+    /// Lifetime of minted tokens, seconds.
+    pub exp: i64,
+    /// HS256 secret (at least 32 bytes). Prefer `AOT_JWT__SECRET` or `secret_file`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Ours: file holding the HS256 secret (trailing newline ignored).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Ours: the signing algorithm.
+    #[serde(default)]
+    pub algorithm: MintAlgorithm,
+    /// Ours: PEM private key for ES256 / EdDSA.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Ours: key id of `key_file`.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// Ours: previous keys still published in the JWKS.
+    #[serde(default)]
+    pub previous_keys: Vec<PreviousKey>,
+}
+
+/// `store` (auth-o-tron's Mongo token store).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct StoreConfig {
+    /// Must be `false` here.
+    pub enabled: bool,
+}
+
+/// Log format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// OpenTelemetry-shaped JSON lines, as auth-o-tron.
+    Json,
+    /// Human-readable lines.
+    #[default]
+    Console,
+}
+
+/// `logging`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct LoggingConfig {
+    /// `trace`, `debug`, `info`, `warn` or `error`; `RUST_LOG` overrides it.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// `json` or `console`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// `resource.service.name` in JSON logs.
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// `resource.service.version` in JSON logs.
+    #[serde(default)]
+    pub service_version: Option<String>,
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: default_level(),
+            format: LogFormat::Console,
+            service_name: None,
+            service_version: None,
+        }
+    }
+}
+
+/// One path rule (ours): requests whose original path starts with `path` (on a segment
+/// boundary) and whose method is in `methods` (all methods when empty) must meet every listed
+/// requirement. The first matching rule applies.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct RuleConfig {
+    /// Path prefix, e.g. `/admin` (matches `/admin` and `/admin/...`, not `/administrator`).
+    pub path: String,
+    /// Methods, e.g. `[POST, DELETE]`; empty means all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Every one of these roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// At least one of these roles.
+    #[serde(default)]
+    pub any_roles: Vec<String>,
+    /// Attributes with exactly these values.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Scopes per service (provider name).
+    #[serde(default)]
+    pub scopes: BTreeMap<String, Vec<String>>,
+}

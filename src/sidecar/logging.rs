@@ -1,0 +1,181 @@
+//! Logging: `RUST_LOG` wins over `logging.level`; `json` writes OpenTelemetry-shaped lines as
+//! auth-o-tron does (`timestamp`, `severityText`, `severityNumber`, `body`, `resource`,
+//! `attributes`), `console` writes human-readable lines.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::config::{LogFormat, LoggingConfig};
+
+/// Installs the global subscriber. Fails (instead of panicking) when one is already set.
+pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(cfg.level.to_ascii_lowercase()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match cfg.format {
+        LogFormat::Json => builder
+            .event_format(OtelJson {
+                service_name: cfg
+                    .service_name
+                    .clone()
+                    .unwrap_or_else(|| "authotron".into()),
+                service_version: cfg
+                    .service_version
+                    .clone()
+                    .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
+            })
+            .try_init(),
+        LogFormat::Console => builder.try_init(),
+    };
+    result.map_err(|e| format!("cannot install the logger: {e}"))
+}
+
+/// One JSON object per event, shaped like auth-o-tron's OpenTelemetry logs.
+#[derive(Debug)]
+pub struct OtelJson {
+    service_name: String,
+    service_version: String,
+}
+
+struct Fields {
+    body: String,
+    attributes: Map<String, Value>,
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.body = format!("{value:?}");
+        } else {
+            self.attributes
+                .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.body = value.to_owned();
+        } else {
+            self.attributes
+                .insert(field.name().to_owned(), Value::String(value.to_owned()));
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.attributes
+            .insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.attributes
+            .insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.attributes
+            .insert(field.name().to_owned(), Value::from(value));
+    }
+}
+
+fn severity(level: &Level) -> (&'static str, u8) {
+    match *level {
+        Level::TRACE => ("TRACE", 1),
+        Level::DEBUG => ("DEBUG", 5),
+        Level::INFO => ("INFO", 9),
+        Level::WARN => ("WARN", 13),
+        Level::ERROR => ("ERROR", 17),
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, from the system clock.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+impl<S, N> FormatEvent<S, N> for OtelJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut fields = Fields {
+            body: String::new(),
+            attributes: Map::new(),
+        };
+        event.record(&mut fields);
+        let (text, number) = severity(meta.level());
+        let mut attributes = fields.attributes;
+        let event_name = attributes
+            .get("event_name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| fields.body.clone());
+        attributes.insert("event.name".into(), Value::String(event_name.clone()));
+        attributes.insert(
+            "event.domain".into(),
+            Value::String(event_name.split('.').next().unwrap_or("app").to_owned()),
+        );
+        attributes.insert(
+            "code.target".into(),
+            Value::String(meta.target().to_owned()),
+        );
+        if let Some(f) = meta.file() {
+            attributes.insert("code.filepath".into(), Value::String(f.to_owned()));
+        }
+        if let Some(l) = meta.line() {
+            attributes.insert("code.lineno".into(), Value::from(l));
+        }
+        let line = serde_json::json!({
+            "timestamp": timestamp(),
+            "severityText": text,
+            "severityNumber": number,
+            "body": if fields.body.is_empty() { event_name } else { fields.body },
+            "resource": {"service.name": self.service_name, "service.version": self.service_version},
+            "attributes": attributes,
+        });
+        writeln!(writer, "{line}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = super::timestamp();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T');
+        assert!(t.starts_with("20"));
+    }
+}

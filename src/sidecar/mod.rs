@@ -1,0 +1,206 @@
+//! The nginx `auth_request` sidecar: the same pipeline as [`AuthLayer`](crate::AuthLayer),
+//! served as a drop-in replacement for ecmwf/auth-o-tron (its v2 config files and wire
+//! contract), without its defects.
+//!
+//! An application can mount [`router::app`] itself; the `sidecar` example is [`main`] with the
+//! process arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod router;
+pub mod server;
+
+pub use config::Config;
+
+/// The demo configuration used when nothing else is given.
+pub const DEMO_CONFIG: &str = include_str!("../../examples/config.demo.yaml");
+
+const USAGE: &str = "\
+usage: sidecar [--config PATH] [--check] [--schema]
+
+  --config PATH  configuration file (else $AOT_CONFIG_PATH, else ./config.yaml,
+                 else the bundled demo configuration)
+  --check        validate the configuration, print a summary, and exit
+  --schema       print the JSON Schema of the configuration and exit
+";
+
+enum Source {
+    File(PathBuf),
+    Demo,
+}
+
+/// Runs the sidecar with command-line `args` (without the program name).
+pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let mut path = None;
+    let (mut check, mut schema) = (false, false);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => match args.next() {
+                Some(p) => path = Some(PathBuf::from(p)),
+                None => return usage_error("--config needs a path"),
+            },
+            "--check" => check = true,
+            "--schema" => schema = true,
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => return usage_error(&format!("unknown argument {other:?}")),
+        }
+    }
+    if schema {
+        let schema = schemars::schema_for!(Config);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&schema).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let source = match path.or_else(|| std::env::var_os("AOT_CONFIG_PATH").map(PathBuf::from)) {
+        Some(p) => Source::File(p),
+        None if std::path::Path::new("config.yaml").exists() => Source::File("config.yaml".into()),
+        None => Source::Demo,
+    };
+    let loaded = match &source {
+        Source::File(p) => Config::load(p),
+        Source::Demo => Config::from_yaml(DEMO_CONFIG, std::env::vars()),
+    };
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = loaded.config;
+    let built = match config.build() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if check {
+        for w in &loaded.warnings {
+            println!("warning: {w}");
+        }
+        print_summary(&config);
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = logging::init(&config.logging) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    for w in &loaded.warnings {
+        tracing::warn!(event_name = "startup.config.warning", "{w}");
+    }
+    match run(config, built, matches!(source, Source::Demo)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(event_name = "startup.failed", "{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn print_summary(config: &Config) {
+    println!("listen: {}:{}", config.server.host, config.server.port);
+    if config.metrics.enabled {
+        println!(
+            "metrics: {}:{}",
+            config
+                .metrics
+                .host
+                .as_deref()
+                .unwrap_or(&config.server.host),
+            config.metrics.port
+        );
+    }
+    for p in &config.providers {
+        let (name, kind, realm) = p.describe();
+        println!("provider: {name} (type {kind}, realm {realm})");
+    }
+    for a in &config.augmenters {
+        let (name, kind, realm) = a.describe();
+        println!("augmenter: {name} (type {kind}, realm {realm})");
+    }
+    println!(
+        "minted JWT: {:?}, iss {}, lifetime {} s",
+        config.jwt.algorithm, config.jwt.iss, config.jwt.exp
+    );
+    println!("rules: {}", config.rules.len());
+}
+
+fn addr(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| format!("server host {host:?} is not an IP address"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Binds the listeners and serves until SIGTERM or SIGINT.
+pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(), String> {
+    let metrics = metrics::Metrics::new(&built.authenticator);
+    let app = router::app(&config, &built, metrics.clone());
+    let app_addr = addr(&config.server.host, config.server.port)?;
+    let listener = tokio::net::TcpListener::bind(app_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {app_addr}: {e}"))?;
+    let limits = server::Limits {
+        header_read_timeout: std::time::Duration::from_millis(config.server.header_read_timeout_ms),
+        max_header_bytes: config.server.max_header_bytes,
+        ..server::Limits::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if config.metrics.enabled {
+        let host = config
+            .metrics
+            .host
+            .as_deref()
+            .unwrap_or(&config.server.host);
+        let maddr = addr(host, config.metrics.port)?;
+        let ml = tokio::net::TcpListener::bind(maddr)
+            .await
+            .map_err(|e| format!("cannot listen on {maddr}: {e}"))?;
+        let mut rx = stop_rx.clone();
+        tasks.spawn(server::serve(
+            ml,
+            router::metrics_app(metrics),
+            limits,
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        ));
+        tracing::info!(event_name = "startup.metrics.listening", address = %maddr, "metrics listening");
+    }
+    let mut rx = stop_rx.clone();
+    tasks.spawn(server::serve(listener, app, limits, async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+    tracing::info!(event_name = "startup.server.listening", address = %app_addr, "auth-o-tron sidecar listening");
+    if demo {
+        eprintln!(
+            "\nDEMO MODE: bundled demo configuration (users alice/wonderland and bob/builder).\n\
+             Try:\n  curl -i -u alice:wonderland http://{app_addr}/authenticate\n  \
+             curl -i -u bob:builder -H 'X-Original-URI: /admin' http://{app_addr}/authenticate\n"
+        );
+    }
+    server::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}

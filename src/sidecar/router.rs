@@ -1,0 +1,271 @@
+//! The sidecar's HTTP routes: `/authenticate` (any method), `/whoami`, `/providers`,
+//! `/augmenters`, `/health`, `/ready`, `/.well-known/jwks.json`, and the metrics router.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+
+use super::config::{Built, Config, Rule, normalize_path};
+use super::metrics::Metrics;
+use crate::error::AuthError;
+use crate::mint::MintedToken;
+use crate::reject::Rejection;
+use crate::{AuthLayer, Principal};
+
+struct AppState {
+    rules: Vec<Rule>,
+    legacy_headers: bool,
+    metrics: Metrics,
+    providers: serde_json::Value,
+    augmenters: serde_json::Value,
+    jwks: Option<serde_json::Value>,
+    auth: crate::Authenticator,
+}
+
+type Shared = Arc<AppState>;
+
+/// The request the proxy is asking about: method and path from `X-Original-*` (nginx) or
+/// `X-Forwarded-*` (Caddy, Traefik), else this request's own.
+fn original(headers: &HeaderMap, own: &Method) -> (Method, Option<String>) {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let method = get("x-original-method")
+        .or_else(|| get("x-forwarded-method"))
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .unwrap_or_else(|| own.clone());
+    let uri = get("x-original-uri")
+        .or_else(|| get("x-forwarded-uri"))
+        .map(str::to_owned);
+    (method, uri)
+}
+
+fn result_label(error: &AuthError) -> &'static str {
+    match error {
+        AuthError::Missing => "no_auth_header",
+        AuthError::Malformed(_) => "invalid_header",
+        AuthError::Invalid => "all_failed",
+        AuthError::Unavailable => "unavailable",
+        AuthError::Forbidden(_) => "forbidden",
+    }
+}
+
+fn json(value: &serde_json::Value) -> Response {
+    ([(CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}
+
+async fn authenticate(
+    State(state): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    principal: Principal,
+    axum::Extension(token): axum::Extension<MintedToken>,
+) -> Response {
+    let (orig_method, orig_uri) = original(&headers, &method);
+    let path = orig_uri.as_deref().map(normalize_path);
+    if let Some(path) = &path
+        && let Some(rule) = state.rules.iter().find(|r| r.matches(&orig_method, path))
+        && let Err(forbidden) = rule.requirement.check(&principal)
+    {
+        let error = AuthError::Forbidden(forbidden);
+        state
+            .metrics
+            .auth_requests
+            .with_label_values(&["forbidden", &principal.realm])
+            .inc();
+        tracing::info!(
+            target: "auth_o_tron::audit",
+            event_name = "auth.decision", result = "forbidden", status = 403u16,
+            user = %principal.username, realm = %principal.realm, provider = principal.provider(),
+            method = %orig_method, path = %path,
+        );
+        let challenge = state.auth.challenges().for_error(&error);
+        return Rejection {
+            error: &error,
+            challenge,
+            grpc: false,
+        }
+        .default_response()
+        .map(axum::body::Body::from);
+    }
+    state
+        .metrics
+        .auth_requests
+        .with_label_values(&["success", &principal.realm])
+        .inc();
+    tracing::info!(
+        target: "auth_o_tron::audit",
+        event_name = "auth.decision", result = "success", status = 200u16,
+        user = %principal.username, realm = %principal.realm, provider = principal.provider(),
+        method = %orig_method, path = path.as_deref().unwrap_or("-"),
+    );
+    let mut res = (StatusCode::OK, "Authenticated successfully").into_response();
+    let h = res.headers_mut();
+    h.insert(AUTHORIZATION, token.bearer_header());
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if state.legacy_headers {
+        // Values that cannot be header values (control characters) are left out, never a panic.
+        if let Ok(v) = HeaderValue::from_str(&principal.username) {
+            h.insert("x-auth-username", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&principal.realm) {
+            h.insert("x-auth-realm", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&principal.roles.join(",")) {
+            h.insert("x-auth-roles", v);
+        }
+    }
+    res
+}
+
+async fn whoami(principal: Principal) -> Response {
+    let mut res = json(&serde_json::to_value(principal.user()).unwrap_or_default());
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn ready(State(state): State<Shared>) -> Response {
+    if state.auth.providers().all(|p| p.is_ready()) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = match *req.method() {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::PATCH
+        | Method::OPTIONS => req.method().as_str().to_owned(),
+        _ => "other".to_owned(),
+    };
+    let gauge = metrics.in_flight.with_label_values(&[&method]);
+    gauge.inc();
+    // Decrement even if the request future is dropped.
+    struct Done(prometheus::IntGauge);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    let _done = Done(gauge);
+    let start = Instant::now();
+    let res = next.run(req).await;
+    metrics
+        .http_duration
+        .with_label_values(&[&route, &method])
+        .observe(start.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .with_label_values(&[&route, &method, res.status().as_str()])
+        .inc();
+    res
+}
+
+/// The application router for `config`.
+pub fn app(config: &Config, built: &Built, metrics: Metrics) -> Router {
+    let list = |items: Vec<(&str, &str, &str)>, key: &str| {
+        let v: Vec<_> = items
+            .into_iter()
+            .map(|(name, kind, realm)| serde_json::json!({"name": name, "type": kind, "realm": realm}))
+            .collect();
+        serde_json::json!({ key: v })
+    };
+    let jwks = built
+        .minter
+        .key()
+        .public_jwk()
+        .map(|_| serde_json::to_value(built.minter.jwks()).unwrap_or_default());
+    let state = Arc::new(AppState {
+        rules: built.rules.clone(),
+        legacy_headers: config.include_legacy_headers,
+        metrics: metrics.clone(),
+        providers: list(
+            config.providers.iter().map(|p| p.describe()).collect(),
+            "providers",
+        ),
+        augmenters: list(
+            config.augmenters.iter().map(|a| a.describe()).collect(),
+            "augmenters",
+        ),
+        jwks,
+        auth: built.authenticator.clone(),
+    });
+    let audit_metrics = metrics.clone();
+    let reject = move |r: &Rejection<'_>| -> http::Response<Bytes> {
+        audit_metrics
+            .auth_requests
+            .with_label_values(&[result_label(r.error), "unknown"])
+            .inc();
+        tracing::info!(
+            target: "auth_o_tron::audit",
+            event_name = "auth.decision", result = result_label(r.error), status = r.error.status().as_u16(),
+            reason = %r.error,
+        );
+        r.default_response()
+    };
+    let layer = AuthLayer::new(built.authenticator.clone())
+        .with_rejection(reject)
+        .mint(built.minter.clone());
+    let mut router = Router::new()
+        .route("/authenticate", any(authenticate))
+        .route("/whoami", get(whoami))
+        .route_layer(layer)
+        .route(
+            "/providers",
+            get(|State(s): State<Shared>| async move { json(&s.providers) }),
+        )
+        .route(
+            "/augmenters",
+            get(|State(s): State<Shared>| async move { json(&s.augmenters) }),
+        )
+        .route("/health", get(|| async { "OK" }))
+        .route("/ready", get(ready));
+    if state.jwks.is_some() {
+        router = router.route(
+            "/.well-known/jwks.json",
+            get(|State(s): State<Shared>| async move {
+                let mut res = json(s.jwks.as_ref().unwrap_or(&serde_json::Value::Null));
+                res.headers_mut().insert(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=300"),
+                );
+                res
+            }),
+        );
+    }
+    router
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(metrics, track))
+}
+
+/// The metrics router: `/metrics` and `/health`.
+pub fn metrics_app(metrics: Metrics) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(m): State<Metrics>| async move {
+                (
+                    [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    m.render(),
+                )
+            }),
+        )
+        .route("/health", get(|| async { "OK" }))
+        .with_state(metrics)
+}
