@@ -1,0 +1,508 @@
+//! The sidecar over real TCP: the auth-o-tron wire contract, rules, endpoints, limits, draining.
+#![cfg(feature = "sidecar")]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use auth_o_tron::sidecar::config::Config;
+use auth_o_tron::sidecar::{metrics::Metrics, router, server};
+use common::{basic, client};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECRET: &str = "a-test-secret-of-at-least-32-bytes-long";
+
+fn config(extra: &str) -> String {
+    format!(
+        r#"
+version: "2.0.0"
+server: {{port: 1, header_read_timeout_ms: 300}}
+providers:
+  - type: plain
+    name: local_users
+    realm: localrealm
+    users:
+      - {{username: alice, password: alicepass, roles: [user]}}
+      - {{username: adam, password: adampass, roles: [admin]}}
+augmenters:
+  - type: plain_advanced
+    name: admins
+    realm: localrealm
+    match: {{role: [admin]}}
+    augment: {{roles: [observer], attributes: {{team: polytope}}}}
+jwt: {{iss: test-issuer, exp: 3600, secret: {SECRET}}}
+store: {{enabled: false}}
+services: []
+include_legacy_headers: true
+logging: {{level: info, format: json}}
+rules:
+  - {{path: /admin, roles: [admin]}}
+  - {{path: /reports, methods: [DELETE], roles: [admin]}}
+{extra}
+"#
+    )
+}
+
+async fn start(yaml: &str) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let loaded = Config::from_yaml(yaml, Vec::<(String, String)>::new()).unwrap();
+    let built = loaded.config.build().unwrap();
+    let metrics = Metrics::new(&built.authenticator);
+    let app = router::app(&loaded.config, &built, metrics.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let m = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, maddr) = (l.local_addr().unwrap(), m.local_addr().unwrap());
+    let limits = server::Limits {
+        header_read_timeout: Duration::from_millis(loaded.config.server.header_read_timeout_ms),
+        max_header_bytes: loaded.config.server.max_header_bytes,
+        drain_timeout: Duration::from_secs(5),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::serve(l, app, limits, async move {
+        let _ = rx.await;
+    }));
+    tokio::spawn(server::serve(
+        m,
+        router::metrics_app(metrics),
+        limits,
+        std::future::pending(),
+    ));
+    (addr, maddr, tx)
+}
+
+#[tokio::test]
+async fn authenticate_answers_like_auth_o_tron() {
+    let (addr, _, _stop) = start(&config("")).await;
+    let res = client()
+        .get(format!("http://{addr}/authenticate"))
+        .header("authorization", basic("adam", "adampass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["x-auth-username"], "adam");
+    assert_eq!(h["x-auth-realm"], "localrealm");
+    assert_eq!(h["x-auth-roles"], "admin,observer");
+    assert_eq!(res.text().await.unwrap(), "Authenticated successfully");
+    let jwt = h["authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
+    let mut v = Validation::new(Algorithm::HS256);
+    v.validate_aud = false;
+    v.leeway = 5;
+    v.set_required_spec_claims(&["exp"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &jwt,
+        &DecodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        &v,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], "localrealm-adam");
+    assert_eq!(claims["iss"], "test-issuer");
+    assert_eq!(claims["username"], "adam");
+    assert_eq!(claims["realm"], "localrealm");
+    assert_eq!(claims["roles"], serde_json::json!(["admin", "observer"]));
+    assert_eq!(claims["attributes"]["team"], "polytope");
+    assert_eq!(claims["scopes"], serde_json::json!({}));
+
+    // any method: nginx keeps GET, but Traefik/Envoy forward the client's method
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"] {
+        let res = client()
+            .request(
+                method.parse().unwrap(),
+                format!("http://{addr}/authenticate"),
+            )
+            .header("authorization", basic("alice", "alicepass"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{method}");
+    }
+
+    let res = client()
+        .get(format!("http://{addr}/authenticate"))
+        .header("authorization", basic("alice", "bad"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Basic realm="localrealm", charset="UTF-8""#
+    );
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(
+        res.text().await.unwrap(),
+        r#"{"error":"Unauthorized access"}"#
+    );
+    let res = client()
+        .get(format!("http://{addr}/authenticate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client()
+        .get(format!("http://{addr}/authenticate"))
+        .header("authorization", "Bearer x, Bearer y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "never 400: nginx would turn it into 500");
+}
+
+#[tokio::test]
+async fn path_rules_use_the_original_request() {
+    let (addr, _, _stop) = start(&config("")).await;
+    let c = client();
+    let ask =
+        |user: &'static str, pass: &'static str, headers: Vec<(&'static str, &'static str)>| {
+            let c = c.clone();
+            async move {
+                let mut r = c
+                    .get(format!("http://{addr}/authenticate"))
+                    .header("authorization", basic(user, pass));
+                for (k, v) in headers {
+                    r = r.header(k, v);
+                }
+                r.send().await.unwrap().status().as_u16()
+            }
+        };
+    assert_eq!(
+        ask("alice", "alicepass", vec![("x-original-uri", "/admin/x")]).await,
+        403
+    );
+    assert_eq!(
+        ask("adam", "adampass", vec![("x-original-uri", "/admin/x")]).await,
+        200
+    );
+    assert_eq!(
+        ask(
+            "alice",
+            "alicepass",
+            vec![("x-original-uri", "/administrator")]
+        )
+        .await,
+        200
+    );
+    for sneaky in [
+        "/public/../admin",
+        "//admin",
+        "/%61dmin",
+        "/admin;x",
+        "/admin?x=/public",
+    ] {
+        assert_eq!(
+            ask("alice", "alicepass", vec![("x-original-uri", sneaky)]).await,
+            403,
+            "{sneaky}"
+        );
+    }
+    assert_eq!(
+        ask("alice", "alicepass", vec![("x-forwarded-uri", "/admin")]).await,
+        403,
+        "Caddy/Traefik headers"
+    );
+    let del = vec![
+        ("x-original-uri", "/reports/1"),
+        ("x-original-method", "DELETE"),
+    ];
+    assert_eq!(ask("alice", "alicepass", del).await, 403);
+    let get = vec![
+        ("x-original-uri", "/reports/1"),
+        ("x-original-method", "GET"),
+    ];
+    assert_eq!(ask("alice", "alicepass", get).await, 200);
+    let fwd = vec![
+        ("x-forwarded-uri", "/reports/1"),
+        ("x-forwarded-method", "DELETE"),
+    ];
+    assert_eq!(ask("alice", "alicepass", fwd).await, 403);
+}
+
+#[tokio::test]
+async fn informational_endpoints_and_metrics() {
+    let (addr, maddr, _stop) = start(&config("")).await;
+    let c = client();
+    let res = c
+        .get(format!("http://{addr}/whoami"))
+        .header("authorization", basic("alice", "alicepass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let user: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        user,
+        serde_json::json!({"version":1,"username":"alice","realm":"localrealm","roles":["user"],"attributes":{},"scopes":{}})
+    );
+    let p: serde_json::Value = c
+        .get(format!("http://{addr}/providers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        p,
+        serde_json::json!({"providers":[{"name":"local_users","type":"plain","realm":"localrealm"}]})
+    );
+    let a: serde_json::Value = c
+        .get(format!("http://{addr}/augmenters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["augmenters"][0]["type"], "plain_advanced");
+    assert_eq!(
+        c.get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "OK"
+    );
+    assert_eq!(
+        c.get(format!("http://{addr}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(format!("http://{addr}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "no JWKS for HS256"
+    );
+    assert_eq!(
+        c.get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "metrics only on their port"
+    );
+    c.get(format!("http://{addr}/authenticate"))
+        .header("authorization", basic("alice", "alicepass"))
+        .send()
+        .await
+        .unwrap();
+    let text = c
+        .get(format!("http://{maddr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "authotron_auth_requests_total{realm=\"localrealm\",result=\"success\"}",
+        "authotron_http_requests_total{method=\"GET\",route=\"/authenticate\",status_code=\"200\"}",
+        "authotron_cache_hits_total 1",
+        "authotron_cache_misses_total 1",
+        "authotron_auth_provider_attempts_total{provider_name=\"local_users\"",
+        "authotron_augmenter_attempts_total{augmenter_name=\"admins\"",
+        "authotron_build_info",
+    ] {
+        assert!(text.contains(family), "{family} missing from\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn es256_minting_publishes_a_jwks_that_verifies_the_token() {
+    let dir = std::env::temp_dir().join(format!("aot-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A P-256 key in PKCS#8 PEM, as an operator would create with openssl.
+    let der = {
+        use p256::pkcs8::EncodePrivateKey;
+        p256::SecretKey::from_slice(&[7u8; 32])
+            .unwrap()
+            .to_pkcs8_pem(Default::default())
+            .unwrap()
+            .to_string()
+    };
+    let key = dir.join("es256.pem");
+    std::fs::write(&key, der).unwrap();
+    let yaml = config("").replace(
+        &format!("jwt: {{iss: test-issuer, exp: 3600, secret: {SECRET}}}"),
+        &format!("jwt: {{iss: test-issuer, exp: 60, aud: backend, algorithm: ES256, kid: k1, key_file: {}}}", key.display()),
+    );
+    let (addr, _, _stop) = start(&yaml).await;
+    let c = client();
+    let jwks: jsonwebtoken::jwk::JwkSet = c
+        .get(format!("http://{addr}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = c
+        .get(format!("http://{addr}/authenticate"))
+        .header("authorization", basic("alice", "alicepass"))
+        .send()
+        .await
+        .unwrap();
+    let jwt = res.headers()["authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
+    let kid = jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap();
+    let mut v = Validation::new(Algorithm::ES256);
+    v.set_audience(&["backend"]);
+    v.set_issuer(&["test-issuer"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &jwt,
+        &DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap(),
+        &v,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["username"], "alice");
+    assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 60);
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_huge_heads_get_431() {
+    let (addr, _, _stop) = start(&config("")).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .expect("connection closed by the server");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after the 300 ms header timeout"
+    );
+    let res = client()
+        .get(format!("http://{addr}/health"))
+        .header("x-big", "a".repeat(20 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 431);
+    // The server is still up.
+    assert_eq!(
+        client()
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn shutdown_drains_requests_in_flight() {
+    let slow = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            "done"
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(
+        l,
+        slow,
+        server::Limits::default(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let req = tokio::spawn(async move {
+        client()
+            .get(format!("http://{addr}/slow"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.send(()).unwrap();
+    assert_eq!(req.await.unwrap(), "done");
+    served.await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn check_and_schema_and_bad_configs() {
+    let dir = std::env::temp_dir().join(format!("aot-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, config("")).unwrap();
+    let code = auth_o_tron::sidecar::main([
+        "--check".to_owned(),
+        "--config".to_owned(),
+        good.display().to_string(),
+    ])
+    .await;
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, config("").replace(SECRET, "short")).unwrap();
+    let code = auth_o_tron::sidecar::main([
+        "--check".to_owned(),
+        "--config".to_owned(),
+        bad.display().to_string(),
+    ])
+    .await;
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::FAILURE)
+    );
+    let e = Config::from_yaml(
+        &config("").replace(SECRET, "short"),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap()
+    .config
+    .build()
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "config key `jwt.secret`: the HS256 secret has 5 bytes; at least 32 are required"
+    );
+    let code = auth_o_tron::sidecar::main(["--schema".to_owned()]).await;
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let code = auth_o_tron::sidecar::main(["--bogus".to_owned()]).await;
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::from(2))
+    );
+}
