@@ -60,10 +60,7 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     // A ~1 KB token, the size of a typical OIDC access token.
-    let token: String = std::iter::repeat("abcdefghij")
-        .take(100)
-        .collect::<String>()
-        + ".sig";
+    let token = "abcdefghij".repeat(100) + ".sig";
     let bearer = format!("Bearer {token}");
     let password = "correct horse battery staple";
     let basic = format!(

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::config::{Built, Config, Rule, normalize_path};
 use super::metrics::Metrics;
-use crate::error::AuthError;
+use crate::error::{AuthError, Forbidden};
 use crate::mint::MintedToken;
 use crate::reject::Rejection;
 use crate::{AuthLayer, Principal};
@@ -34,16 +34,31 @@ type Shared = Arc<AppState>;
 
 /// The request the proxy is asking about: method and path from `X-Original-*` (nginx) or
 /// `X-Forwarded-*` (Caddy, Traefik), else this request's own.
-fn original(headers: &HeaderMap, own: &Method) -> (Method, Option<String>) {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let method = get("x-original-method")
-        .or_else(|| get("x-forwarded-method"))
-        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-        .unwrap_or_else(|| own.clone());
-    let uri = get("x-original-uri")
-        .or_else(|| get("x-forwarded-uri"))
-        .map(str::to_owned);
-    (method, uri)
+///
+/// Proxies pass the client's own headers along, so a client can send the family its proxy does
+/// not set. When both families are present and disagree, the answer is `Err`: deny rather than
+/// guess which one the proxy wrote.
+fn original(headers: &HeaderMap, own: &Method) -> Result<(Method, Option<String>), &'static str> {
+    let get = |name: &str| {
+        headers.get(name).map(|v| {
+            v.to_str()
+                .map_err(|_| "original request header is not ASCII")
+        })
+    };
+    let pick = |a: &str, b: &str| -> Result<Option<&str>, &'static str> {
+        match (get(a).transpose()?, get(b).transpose()?) {
+            (Some(x), Some(y)) if x != y => Err("X-Original-* and X-Forwarded-* disagree"),
+            (x, y) => Ok(x.or(y)),
+        }
+    };
+    let method = match pick("x-original-method", "x-forwarded-method")? {
+        Some(m) => {
+            Method::from_bytes(m.as_bytes()).map_err(|_| "original method is not a method")?
+        }
+        None => own.clone(),
+    };
+    let uri = pick("x-original-uri", "x-forwarded-uri")?.map(str::to_owned);
+    Ok((method, uri))
 }
 
 fn result_label(error: &AuthError) -> &'static str {
@@ -67,12 +82,25 @@ async fn authenticate(
     principal: Principal,
     axum::Extension(token): axum::Extension<MintedToken>,
 ) -> Response {
-    let (orig_method, orig_uri) = original(&headers, &method);
-    let path = orig_uri.as_deref().map(normalize_path);
-    if let Some(path) = &path
-        && let Some(rule) = state.rules.iter().find(|r| r.matches(&orig_method, path))
-        && let Err(forbidden) = rule.requirement.check(&principal)
-    {
+    let (orig_method, path, denied) = match original(&headers, &method) {
+        Ok((m, uri)) => {
+            let path = uri.as_deref().map(normalize_path);
+            let denied = path.as_deref().and_then(|p| {
+                let rule = state.rules.iter().find(|r| r.matches(&m, p))?;
+                rule.requirement.check(&principal).err()
+            });
+            (m, path, denied)
+        }
+        Err(why) => {
+            tracing::warn!(
+                event_name = "auth.request.conflicting_original",
+                reason = why,
+                "denying"
+            );
+            (method.clone(), None, Some(Forbidden::Role))
+        }
+    };
+    if let Some(forbidden) = denied {
         let error = AuthError::Forbidden(forbidden);
         state
             .metrics
@@ -83,7 +111,7 @@ async fn authenticate(
             target: "auth_o_tron::audit",
             event_name = "auth.decision", result = "forbidden", status = 403u16,
             user = %principal.username, realm = %principal.realm, provider = principal.provider(),
-            method = %orig_method, path = %path,
+            method = %orig_method, path = path.as_deref().unwrap_or("-"),
         );
         let challenge = state.auth.challenges().for_error(&error);
         return Rejection {
