@@ -22,7 +22,7 @@ use crate::stats::Stats;
 use crate::user::{Principal, User};
 
 /// The request header that limits the providers tried to one realm (exact match).
-pub const REALM_HEADER: &str = "x-auth-realm";
+pub const REALM_HEADER: http::HeaderName = http::HeaderName::from_static("x-auth-realm");
 
 /// Default per-provider timeout (auth-o-tron's `auth.timeout_in_ms`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -321,7 +321,7 @@ impl Authenticator {
         if creds.is_empty() {
             return Lookup::Done(Err(AuthError::Missing));
         }
-        let realm = match headers.get(REALM_HEADER).map(|v| v.to_str()) {
+        let realm = match headers.get(&REALM_HEADER).map(|v| v.to_str()) {
             None => None,
             Some(Ok(r)) => Some(r),
             Some(Err(_)) => {

@@ -186,6 +186,7 @@ impl SigningKey {
 #[derive(Clone)]
 pub struct MintedToken {
     token: Arc<str>,
+    header: HeaderValue,
     expires_at: u64,
 }
 
@@ -200,12 +201,9 @@ impl MintedToken {
         self.expires_at
     }
 
-    /// `Bearer <jwt>`, ready for an `Authorization` header.
+    /// `Bearer <jwt>`, ready for an `Authorization` header (built once per token).
     pub fn bearer_header(&self) -> HeaderValue {
-        let mut v = HeaderValue::from_str(&format!("Bearer {}", self.token))
-            .expect("a compact JWT is visible ASCII");
-        v.set_sensitive(true);
-        v
+        self.header.clone()
     }
 }
 
@@ -425,8 +423,12 @@ impl Minter {
         header.kid = inner.key.kid.clone();
         let token = jsonwebtoken::encode(&header, &claims, &inner.key.key)
             .map_err(|e| MintError::Signing(e.to_string()))?;
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| MintError::Signing("token is not visible ASCII".into()))?;
+        bearer.set_sensitive(true);
         Ok(MintedToken {
             token: token.into(),
+            header: bearer,
             expires_at: exp,
         })
     }

@@ -54,14 +54,19 @@ impl AuthLayer {
 }
 
 impl<R: Reject> AuthLayer<R> {
-    fn map(self, f: impl FnOnce(&mut Shared<R>)) -> Self {
-        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
+    /// The configuration, unshared (cloned only if a service still holds it).
+    fn into_shared(self) -> Shared<R> {
+        Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
             auth: arc.auth.clone(),
             reject: arc.reject.clone(),
             require: arc.require.clone(),
             minter: arc.minter.clone(),
             anonymous: arc.anonymous,
-        });
+        })
+    }
+
+    fn map(self, f: impl FnOnce(&mut Shared<R>)) -> Self {
+        let mut shared = self.into_shared();
         f(&mut shared);
         AuthLayer {
             shared: Arc::new(shared),
@@ -70,13 +75,7 @@ impl<R: Reject> AuthLayer<R> {
 
     /// Uses `reject` to build rejection responses.
     pub fn with_rejection<R2: Reject>(self, reject: R2) -> AuthLayer<R2> {
-        let s = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
-            auth: arc.auth.clone(),
-            reject: arc.reject.clone(),
-            require: arc.require.clone(),
-            minter: arc.minter.clone(),
-            anonymous: arc.anonymous,
-        });
+        let s = self.into_shared();
         AuthLayer {
             shared: Arc::new(Shared {
                 auth: s.auth,

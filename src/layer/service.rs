@@ -93,22 +93,24 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // Take the service that was made ready and leave a fresh clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = &self.shared;
         match shared.auth.lookup(req.headers()) {
+            // Decided now: call the service that `poll_ready` readied, no clone needed.
             Lookup::Done(Ok(principal)) => match shared.admit(principal, &mut req) {
-                Ok(()) => ResponseFuture::inner(inner.call(req)),
+                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
                 Err(e) => ResponseFuture::rejected(shared.reject(&e, is_grpc(req.headers()))),
             },
             Lookup::Done(Err(AuthError::Missing)) if shared.anonymous => {
-                ResponseFuture::inner(inner.call(req))
+                ResponseFuture::inner(self.inner.call(req))
             }
             Lookup::Done(Err(e)) => {
                 ResponseFuture::rejected(shared.reject(&e, is_grpc(req.headers())))
             }
             Lookup::Miss(pending) => {
+                // The call happens later, in the future: take the readied service with us and
+                // leave a fresh clone behind (tower's clone-and-swap).
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
                 let auth = shared.auth.clone();
                 let lookup = Box::pin(async move { auth.resolve(pending).await });
                 ResponseFuture::authenticating(lookup, inner, req, shared.clone())

@@ -12,9 +12,13 @@ use prometheus::{
 use crate::Authenticator;
 use crate::credentials::Scheme;
 
-/// The sidecar's metrics.
+/// The sidecar's metrics. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub struct Metrics(std::sync::Arc<Families>);
+
+/// The metric families.
+#[derive(Debug)]
+pub struct Families {
     registry: Registry,
     /// `authotron_auth_requests_total{result, realm}`.
     pub auth_requests: IntCounterVec,
@@ -30,6 +34,13 @@ pub struct Metrics {
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+impl std::ops::Deref for Metrics {
+    type Target = Families;
+    fn deref(&self) -> &Families {
+        &self.0
+    }
+}
 
 impl Metrics {
     /// Registers the families; realms of `auth`'s providers are pre-initialised at zero.
@@ -95,14 +106,14 @@ impl Metrics {
         ] {
             auth_requests.with_label_values(&[result, "unknown"]);
         }
-        Metrics {
+        Metrics(std::sync::Arc::new(Families {
             registry,
             auth_requests,
             http_requests,
             http_duration,
             in_flight,
             auth: auth.clone(),
-        }
+        }))
     }
 
     /// The Prometheus text exposition.

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod router;
 pub mod server;
+pub mod track;
 
 pub use config::Config;
 

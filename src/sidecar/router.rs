@@ -2,13 +2,11 @@
 //! `/augmenters`, `/health`, `/ready`, `/.well-known/jwks.json`, and the metrics router.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
@@ -19,6 +17,14 @@ use crate::error::{AuthError, Forbidden};
 use crate::mint::MintedToken;
 use crate::reject::Rejection;
 use crate::{AuthLayer, Principal};
+
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_AUTH_USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
+const X_AUTH_REALM: HeaderName = HeaderName::from_static("x-auth-realm");
+const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
 
 struct AppState {
     rules: Vec<Rule>,
@@ -39,25 +45,25 @@ type Shared = Arc<AppState>;
 /// not set. When both families are present and disagree, the answer is `Err`: deny rather than
 /// guess which one the proxy wrote.
 fn original(headers: &HeaderMap, own: &Method) -> Result<(Method, Option<String>), &'static str> {
-    let get = |name: &str| {
+    let get = |name: &HeaderName| {
         headers.get(name).map(|v| {
             v.to_str()
                 .map_err(|_| "original request header is not ASCII")
         })
     };
-    let pick = |a: &str, b: &str| -> Result<Option<&str>, &'static str> {
+    let pick = |a: &HeaderName, b: &HeaderName| -> Result<Option<&str>, &'static str> {
         match (get(a).transpose()?, get(b).transpose()?) {
             (Some(x), Some(y)) if x != y => Err("X-Original-* and X-Forwarded-* disagree"),
             (x, y) => Ok(x.or(y)),
         }
     };
-    let method = match pick("x-original-method", "x-forwarded-method")? {
+    let method = match pick(&X_ORIGINAL_METHOD, &X_FORWARDED_METHOD)? {
         Some(m) => {
             Method::from_bytes(m.as_bytes()).map_err(|_| "original method is not a method")?
         }
         None => own.clone(),
     };
-    let uri = pick("x-original-uri", "x-forwarded-uri")?.map(str::to_owned);
+    let uri = pick(&X_ORIGINAL_URI, &X_FORWARDED_URI)?.map(str::to_owned);
     Ok((method, uri))
 }
 
@@ -77,12 +83,14 @@ fn json(value: &serde_json::Value) -> Response {
 
 async fn authenticate(
     State(state): State<Shared>,
-    method: Method,
-    headers: HeaderMap,
     principal: Principal,
     axum::Extension(token): axum::Extension<MintedToken>,
+    req: Request,
 ) -> Response {
-    let (orig_method, path, denied) = match original(&headers, &method) {
+    // The request by reference: a `HeaderMap` extractor would copy every header (and the
+    // kilobyte token) on each decision.
+    let method = req.method();
+    let (orig_method, path, denied) = match original(req.headers(), method) {
         Ok((m, uri)) => {
             let path = uri.as_deref().map(normalize_path);
             let denied = path.as_deref().and_then(|p| {
@@ -133,20 +141,27 @@ async fn authenticate(
         user = %principal.username, realm = %principal.realm, provider = principal.provider(),
         method = %orig_method, path = path.as_deref().unwrap_or("-"),
     );
-    let mut res = (StatusCode::OK, "Authenticated successfully").into_response();
+    let mut res = Response::new(axum::body::Body::from("Authenticated successfully"));
+    // Sized for every header of this answer, including the ones hyper and axum add: growing a
+    // `HeaderMap` mid-response costs more than the whole authentication on a cache hit.
+    *res.headers_mut() = HeaderMap::with_capacity(16);
     let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(AUTHORIZATION, token.bearer_header());
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if state.legacy_headers {
         // Values that cannot be header values (control characters) are left out, never a panic.
         if let Ok(v) = HeaderValue::from_str(&principal.username) {
-            h.insert("x-auth-username", v);
+            h.insert(X_AUTH_USERNAME, v);
         }
         if let Ok(v) = HeaderValue::from_str(&principal.realm) {
-            h.insert("x-auth-realm", v);
+            h.insert(X_AUTH_REALM, v);
         }
         if let Ok(v) = HeaderValue::from_str(&principal.roles.join(",")) {
-            h.insert("x-auth-roles", v);
+            h.insert(X_AUTH_ROLES, v);
         }
     }
     res
@@ -165,44 +180,6 @@ async fn ready(State(state): State<Shared>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
     }
-}
-
-async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = match *req.method() {
-        Method::GET
-        | Method::HEAD
-        | Method::POST
-        | Method::PUT
-        | Method::DELETE
-        | Method::PATCH
-        | Method::OPTIONS => req.method().as_str().to_owned(),
-        _ => "other".to_owned(),
-    };
-    let gauge = metrics.in_flight.with_label_values(&[&method]);
-    gauge.inc();
-    // Decrement even if the request future is dropped.
-    struct Done(prometheus::IntGauge);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            self.0.dec();
-        }
-    }
-    let _done = Done(gauge);
-    let start = Instant::now();
-    let res = next.run(req).await;
-    metrics
-        .http_duration
-        .with_label_values(&[&route, &method])
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .with_label_values(&[&route, &method, res.status().as_str()])
-        .inc();
-    res
 }
 
 /// The application router for `config`.
@@ -279,7 +256,7 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> Router {
     }
     router
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(metrics, track))
+        .layer(super::track::TrackLayer::new(metrics))
 }
 
 /// The metrics router: `/metrics` and `/health`.
