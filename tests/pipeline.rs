@@ -243,19 +243,34 @@ async fn no_raw_credential_in_logs_or_debug_output() {
 async fn the_readied_inner_service_is_the_one_called() {
     use tower::{Service, ServiceBuilder, ServiceExt};
     // ConcurrencyLimit panics when `call` reaches a clone that was not made ready.
-    let t = Tokens::new("t", "r").token("tok", User::new("u", "r"), None).delay(Duration::from_millis(20));
+    let t = Tokens::new("t", "r")
+        .token("tok", User::new("u", "r"), None)
+        .delay(Duration::from_millis(20));
     let auth = Authenticator::builder().provider(t).build().unwrap();
     let mut svc = ServiceBuilder::new()
         .layer(AuthLayer::new(auth))
         .concurrency_limit(1)
-        .service_fn(|_req: http::Request<String>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) });
-    let req = || http::Request::builder().header("authorization", "Bearer tok").body(String::new()).unwrap();
+        .service_fn(|_req: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        });
+    let req = || {
+        http::Request::builder()
+            .header("authorization", "Bearer tok")
+            .body(String::new())
+            .unwrap()
+    };
     for _ in 0..3 {
         // miss (deferred call), then hits (immediate calls), then a rejection
         let res = svc.ready().await.unwrap().call(req()).await.unwrap();
         assert_eq!(res.status(), 200);
     }
-    let res = svc.ready().await.unwrap().call(http::Request::new(String::new())).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(http::Request::new(String::new()))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let res = svc.ready().await.unwrap().call(req()).await.unwrap();
     assert_eq!(res.status(), 200);
