@@ -13,8 +13,22 @@ use std::time::{Duration, SystemTime};
 use crate::credentials::Scheme;
 use crate::user::User;
 
+#[cfg(feature = "remote")]
+pub mod http;
+#[cfg(feature = "remote")]
+pub mod introspection;
+#[cfg(feature = "remote")]
+pub mod jwks;
+#[cfg(feature = "remote")]
+pub mod jwt;
 pub mod plain;
 
+#[cfg(feature = "remote")]
+pub use introspection::{IntrospectionProvider, IntrospectionSettings};
+#[cfg(feature = "remote")]
+pub use jwks::KeySource;
+#[cfg(feature = "remote")]
+pub use jwt::{JwtProvider, JwtSettings};
 pub use plain::PlainProvider;
 
 /// A boxed, sendable future (the miss path is async and dynamic; the hit path never builds one).

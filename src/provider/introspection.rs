@@ -1,0 +1,200 @@
+//! `introspection`: opaque Bearer tokens checked with an RFC 7662 introspection endpoint.
+//!
+//! The token travels only in the POST body. `active` must be a JSON boolean (anything else means
+//! the server cannot be understood: 503, never cached); `exp`, `token_type`, `aud` and `iss` are
+//! checked as well. The user name is `username`, else `sub`, else `client_id`. A positive
+//! answer is cached no longer than the token's `exp`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use super::http::HttpClient;
+use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::credentials::Scheme;
+use crate::user::{Scopes, User};
+
+/// How the client authenticates to the introspection endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic (`client_secret_basic`).
+    #[default]
+    Basic,
+    /// Form fields `client_id` and `client_secret` (`client_secret_post`).
+    Form,
+}
+
+/// Settings of an [`IntrospectionProvider`].
+#[derive(Clone, Debug)]
+pub struct IntrospectionSettings {
+    /// The endpoint URL.
+    pub endpoint: String,
+    /// Our client id.
+    pub client_id: String,
+    /// Our client secret.
+    pub client_secret: String,
+    /// How to send them.
+    pub client_auth: ClientAuth,
+    /// Accepted audiences (any of); `None` skips the check.
+    pub audience: Option<Vec<String>>,
+    /// Required issuer, exact match.
+    pub issuer: Option<String>,
+    /// Maximum cache lifetime of a positive answer.
+    pub cache_ttl: Duration,
+}
+
+/// Checks opaque tokens with RFC 7662 introspection.
+#[derive(Clone)]
+pub struct IntrospectionProvider {
+    name: String,
+    realm: String,
+    settings: IntrospectionSettings,
+    client: HttpClient,
+}
+
+impl std::fmt::Debug for IntrospectionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionProvider")
+            .field("name", &self.name)
+            .field("realm", &self.realm)
+            .field("client_id", &self.settings.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntrospectionProvider {
+    /// A provider named `name` for `realm`.
+    pub fn new(
+        name: impl Into<String>,
+        realm: impl Into<String>,
+        settings: IntrospectionSettings,
+        client: HttpClient,
+    ) -> Result<Self, String> {
+        client.check_url(&settings.endpoint)?;
+        Ok(IntrospectionProvider {
+            name: name.into(),
+            realm: realm.into(),
+            settings,
+            client,
+        })
+    }
+
+    async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
+        let s = &self.settings;
+        let mut form = vec![("token", token), ("token_type_hint", "access_token")];
+        let mut req = self.client.inner().post(&s.endpoint);
+        match s.client_auth {
+            ClientAuth::Basic => req = req.basic_auth(&s.client_id, Some(&s.client_secret)),
+            ClientAuth::Form => {
+                form.push(("client_id", &s.client_id));
+                form.push(("client_secret", &s.client_secret));
+            }
+        }
+        let res = self.client.send("introspection", req.form(&form)).await?;
+        if !res.status.is_success() {
+            // 401/403 mean *our* client was refused: nothing is known about the token.
+            return Err(ProviderError::unavailable(format!(
+                "introspection: status {}",
+                res.status.as_u16()
+            )));
+        }
+        let doc: Map<String, Value> = res.json("introspection")?;
+        match doc.get("active") {
+            Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => return Err(ProviderError::invalid("token is not active")),
+            _ => {
+                return Err(ProviderError::unavailable(
+                    "introspection: `active` is not a boolean",
+                ));
+            }
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let exp = match doc.get("exp") {
+            None => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                ProviderError::unavailable("introspection: `exp` is not a number")
+            })?),
+        };
+        if exp.is_some_and(|e| e <= now) {
+            return Err(ProviderError::invalid("token expired"));
+        }
+        if doc.get("token_type").and_then(Value::as_str) == Some("refresh_token") {
+            return Err(ProviderError::invalid(
+                "a refresh token is not an access token",
+            ));
+        }
+        if let Some(want) = &s.audience {
+            let ok = match doc.get("aud") {
+                Some(Value::String(a)) => want.contains(a),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .any(|a| a.as_str().is_some_and(|a| want.iter().any(|w| w == a))),
+                _ => false,
+            };
+            if !ok {
+                return Err(ProviderError::invalid("audience not accepted"));
+            }
+        }
+        if let Some(iss) = &s.issuer
+            && doc.get("iss").and_then(Value::as_str) != Some(iss.as_str())
+        {
+            return Err(ProviderError::invalid("issuer not accepted"));
+        }
+        let username = doc
+            .get("username")
+            .and_then(Value::as_str)
+            .or_else(|| doc.get("sub").and_then(Value::as_str))
+            // A client-credentials token has no user: the client is the subject.
+            .or_else(|| doc.get("client_id").and_then(Value::as_str))
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| ProviderError::invalid("no username, sub or client_id"))?;
+        let mut user = User::new(username, self.realm.clone());
+        for (k, v) in &doc {
+            if matches!(k.as_str(), "active" | "scope") {
+                continue;
+            }
+            let text = match v {
+                Value::String(t) => t.clone(),
+                other => other.to_string(),
+            };
+            let text: String = text.chars().filter(|c| !c.is_control()).collect();
+            if text.len() <= 4096 {
+                user.attributes.insert(k.clone(), text);
+            }
+        }
+        let scope = doc.get("scope").and_then(Value::as_str).unwrap_or("");
+        user.scopes = Scopes::from_scope_string(&self.name, scope);
+        Ok(Identity {
+            user,
+            expires_at: exp.map(|e| UNIX_EPOCH + Duration::from_secs(e)),
+        })
+    }
+}
+
+impl Provider for IntrospectionProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &str {
+        "introspection"
+    }
+    fn realm(&self) -> &str {
+        &self.realm
+    }
+    fn scheme(&self) -> Scheme {
+        Scheme::Bearer
+    }
+    fn cache_ttl(&self) -> Option<Duration> {
+        Some(self.settings.cache_ttl)
+    }
+    fn authenticate<'a>(
+        &'a self,
+        credential: &'a str,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(self.check(credential))
+    }
+}

@@ -1,0 +1,346 @@
+//! `jwt`: Bearer JWTs validated against a JWKS (from `cert_uri` or OIDC discovery), mapped to a
+//! `User` as auth-o-tron does.
+//!
+//! Checks on top of jsonwebtoken's: an algorithm allowlist (asymmetric only; the key decides the
+//! algorithm, never the token), `exp` required, `nbf` checked, `iat` not in the future, a leeway
+//! of at most 300 s, optional `iss` (a string, never an array) and `aud` (a string or an array
+//! of strings), and an optional `typ` (RFC 9068 `at+jwt`).
+//!
+//! Mapping: username from `preferred_username`, else `sub` (or a configured claim); roles from
+//! `realm_access.roles`, `entitlements`, `resource_access.*.roles` (plus a configured claim
+//! path); every other claim becomes a string attribute; scopes are the `scope` words under the
+//! provider's name.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use super::http::HttpClient;
+use super::jwks::{KeySource, KeyStore};
+use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::credentials::Scheme;
+use crate::user::{Scopes, User};
+
+/// Largest attribute value copied from a claim; longer ones are left out, never truncated.
+const MAX_ATTRIBUTE_BYTES: usize = 4096;
+/// Claims that are not copied into attributes.
+const NOT_ATTRIBUTES: &[&str] = &[
+    "sub",
+    "scope",
+    "realm_access",
+    "resource_access",
+    "entitlements",
+];
+
+/// Settings of a [`JwtProvider`].
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    /// Required `iss`, exact match.
+    pub issuer: Option<String>,
+    /// Accepted audiences (any of); `None` skips the check.
+    pub audience: Option<Vec<String>>,
+    /// Allowed algorithms (asymmetric only).
+    pub algorithms: Vec<Algorithm>,
+    /// Clock leeway in seconds (at most 300).
+    pub leeway: u64,
+    /// Required `typ` header, e.g. `at+jwt` (case-insensitive, `application/` optional).
+    pub typ: Option<String>,
+    /// Claim holding the user name instead of `preferred_username`/`sub`.
+    pub username_claim: Option<String>,
+    /// An extra claim path with a list of roles, e.g. `["groups"]` or `["app", "roles"]`.
+    pub roles_claim: Option<Vec<String>>,
+    /// Minimum time between refetches for an unknown `kid`.
+    pub min_refetch: Duration,
+    /// Age after which keys are refreshed in the background.
+    pub max_key_age: Duration,
+    /// How long a validated token may be cached (further capped by its `exp`).
+    pub cache_ttl: Duration,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        JwtSettings {
+            issuer: None,
+            audience: None,
+            algorithms: vec![
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+                Algorithm::PS384,
+                Algorithm::PS512,
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::EdDSA,
+            ],
+            leeway: 60,
+            typ: None,
+            username_claim: None,
+            roles_claim: None,
+            min_refetch: Duration::from_secs(10),
+            max_key_age: Duration::from_secs(600),
+            cache_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Why a [`JwtProvider`] could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JwtConfigError {
+    /// Leeway above 300 s.
+    Leeway,
+    /// An HMAC or unknown algorithm in the allowlist, or an empty list.
+    Algorithms,
+    /// A plain-HTTP URL without `allow_http`.
+    Insecure(String),
+}
+
+impl std::fmt::Display for JwtConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwtConfigError::Leeway => f.write_str("leeway must be at most 300 seconds"),
+            JwtConfigError::Algorithms => {
+                f.write_str("algorithms must be a non-empty list of asymmetric algorithms")
+            }
+            JwtConfigError::Insecure(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for JwtConfigError {}
+
+/// Validates Bearer JWTs.
+#[derive(Clone)]
+pub struct JwtProvider {
+    name: String,
+    realm: String,
+    keys: Arc<KeyStore>,
+    settings: JwtSettings,
+}
+
+impl std::fmt::Debug for JwtProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtProvider")
+            .field("name", &self.name)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtProvider {
+    /// A provider named `name` for `realm`, with keys from `source`.
+    pub fn new(
+        name: impl Into<String>,
+        realm: impl Into<String>,
+        source: KeySource,
+        client: HttpClient,
+        settings: JwtSettings,
+    ) -> Result<Self, JwtConfigError> {
+        if settings.leeway > 300 {
+            return Err(JwtConfigError::Leeway);
+        }
+        if settings.algorithms.is_empty()
+            || settings
+                .algorithms
+                .iter()
+                .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        {
+            return Err(JwtConfigError::Algorithms);
+        }
+        let url = match &source {
+            KeySource::Uri(u) | KeySource::Discovery(u) => u,
+        };
+        client.check_url(url).map_err(JwtConfigError::Insecure)?;
+        let keys = Arc::new(KeyStore::new(
+            source,
+            client,
+            settings.algorithms.clone(),
+            settings.min_refetch,
+            settings.max_key_age,
+        ));
+        Ok(JwtProvider {
+            name: name.into(),
+            realm: realm.into(),
+            keys,
+            settings,
+        })
+    }
+
+    /// Loads the keys now (for readiness); errors are reported, not fatal.
+    pub async fn preload(&self) -> Result<(), ProviderError> {
+        self.keys.refresh(None).await.map(|_| ())
+    }
+
+    async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
+        if token.split('.').count() != 3 {
+            return Err(ProviderError::invalid("not a compact JWS"));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ProviderError::invalid("malformed JWT header"))?;
+        if !self.settings.algorithms.contains(&header.alg) {
+            return Err(ProviderError::invalid("algorithm not allowed"));
+        }
+        if let Some(want) = &self.settings.typ {
+            let got = header.typ.as_deref().unwrap_or("");
+            let got = got.strip_prefix("application/").unwrap_or(got);
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(ProviderError::invalid("wrong typ"));
+            }
+        }
+        if header.cty.is_some() {
+            return Err(ProviderError::invalid("nested JWTs are not accepted"));
+        }
+        let (alg, key) = self.keys.key(header.kid.as_deref(), header.alg).await?;
+        let mut v = Validation::new(alg);
+        v.leeway = self.settings.leeway;
+        v.validate_nbf = true;
+        let mut required = vec!["exp"];
+        match &self.settings.audience {
+            Some(aud) => {
+                v.set_audience(aud);
+                required.push("aud");
+            }
+            None => v.validate_aud = false,
+        }
+        if let Some(iss) = &self.settings.issuer {
+            v.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        v.set_required_spec_claims(&required);
+        // The error kind only: jsonwebtoken's messages may quote claim values.
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v).map_err(|e| {
+            ProviderError::invalid(
+                format!("JWT rejected: {:?}", e.kind())
+                    .chars()
+                    .take(80)
+                    .collect::<String>(),
+            )
+        })?;
+        self.map(data.claims)
+    }
+
+    fn map(&self, claims: Map<String, Value>) -> Result<Identity, ProviderError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        // Types jsonwebtoken lets through.
+        match claims.get("iss") {
+            None | Some(Value::String(_)) => {}
+            Some(_) => return Err(ProviderError::invalid("iss is not a string")),
+        }
+        match claims.get("aud") {
+            None | Some(Value::String(_)) => {}
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+            Some(_) => {
+                return Err(ProviderError::invalid(
+                    "aud is not a string or a list of strings",
+                ));
+            }
+        }
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ProviderError::invalid("exp is not a number"))?;
+        match claims.get("iat") {
+            None => {}
+            Some(v) => {
+                let iat = v
+                    .as_u64()
+                    .ok_or_else(|| ProviderError::invalid("iat is not a number"))?;
+                if iat > now + self.settings.leeway {
+                    return Err(ProviderError::invalid("iat is in the future"));
+                }
+            }
+        }
+        let username = match &self.settings.username_claim {
+            Some(c) => claims.get(c).and_then(Value::as_str),
+            None => claims
+                .get("preferred_username")
+                .and_then(Value::as_str)
+                .or_else(|| claims.get("sub").and_then(Value::as_str)),
+        }
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ProviderError::invalid("no user name claim"))?
+        .to_owned();
+        let mut user = User::new(username, self.realm.clone());
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        user.add_roles(strings(
+            claims.get("realm_access").and_then(|r| r.get("roles")),
+        ));
+        user.add_roles(strings(claims.get("entitlements")));
+        if let Some(Value::Object(clients)) = claims.get("resource_access") {
+            for client in clients.values() {
+                user.add_roles(strings(client.get("roles")));
+            }
+        }
+        if let Some(path) = &self.settings.roles_claim {
+            let found = path.split_first().and_then(|(first, rest)| {
+                rest.iter()
+                    .try_fold(claims.get(first)?, |v, seg| v.get(seg))
+            });
+            user.add_roles(strings(found));
+        }
+        for (k, v) in &claims {
+            if NOT_ATTRIBUTES.contains(&k.as_str()) {
+                continue;
+            }
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let text: String = text.chars().filter(|c| !c.is_control()).collect();
+            if text.len() <= MAX_ATTRIBUTE_BYTES {
+                user.attributes.insert(k.clone(), text);
+            }
+        }
+        let scope = match claims.get("scope") {
+            Some(Value::String(s)) => s.as_str(),
+            _ => "",
+        };
+        user.scopes = Scopes::from_scope_string(&self.name, scope);
+        Ok(Identity {
+            user,
+            expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
+        })
+    }
+}
+
+impl Provider for JwtProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &str {
+        "jwt"
+    }
+    fn realm(&self) -> &str {
+        &self.realm
+    }
+    fn scheme(&self) -> Scheme {
+        Scheme::Bearer
+    }
+    fn cache_ttl(&self) -> Option<Duration> {
+        Some(self.settings.cache_ttl)
+    }
+    fn is_ready(&self) -> bool {
+        self.keys.is_loaded()
+    }
+    fn authenticate<'a>(
+        &'a self,
+        credential: &'a str,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(self.check(credential))
+    }
+}

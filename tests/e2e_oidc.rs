@@ -1,0 +1,443 @@
+//! The `jwt` and `introspection` providers against a real OpenID Provider (npm `oidc-provider`
+//! run by Node from `tests/fixtures/oidc`), started and stopped by the tests on free loopback
+//! ports. Feature `e2e`; the README's test command installs Node's packages.
+#![cfg(all(feature = "e2e", feature = "remote"))]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use auth_o_tron::credentials::{Credential, Scheme};
+use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::introspection::ClientAuth;
+use auth_o_tron::provider::{
+    IntrospectionProvider, IntrospectionSettings, JwtProvider, JwtSettings, KeySource,
+};
+use auth_o_tron::{AuthError, Authenticator, Scopes};
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc")
+}
+
+/// The OpenID Provider process, killed on drop.
+struct Op {
+    child: Child,
+    port: u16,
+    keys: PathBuf,
+}
+
+impl Op {
+    fn start(port: u16, keys: PathBuf, at_ttl: u32) -> Op {
+        let dir = fixture_dir();
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "oidc-provider is not installed: run ./scripts/test-all.sh (it runs npm ci in tests/fixtures/oidc)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("op.mjs"))
+            .env("PORT", port.to_string())
+            .env("KEYS_FILE", &keys)
+            .env("AT_TTL", at_ttl.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is installed");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("ready"), "the OP did not start: {line:?}");
+        // Keep draining: a closed pipe would kill the OP at its next log line.
+        std::thread::spawn(move || for _ in out.lines() {});
+        let op = Op { child, port, keys };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return op;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        panic!("the OP does not listen on {port}");
+    }
+
+    fn fresh(at_ttl: u32) -> Op {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let keys =
+            std::env::temp_dir().join(format!("aot-op-keys-{port}-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&keys);
+        Op::start(port, keys, at_ttl)
+    }
+
+    fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn token(&self, extra: &[(&str, &str)]) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        if !extra.iter().any(|(k, _)| *k == "scope") {
+            form.push(("scope", "api:read"));
+        }
+        let res: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer()))
+            .basic_auth("svc", Some("svc-secret"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        res["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {res}"))
+            .to_owned()
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.keys);
+    }
+}
+
+fn client() -> HttpClient {
+    HttpClient::builder().allow_http(true).build().unwrap()
+}
+
+fn settings() -> JwtSettings {
+    JwtSettings {
+        min_refetch: Duration::from_millis(200),
+        ..JwtSettings::default()
+    }
+}
+
+fn jwt_auth(source: KeySource, settings: JwtSettings) -> Authenticator {
+    let p = JwtProvider::new("keycloak", "sso", source, client(), settings).unwrap();
+    Authenticator::builder()
+        .provider(p)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap()
+}
+
+fn bearer(token: &str) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    h
+}
+
+#[tokio::test]
+async fn jwt_access_tokens_from_cert_uri_and_from_discovery() {
+    let op = Op::fresh(300);
+    let token = op.token(&[]).await;
+    let auth = jwt_auth(KeySource::Uri(format!("{}/jwks", op.issuer())), settings());
+    let p = auth.authenticate(&bearer(&token)).await.unwrap();
+    assert_eq!(p.username, "svc", "no preferred_username: sub");
+    assert_eq!(p.realm, "sso");
+    assert_eq!(p.attributes["client_id"], "svc");
+    assert_eq!(p.attributes["iss"], op.issuer());
+    assert!(p.scopes.allows("keycloak", "api:read") && !p.scopes.allows("keycloak", "api:write"));
+    assert!(p.expires_at().is_some());
+
+    let strict = JwtSettings {
+        issuer: Some(op.issuer()),
+        audience: Some(vec!["api://jwt".into(), "api://jwt-es".into()]),
+        typ: Some("at+jwt".into()),
+        ..settings()
+    };
+    let auth = jwt_auth(KeySource::Discovery(op.issuer()), strict.clone());
+    assert_eq!(
+        auth.authenticate(&bearer(&token)).await.unwrap().username,
+        "svc"
+    );
+    // RSA and EC keys in one JWKS: both families verify.
+    let es = op.token(&[("resource", "api://jwt-es")]).await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&es).unwrap().alg,
+        jsonwebtoken::Algorithm::ES256
+    );
+    assert!(auth.authenticate(&bearer(&es)).await.is_ok());
+
+    for (what, s) in [
+        (
+            "audience",
+            JwtSettings {
+                audience: Some(vec!["api://other".into()]),
+                ..strict.clone()
+            },
+        ),
+        (
+            "issuer",
+            JwtSettings {
+                issuer: Some(format!("{}/", op.issuer())),
+                ..strict.clone()
+            },
+        ),
+        (
+            "typ",
+            JwtSettings {
+                typ: Some("JWT".into()),
+                ..strict.clone()
+            },
+        ),
+        (
+            "algorithm",
+            JwtSettings {
+                algorithms: vec![jsonwebtoken::Algorithm::PS256],
+                ..strict.clone()
+            },
+        ),
+    ] {
+        let auth = jwt_auth(KeySource::Uri(format!("{}/jwks", op.issuer())), s);
+        assert_eq!(
+            auth.authenticate(&bearer(&token)).await.unwrap_err(),
+            AuthError::Invalid,
+            "{what}"
+        );
+    }
+    // Discovery of a different issuer is refused: the provider cannot load keys.
+    let wrong = jwt_auth(
+        KeySource::Discovery(format!("{}/other", op.issuer())),
+        settings(),
+    );
+    assert_eq!(
+        wrong.authenticate(&bearer(&token)).await.unwrap_err(),
+        AuthError::Unavailable
+    );
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused() {
+    use base64::Engine;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let op = Op::fresh(300);
+    let token = op.token(&[]).await;
+    let auth = jwt_auth(KeySource::Uri(format!("{}/jwks", op.issuer())), settings());
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut forged = Vec::new();
+    // One character of the signature changed.
+    let mut sig = parts[2].as_bytes().to_vec();
+    sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
+    forged.push(format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        String::from_utf8(sig).unwrap()
+    ));
+    // alg none, with and without a signature.
+    let payload = parts[1];
+    let none = b64(br#"{"alg":"none","typ":"JWT"}"#);
+    forged.push(format!("{none}.{payload}."));
+    forged.push(format!("{none}.{payload}.{}", parts[2]));
+    // HS256 keyed with the RSA public key (key confusion).
+    let jwks: serde_json::Value = reqwest::get(format!("{}/jwks", op.issuer()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rsa = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kty"] == "RSA")
+        .unwrap();
+    let hs_header = b64(format!(
+        r#"{{"alg":"HS256","kid":"{}"}}"#,
+        rsa["kid"].as_str().unwrap()
+    )
+    .as_bytes());
+    let msg = format!("{hs_header}.{payload}");
+    let key =
+        jsonwebtoken::EncodingKey::from_secret(rsa["n"].as_str().unwrap().as_bytes()).unwrap();
+    let sig =
+        jsonwebtoken::crypto::sign(msg.as_bytes(), &key, jsonwebtoken::Algorithm::HS256).unwrap();
+    forged.push(format!("{msg}.{sig}"));
+    // Payload of another token with this token's signature.
+    let other = op.token(&[("scope", "api:write")]).await;
+    forged.push(format!(
+        "{}.{}.{}",
+        parts[0],
+        other.split('.').nth(1).unwrap(),
+        parts[2]
+    ));
+    // An unknown kid (after one rate-limited refetch).
+    let unknown = b64(br#"{"alg":"RS256","kid":"nope"}"#);
+    forged.push(format!("{unknown}.{payload}.{}", parts[2]));
+    // jku pointing elsewhere is ignored: still verified with the provider's keys, and fails.
+    let jku = b64(br#"{"alg":"RS256","kid":"x","jku":"http://127.0.0.1:9/jwks"}"#);
+    forged.push(format!("{jku}.{payload}.{}", parts[2]));
+    for f in &forged {
+        let err = auth.authenticate(&bearer(f)).await.unwrap_err();
+        assert!(
+            matches!(err, AuthError::Invalid | AuthError::Malformed(_)),
+            "{f}: {err:?}"
+        );
+    }
+    assert!(
+        auth.authenticate(&bearer(&token)).await.is_ok(),
+        "the genuine token still works"
+    );
+}
+
+#[tokio::test]
+async fn expiry_bounds_the_cache() {
+    let op = Op::fresh(2);
+    let token = op.token(&[]).await;
+    let auth = jwt_auth(
+        KeySource::Uri(format!("{}/jwks", op.issuer())),
+        JwtSettings {
+            leeway: 0,
+            ..settings()
+        },
+    );
+    assert!(auth.authenticate(&bearer(&token)).await.is_ok());
+    assert!(auth.authenticate(&bearer(&token)).await.is_ok());
+    assert_eq!(auth.stats().cache_hits.load(Ordering::Relaxed), 1);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        auth.authenticate(&bearer(&token)).await.unwrap_err(),
+        AuthError::Invalid
+    );
+}
+
+#[tokio::test]
+async fn signing_key_rotation_and_outages() {
+    let mut op = Op::fresh(300);
+    let old = op.token(&[]).await;
+    let auth = jwt_auth(KeySource::Uri(format!("{}/jwks", op.issuer())), settings());
+    assert!(auth.authenticate(&bearer(&old)).await.is_ok());
+    let unseen = op.token(&[("scope", "api:write")]).await;
+
+    // The IdP goes down: known keys keep serving tokens never seen before.
+    op.stop();
+    let p = auth.authenticate(&bearer(&unseen)).await.unwrap();
+    assert!(p.scopes.allows("keycloak", "api:write"));
+
+    // It comes back with new keys (same port): new tokens trigger one refetch and work; tokens
+    // signed with the removed key are refused once the new set is loaded.
+    let (port, keys) = (op.port, op.keys.clone());
+    std::fs::remove_file(&keys).unwrap();
+    drop(op);
+    let op = Op::start(port, keys, 300);
+    let new = op.token(&[]).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(auth.authenticate(&bearer(&new)).await.is_ok());
+    let fresh_auth = jwt_auth(KeySource::Uri(format!("{}/jwks", op.issuer())), settings());
+    assert_eq!(
+        fresh_auth.authenticate(&bearer(&old)).await.unwrap_err(),
+        AuthError::Invalid
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_misses_validate_once() {
+    let op = Op::fresh(300);
+    let token = op.token(&[]).await;
+    let auth = jwt_auth(KeySource::Uri(format!("{}/jwks", op.issuer())), settings());
+    let barrier = Arc::new(tokio::sync::Barrier::new(100));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (auth, barrier, ok, h) = (auth.clone(), barrier.clone(), ok.clone(), bearer(&token));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            if auth.authenticate(&h).await.is_ok() {
+                ok.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(ok.load(Ordering::SeqCst), 100);
+    assert_eq!(
+        auth.stats().providers[0].success.load(Ordering::SeqCst),
+        1,
+        "one validation for 100 requests"
+    );
+}
+
+fn introspection(op: &Op, secret: &str) -> Authenticator {
+    let s = IntrospectionSettings {
+        endpoint: format!("{}/token/introspection", op.issuer()),
+        client_id: "rs".into(),
+        client_secret: secret.into(),
+        client_auth: ClientAuth::Basic,
+        audience: Some(vec!["urn:example:opaque-api".into()]),
+        issuer: Some(op.issuer()),
+        cache_ttl: Duration::from_secs(60),
+    };
+    let p = IntrospectionProvider::new("opaque", "sso", s, client()).unwrap();
+    Authenticator::builder().provider(p).build().unwrap()
+}
+
+#[tokio::test]
+async fn opaque_tokens_through_introspection() {
+    let op = Op::fresh(300);
+    let token = op.token(&[("resource", "urn:example:opaque-api")]).await;
+    assert_eq!(token.split('.').count(), 1, "opaque");
+    let auth = introspection(&op, "rs-secret");
+    let p = auth.authenticate(&bearer(&token)).await.unwrap();
+    assert_eq!(p.username, "svc");
+    assert_eq!(p.scopes, Scopes::from_scope_string("opaque", "api:read"));
+    assert_eq!(
+        auth.authenticate(&bearer("not-a-real-token"))
+            .await
+            .unwrap_err(),
+        AuthError::Invalid
+    );
+    // Our own client refused: 503, and the user's token is not marked invalid.
+    let bad_client = introspection(&op, "wrong");
+    assert_eq!(
+        bad_client.authenticate(&bearer(&token)).await.unwrap_err(),
+        AuthError::Unavailable
+    );
+    // A JWT access token is not introspectable by this OP: refused, never accepted.
+    let jwt = op.token(&[]).await;
+    assert!(auth.authenticate(&bearer(&jwt)).await.is_err());
+    // Revocation is seen once the cache entry is dropped.
+    reqwest::Client::new()
+        .post(format!("{}/token/revocation", op.issuer()))
+        .basic_auth("svc", Some("svc-secret"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        auth.authenticate(&bearer(&token)).await.is_ok(),
+        "still cached"
+    );
+    auth.invalidate_credential(Credential::new(Scheme::Bearer, &token));
+    assert_eq!(
+        auth.authenticate(&bearer(&token)).await.unwrap_err(),
+        AuthError::Invalid
+    );
+}
+
+#[tokio::test]
+async fn opaque_token_expiry_bounds_the_cache() {
+    let op = Op::fresh(2);
+    let token = op.token(&[("resource", "urn:example:opaque-api")]).await;
+    let auth = introspection(&op, "rs-secret");
+    assert!(auth.authenticate(&bearer(&token)).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        auth.authenticate(&bearer(&token)).await.unwrap_err(),
+        AuthError::Invalid
+    );
+}
