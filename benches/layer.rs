@@ -28,8 +28,11 @@ impl Provider for OneToken {
     fn scheme(&self) -> auth_o_tron::credentials::Scheme {
         auth_o_tron::credentials::Scheme::Bearer
     }
-    fn authenticate<'a>(&'a self, c: &'a str) -> BoxFuture<'a, Result<Identity, ProviderError>> {
-        let ok = c == self.0;
+    fn authenticate<'a>(
+        &'a self,
+        c: auth_o_tron::credentials::Credential<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        let ok = c.secret() == self.0;
         Box::pin(async move {
             if ok {
                 Ok(Identity::new(
@@ -146,8 +149,17 @@ fn benches(c: &mut Criterion) {
     let mut slow = c.benchmark_group("plain_provider");
     slow.sample_size(10);
     slow.bench_function("argon2id_verify_uncached", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(plain.authenticate(&b64).await.unwrap()) })
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                plain
+                    .authenticate(auth_o_tron::credentials::Credential::new(
+                        auth_o_tron::credentials::Scheme::Basic,
+                        &b64,
+                    ))
+                    .await
+                    .unwrap(),
+            )
+        })
     });
     slow.finish();
 }

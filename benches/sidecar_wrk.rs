@@ -28,8 +28,11 @@ impl Provider for OneToken {
     fn scheme(&self) -> auth_o_tron::credentials::Scheme {
         auth_o_tron::credentials::Scheme::Bearer
     }
-    fn authenticate<'a>(&'a self, c: &'a str) -> BoxFuture<'a, Result<Identity, ProviderError>> {
-        let ok = c == self.0;
+    fn authenticate<'a>(
+        &'a self,
+        c: auth_o_tron::credentials::Credential<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        let ok = c.secret() == self.0;
         Box::pin(async move {
             if ok {
                 Ok(Identity::new(

@@ -296,7 +296,7 @@ impl Authenticator {
             .providers
             .iter()
             .enumerate()
-            .filter(move |(_, p)| p.scheme() == scheme && realm.is_none_or(|r| p.realm() == r))
+            .filter(move |(_, p)| p.accepts(scheme) && realm.is_none_or(|r| p.realm() == r))
             .map(|(i, _)| i)
     }
 
@@ -379,7 +379,10 @@ impl Authenticator {
             let result = self
                 .inner
                 .flights
-                .run(flight, self.fill(&eligible, secret, *digest))
+                .run(
+                    flight,
+                    self.fill(&eligible, Credential::new(*scheme, secret), *digest),
+                )
                 .await;
             match result {
                 Ok(principal) => return Ok(principal),
@@ -397,7 +400,7 @@ impl Authenticator {
     async fn fill(
         &self,
         eligible: &[usize],
-        secret: &str,
+        credential: Credential<'_>,
         digest: Digest,
     ) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
@@ -410,7 +413,7 @@ impl Authenticator {
                 return Ok(p);
             }
         }
-        let (provider, identity) = self.ask(eligible, secret).await?;
+        let (provider, identity) = self.ask(eligible, credential).await?;
         let now = SystemTime::now();
         if identity.expires_at.is_some_and(|exp| exp <= now) {
             return Err(AuthError::Invalid);
@@ -436,7 +439,11 @@ impl Authenticator {
     }
 
     /// Asks every eligible provider concurrently; the first success wins.
-    async fn ask(&self, eligible: &[usize], secret: &str) -> Result<(usize, Identity), AuthError> {
+    async fn ask(
+        &self,
+        eligible: &[usize],
+        credential: Credential<'_>,
+    ) -> Result<(usize, Identity), AuthError> {
         let inner = &*self.inner;
         let mut calls: FuturesUnordered<_> = eligible
             .iter()
@@ -444,7 +451,7 @@ impl Authenticator {
                 let p = &inner.providers[i];
                 (
                     i,
-                    tokio::time::timeout(inner.timeout, p.authenticate(secret)).await,
+                    tokio::time::timeout(inner.timeout, p.authenticate(credential)).await,
                 )
             })
             .collect();

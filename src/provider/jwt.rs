@@ -339,8 +339,8 @@ impl Provider for JwtProvider {
     }
     fn authenticate<'a>(
         &'a self,
-        credential: &'a str,
+        credential: crate::credentials::Credential<'a>,
     ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
-        Box::pin(self.check(credential))
+        Box::pin(self.check(credential.secret()))
     }
 }

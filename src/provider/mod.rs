@@ -14,6 +14,10 @@ use crate::credentials::Scheme;
 use crate::user::User;
 
 #[cfg(feature = "remote")]
+pub mod ecmwf_api;
+#[cfg(feature = "remote")]
+pub mod efas_api;
+#[cfg(feature = "remote")]
 pub mod http;
 #[cfg(feature = "remote")]
 pub mod introspection;
@@ -23,6 +27,10 @@ pub mod jwks;
 pub mod jwt;
 pub mod plain;
 
+#[cfg(feature = "remote")]
+pub use ecmwf_api::EcmwfApiProvider;
+#[cfg(feature = "remote")]
+pub use efas_api::EfasApiProvider;
 #[cfg(feature = "remote")]
 pub use introspection::{IntrospectionProvider, IntrospectionSettings};
 #[cfg(feature = "remote")]
@@ -98,8 +106,13 @@ pub trait Provider: Send + Sync + 'static {
     fn kind(&self) -> &str;
     /// The realm users of this provider belong to.
     fn realm(&self) -> &str;
-    /// The credential scheme this provider accepts.
+    /// The credential scheme this provider is challenged with in `WWW-Authenticate`.
     fn scheme(&self) -> Scheme;
+    /// Whether credentials of `scheme` are offered to this provider (default: only
+    /// [`scheme`](Self::scheme)).
+    fn accepts(&self, scheme: Scheme) -> bool {
+        scheme == self.scheme()
+    }
     /// How long a success may be cached; `None` disables caching. The pipeline further caps it
     /// by the credential's own expiry.
     fn cache_ttl(&self) -> Option<Duration> {
@@ -109,9 +122,9 @@ pub trait Provider: Send + Sync + 'static {
     fn is_ready(&self) -> bool {
         true
     }
-    /// Checks `credential` (the part after the scheme).
+    /// Checks `credential` (its scheme and the part after the scheme).
     fn authenticate<'a>(
         &'a self,
-        credential: &'a str,
+        credential: crate::credentials::Credential<'a>,
     ) -> BoxFuture<'a, Result<Identity, ProviderError>>;
 }

@@ -258,9 +258,9 @@ impl Provider for PlainProvider {
     }
     fn authenticate<'a>(
         &'a self,
-        credential: &'a str,
+        credential: crate::credentials::Credential<'a>,
     ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
-        Box::pin(self.check(credential))
+        Box::pin(self.check(credential.secret()))
     }
 }
 
@@ -292,27 +292,24 @@ mod tests {
             .unwrap()
             .with_user_password("bob", "builder", Vec::<String>::new())
             .unwrap();
-        let id = p.authenticate(&basic("alice:wonder:land")).await.unwrap();
+        let id = p.check(&basic("alice:wonder:land")).await.unwrap();
         assert_eq!(id.user.username, "alice");
         assert_eq!(id.user.realm, "r");
         assert_eq!(id.user.roles, ["admin", "user"]);
-        assert!(p.authenticate(&basic("bob:builder")).await.is_ok());
+        assert!(p.check(&basic("bob:builder")).await.is_ok());
         for bad in ["alice:wonder", "bob:Builder", "carol:x", ":builder", "bob"] {
             assert!(
-                matches!(
-                    p.authenticate(&basic(bad)).await,
-                    Err(ProviderError::Invalid(_))
-                ),
+                matches!(p.check(&basic(bad)).await, Err(ProviderError::Invalid(_))),
                 "{bad}"
             );
         }
         assert!(matches!(
-            p.authenticate("%%%").await,
+            p.check("%%%").await,
             Err(ProviderError::Invalid(_))
         ));
         let not_utf8 = base64::engine::general_purpose::STANDARD.encode([0xff, b':', b'x']);
         assert!(matches!(
-            p.authenticate(&not_utf8).await,
+            p.check(&not_utf8).await,
             Err(ProviderError::Invalid(_))
         ));
     }

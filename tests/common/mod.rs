@@ -81,7 +81,7 @@ impl Provider for Tokens {
     }
     fn authenticate<'a>(
         &'a self,
-        credential: &'a str,
+        credential: auth_o_tron::credentials::Credential<'a>,
     ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
@@ -91,7 +91,7 @@ impl Provider for Tokens {
             if *self.mode.lock().unwrap() == Mode::Down {
                 return Err(ProviderError::unavailable("upstream down"));
             }
-            match self.tokens.get(credential) {
+            match self.tokens.get(credential.secret()) {
                 Some((user, exp)) => Ok(Identity {
                     user: user.clone(),
                     expires_at: *exp,
@@ -131,3 +131,4 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
     s.read_to_end(&mut out).await.unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+pub mod fake_api;

@@ -1,0 +1,112 @@
+//! `efas-api`: EFAS user tokens, checked with `GET {uri}?token=<token>`.
+//!
+//! The answer's `username` (required), `roles` and `email` become the user, in the configured
+//! realm (auth-o-tron's hard-coded `"efas"` realm is not copied). 401 and 403 mean an invalid
+//! token; any other failure means the service could not decide.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::http::HttpClient;
+use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::credentials::{Credential, Scheme};
+use crate::user::User;
+
+#[derive(Deserialize)]
+struct Details {
+    username: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    email: Option<String>,
+}
+
+/// Checks EFAS tokens.
+#[derive(Clone)]
+pub struct EfasApiProvider {
+    name: String,
+    realm: String,
+    uri: String,
+    client: HttpClient,
+}
+
+impl std::fmt::Debug for EfasApiProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EfasApiProvider")
+            .field("name", &self.name)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EfasApiProvider {
+    /// A provider calling `uri`. Successes are cached 60 s (auth-o-tron's value).
+    pub fn new(
+        name: impl Into<String>,
+        realm: impl Into<String>,
+        uri: impl Into<String>,
+        client: HttpClient,
+    ) -> Result<Self, String> {
+        let uri = uri.into();
+        client.check_url(&uri)?;
+        Ok(EfasApiProvider {
+            name: name.into(),
+            realm: realm.into(),
+            uri,
+            client,
+        })
+    }
+
+    async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
+        let req = self
+            .client
+            .inner()
+            .get(&self.uri)
+            .query(&[("token", token)]);
+        let res = self.client.send("EFAS user details", req).await?;
+        match res.status.as_u16() {
+            200..=299 => {}
+            401 | 403 => return Err(ProviderError::invalid("Invalid API token")),
+            other => {
+                return Err(ProviderError::unavailable(format!(
+                    "EFAS user details: status {other}"
+                )));
+            }
+        }
+        let d: Details = res.json("EFAS user details")?;
+        if d.username.is_empty() {
+            return Err(ProviderError::unavailable(
+                "EFAS user details: empty username",
+            ));
+        }
+        let mut user = User::new(d.username, self.realm.clone()).with_roles(d.roles);
+        if let Some(e) = d.email {
+            user.attributes.insert("email".into(), e);
+        }
+        Ok(Identity::new(user))
+    }
+}
+
+impl Provider for EfasApiProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &str {
+        "efas-api"
+    }
+    fn realm(&self) -> &str {
+        &self.realm
+    }
+    fn scheme(&self) -> Scheme {
+        Scheme::Bearer
+    }
+    fn cache_ttl(&self) -> Option<Duration> {
+        Some(Duration::from_secs(60))
+    }
+    fn authenticate<'a>(
+        &'a self,
+        credential: Credential<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(self.check(credential.secret()))
+    }
+}
