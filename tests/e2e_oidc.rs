@@ -441,3 +441,108 @@ async fn opaque_token_expiry_bounds_the_cache() {
         AuthError::Invalid
     );
 }
+
+#[cfg(feature = "sidecar")]
+#[tokio::test]
+async fn the_sidecar_serves_jwt_users_with_scopes() {
+    use auth_o_tron::sidecar::config::Config;
+    use auth_o_tron::sidecar::{metrics::Metrics, router, server};
+    let op = Op::fresh(300);
+    let yaml = format!(
+        r#"
+version: "2.0.0"
+server: {{port: 1}}
+metrics: {{enabled: false}}
+http: {{allow_http: true}}
+providers:
+  - {{type: jwt, name: keycloak, realm: sso, cert_uri: "{iss}/jwks", iam_realm: x, audience: "api://jwt", issuer: "{iss}"}}
+jwt: {{iss: sidecar, exp: 600, secret: a-sidecar-secret-of-at-least-32-bytes}}
+rules:
+  - {{path: /write, scopes: {{keycloak: ["api:write"]}}}}
+"#,
+        iss = op.issuer()
+    );
+    let loaded = Config::from_yaml(&yaml, Vec::<(String, String)>::new()).unwrap();
+    let built = loaded.config.build().unwrap();
+    let app = router::app(&loaded.config, &built, Metrics::new(&built.authenticator));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(server::serve(
+        l,
+        app,
+        server::Limits::default(),
+        std::future::pending(),
+    ));
+    let c = reqwest::Client::new();
+    assert_eq!(
+        c.get(format!("http://{addr}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503,
+        "keys not loaded yet"
+    );
+    for p in built.authenticator.providers() {
+        p.warm_up().await;
+    }
+    assert_eq!(
+        c.get(format!("http://{addr}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let token = op.token(&[]).await;
+    let res = c
+        .get(format!("http://{addr}/authenticate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let minted = res.headers()["authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.validate_aud = false;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &minted,
+        &jsonwebtoken::DecodingKey::from_secret(b"a-sidecar-secret-of-at-least-32-bytes").unwrap(),
+        &v,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(
+        claims["scopes"],
+        serde_json::json!({"keycloak": ["api:read"]})
+    );
+    assert_eq!(claims["sub"], "sso-svc");
+    assert!(
+        claims["exp"].as_u64().unwrap()
+            <= claims["attributes"]["exp"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+    );
+    // A scope rule: the token only has api:read.
+    let res = c
+        .get(format!("http://{addr}/authenticate"))
+        .bearer_auth(&token)
+        .header("x-original-uri", "/write")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+}

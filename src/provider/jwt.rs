@@ -337,6 +337,11 @@ impl Provider for JwtProvider {
     fn is_ready(&self) -> bool {
         self.keys.is_loaded()
     }
+    fn warm_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let _ = self.preload().await;
+        })
+    }
     fn authenticate<'a>(
         &'a self,
         credential: crate::credentials::Credential<'a>,

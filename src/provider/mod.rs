@@ -122,6 +122,11 @@ pub trait Provider: Send + Sync + 'static {
     fn is_ready(&self) -> bool {
         true
     }
+    /// Loads what the provider needs before the first request (keys, discovery). Failures are
+    /// logged by the provider and retried on demand; a service starts even when an IdP is down.
+    fn warm_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
     /// Checks `credential` (its scheme and the part after the scheme).
     fn authenticate<'a>(
         &'a self,

@@ -154,6 +154,11 @@ fn addr(host: &str, port: u16) -> Result<SocketAddr, String> {
 
 /// Binds the listeners and serves until SIGTERM or SIGINT.
 pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(), String> {
+    // Keys and discovery documents load in the background; `/ready` says when they are there.
+    for p in built.authenticator.providers() {
+        let p = p.clone();
+        tokio::spawn(async move { p.warm_up().await });
+    }
     let metrics = metrics::Metrics::new(&built.authenticator);
     let app = router::app(&config, &built, metrics.clone());
     let app_addr = addr(&config.server.host, config.server.port)?;

@@ -5,12 +5,18 @@ use std::time::Duration;
 use http::Method;
 
 use super::load::ConfigError;
-use super::{AugmenterConfig, Config, MintAlgorithm, ProviderConfig, RuleConfig};
+use super::{AugmenterConfig, Config, MintAlgorithm, OneOrMany, ProviderConfig, RuleConfig};
 use crate::Authenticator;
 use crate::augment::{Augmentation, PlainAdvancedAugmenter, PlainAugmenter};
 use crate::guard::Requirement;
 use crate::mint::{Minter, SigningKey};
 use crate::provider::PlainProvider;
+use crate::provider::http::HttpClient;
+use crate::provider::introspection::ClientAuth;
+use crate::provider::{
+    EcmwfApiProvider, EfasApiProvider, IntrospectionProvider, IntrospectionSettings, JwtProvider,
+    JwtSettings, KeySource,
+};
 
 /// The running parts of a configuration.
 #[derive(Debug, Clone)]
@@ -140,6 +146,13 @@ fn read_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> 
 impl Config {
     /// Builds the authenticator, minter and rules.
     pub fn build(&self) -> Result<Built, ConfigError> {
+        let http = HttpClient::builder()
+            .connect_timeout(Duration::from_millis(self.http.connect_timeout_ms))
+            .timeout(Duration::from_millis(self.http.timeout_ms))
+            .max_body(self.http.max_body_bytes)
+            .allow_http(self.http.allow_http)
+            .build()
+            .map_err(|e| ConfigError::key("http", e))?;
         let mut builder = Authenticator::builder()
             .timeout(Duration::from_millis(self.auth.timeout_in_ms))
             .cache_capacity(self.cache.capacity);
@@ -165,6 +178,128 @@ impl Config {
                         .map_err(|e| ConfigError::key(key, e.to_string()))?;
                     }
                     builder = builder.provider(provider);
+                }
+                ProviderConfig::Jwt {
+                    name,
+                    realm,
+                    cert_uri,
+                    issuer,
+                    audience,
+                    algorithms,
+                    leeway,
+                    typ,
+                    username_claim,
+                    roles_claim,
+                    ..
+                } => {
+                    let key = |k: &str| format!("providers[{i}].{k}");
+                    let mut settings = JwtSettings {
+                        issuer: issuer.clone(),
+                        audience: audience.as_ref().map(OneOrMany::to_vec),
+                        typ: typ.clone(),
+                        username_claim: username_claim.clone(),
+                        roles_claim: roles_claim.clone(),
+                        ..JwtSettings::default()
+                    };
+                    if let Some(l) = leeway {
+                        settings.leeway = *l;
+                    }
+                    if let Some(algs) = algorithms {
+                        settings.algorithms = algs
+                            .iter()
+                            .map(|a| {
+                                a.parse::<jsonwebtoken::Algorithm>().map_err(|_| {
+                                    ConfigError::key(
+                                        key("algorithms"),
+                                        format!("{a:?} is not an algorithm"),
+                                    )
+                                })
+                            })
+                            .collect::<Result<_, _>>()?;
+                    }
+                    let source = match (cert_uri, issuer) {
+                        (Some(uri), _) => KeySource::Uri(uri.clone()),
+                        (None, Some(iss)) => KeySource::Discovery(iss.clone()),
+                        (None, None) => {
+                            return Err(ConfigError::key(
+                                key("cert_uri"),
+                                "give `cert_uri` or `issuer`",
+                            ));
+                        }
+                    };
+                    let p = JwtProvider::new(
+                        name.clone(),
+                        realm.clone(),
+                        source,
+                        http.clone(),
+                        settings,
+                    )
+                    .map_err(|e| ConfigError::key(key("type"), e.to_string()))?;
+                    builder = builder.provider(p);
+                }
+                ProviderConfig::Introspection {
+                    name,
+                    realm,
+                    endpoint,
+                    client_id,
+                    client_secret,
+                    client_auth,
+                    audience,
+                    issuer,
+                } => {
+                    let auth = match client_auth.as_deref() {
+                        None | Some("basic") => ClientAuth::Basic,
+                        Some("form") => ClientAuth::Form,
+                        Some(other) => {
+                            return Err(ConfigError::key(
+                                format!("providers[{i}].client_auth"),
+                                format!("{other:?} is not `basic` or `form`"),
+                            ));
+                        }
+                    };
+                    let settings = IntrospectionSettings {
+                        endpoint: endpoint.clone(),
+                        client_id: client_id.clone(),
+                        client_secret: client_secret.clone(),
+                        client_auth: auth,
+                        audience: audience.as_ref().map(OneOrMany::to_vec),
+                        issuer: issuer.clone(),
+                        cache_ttl: Duration::from_secs(60),
+                    };
+                    let p = IntrospectionProvider::new(
+                        name.clone(),
+                        realm.clone(),
+                        settings,
+                        http.clone(),
+                    )
+                    .map_err(|e| ConfigError::key(format!("providers[{i}].endpoint"), e))?;
+                    builder = builder.provider(p);
+                }
+                ProviderConfig::EcmwfApi {
+                    name,
+                    realm,
+                    uri,
+                    check_email,
+                } => {
+                    let p = EcmwfApiProvider::new(
+                        name.clone(),
+                        realm.clone(),
+                        uri.clone(),
+                        http.clone(),
+                    )
+                    .map_err(|e| ConfigError::key(format!("providers[{i}].uri"), e))?
+                    .check_email(*check_email);
+                    builder = builder.provider(p);
+                }
+                ProviderConfig::EfasApi { name, realm, uri } => {
+                    let p = EfasApiProvider::new(
+                        name.clone(),
+                        realm.clone(),
+                        uri.clone(),
+                        http.clone(),
+                    )
+                    .map_err(|e| ConfigError::key(format!("providers[{i}].uri"), e))?;
+                    builder = builder.provider(p);
                 }
                 other => {
                     let (_, kind, _) = other.describe();

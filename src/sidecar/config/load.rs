@@ -231,8 +231,41 @@ fn convert_v1(root: &mut Map<String, Value>) -> Result<(), ConfigError> {
 
 const PROVIDER_KEYS: &[(&str, &[&str])] = &[
     ("plain", &["type", "name", "realm", "users"]),
-    ("jwt", &["type", "name", "realm", "cert_uri", "iam_realm"]),
-    ("ecmwf-api", &["type", "name", "realm", "uri"]),
+    (
+        "jwt",
+        &[
+            "type",
+            "name",
+            "realm",
+            "cert_uri",
+            "iam_realm",
+            "issuer",
+            "audience",
+            "algorithms",
+            "leeway",
+            "typ",
+            "username_claim",
+            "roles_claim",
+        ],
+    ),
+    (
+        "introspection",
+        &[
+            "type",
+            "name",
+            "realm",
+            "endpoint",
+            "client_id",
+            "client_secret",
+            "client_auth",
+            "audience",
+            "issuer",
+        ],
+    ),
+    (
+        "ecmwf-api",
+        &["type", "name", "realm", "uri", "check_email"],
+    ),
     ("efas-api", &["type", "name", "realm", "uri"]),
     (
         "openid-offline",
@@ -480,6 +513,19 @@ impl Config {
                 return Err(ConfigError::key(
                     format!("rules[{i}].path"),
                     "must start with `/`",
+                ));
+            }
+        }
+        for (i, p) in self.providers.iter().enumerate() {
+            if let ProviderConfig::Jwt {
+                cert_uri: None,
+                issuer: None,
+                ..
+            } = p
+            {
+                return Err(ConfigError::key(
+                    format!("providers[{i}].cert_uri"),
+                    "give `cert_uri` or `issuer` (OIDC discovery)",
                 ));
             }
         }

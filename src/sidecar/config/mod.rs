@@ -55,6 +55,67 @@ pub struct Config {
     /// Ours: per-path and per-method requirements, matched on the original request.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Ours: the HTTP client of remote providers.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// A string or a list of strings.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One value.
+    One(String),
+    /// Several values.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `http` (ours): the shared client of remote providers.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct HttpConfig {
+    /// Connect timeout, ms (default 2000).
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Total timeout per call, ms (default 4000).
+    #[serde(default = "default_total_ms")]
+    pub timeout_ms: u64,
+    /// Largest accepted response body (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Allow `http://` URLs (default false: keys and tokens travel over TLS only).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_connect_ms() -> u64 {
+    2000
+}
+fn default_total_ms() -> u64 {
+    4000
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout_ms: default_connect_ms(),
+            timeout_ms: default_total_ms(),
+            max_body_bytes: default_max_body(),
+            allow_http: false,
+        }
+    }
 }
 
 fn default_host() -> String {
@@ -182,30 +243,78 @@ pub enum ProviderConfig {
         /// The users.
         users: Vec<PlainUser>,
     },
-    /// Bearer JWT validated against a JWKS (not in this build yet).
+    /// Bearer JWT validated against a JWKS (`cert_uri`) or OIDC discovery (`issuer`).
     #[serde(rename = "jwt")]
     Jwt {
-        /// Unique name.
+        /// Unique name (scopes are keyed by it).
         name: String,
         /// Realm.
         realm: String,
-        /// JWKS URL.
-        cert_uri: String,
-        /// Shown by `/providers`.
+        /// JWKS URL. Either this or `issuer` (discovery).
+        #[serde(default)]
+        cert_uri: Option<String>,
+        /// Shown by `/providers` (auth-o-tron required it and never used it).
         #[serde(default)]
         iam_realm: Option<String>,
+        /// Ours: required `iss`; without `cert_uri`, keys come from its discovery document.
+        #[serde(default)]
+        issuer: Option<String>,
+        /// Ours: accepted audiences (a string or a list).
+        #[serde(default)]
+        audience: Option<OneOrMany>,
+        /// Ours: allowed algorithms (default: RS*, PS*, ES256, ES384, EdDSA).
+        #[serde(default)]
+        algorithms: Option<Vec<String>>,
+        /// Ours: clock leeway, seconds (default 60, at most 300).
+        #[serde(default)]
+        leeway: Option<u64>,
+        /// Ours: required `typ` header, e.g. `at+jwt`.
+        #[serde(default)]
+        typ: Option<String>,
+        /// Ours: claim holding the user name (default `preferred_username`, else `sub`).
+        #[serde(default)]
+        username_claim: Option<String>,
+        /// Ours: extra claim path holding roles, e.g. `[groups]` or `[app, roles]`.
+        #[serde(default)]
+        roles_claim: Option<Vec<String>>,
     },
-    /// ECMWF Web-API keys (not in this build yet).
+    /// Ours: opaque tokens checked with RFC 7662 introspection.
+    #[serde(rename = "introspection")]
+    Introspection {
+        /// Unique name (scopes are keyed by it).
+        name: String,
+        /// Realm.
+        realm: String,
+        /// The introspection endpoint.
+        endpoint: String,
+        /// Our client id.
+        client_id: String,
+        /// Our client secret.
+        client_secret: String,
+        /// `basic` (default) or `form`.
+        #[serde(default)]
+        client_auth: Option<String>,
+        /// Accepted audiences.
+        #[serde(default)]
+        audience: Option<OneOrMany>,
+        /// Required issuer.
+        #[serde(default)]
+        issuer: Option<String>,
+    },
+    /// ECMWF Web-API keys (`Bearer <key>` or `EmailKey <email>:<key>`).
     #[serde(rename = "ecmwf-api")]
     EcmwfApi {
         /// Unique name.
         name: String,
         /// Realm.
         realm: String,
-        /// Base URI.
+        /// Base URI, e.g. `https://api.ecmwf.int/v1`.
         uri: String,
+        /// Ours: require the email of `EmailKey` credentials to match the account's.
+        #[serde(default)]
+        check_email: bool,
     },
-    /// EFAS API tokens (not in this build yet).
+    /// EFAS user tokens.
     #[serde(rename = "efas-api")]
     EfasApi {
         /// Unique name.
@@ -257,6 +366,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Plain { name, realm, .. } => (name, "plain", realm),
             ProviderConfig::Jwt { name, realm, .. } => (name, "jwt", realm),
+            ProviderConfig::Introspection { name, realm, .. } => (name, "introspection", realm),
             ProviderConfig::EcmwfApi { name, realm, .. } => (name, "ecmwf-api", realm),
             ProviderConfig::EfasApi { name, realm, .. } => (name, "efas-api", realm),
             ProviderConfig::OpenidOffline { name, realm, .. } => (name, "openid-offline", realm),
