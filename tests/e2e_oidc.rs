@@ -17,6 +17,7 @@ use auth_o_tron::provider::http::HttpClient;
 use auth_o_tron::provider::introspection::ClientAuth;
 use auth_o_tron::provider::{
     IntrospectionProvider, IntrospectionSettings, JwtProvider, JwtSettings, KeySource,
+    OfflineEndpoints, OfflineProvider, OfflineSettings,
 };
 use auth_o_tron::{AuthError, Authenticator, Scopes};
 
@@ -29,10 +30,15 @@ struct Op {
     child: Child,
     port: u16,
     keys: PathBuf,
+    token_path: String,
 }
 
 impl Op {
     fn start(port: u16, keys: PathBuf, at_ttl: u32) -> Op {
+        Op::start_with(port, keys, at_ttl, &[])
+    }
+
+    fn start_with(port: u16, keys: PathBuf, at_ttl: u32, env: &[(&str, &str)]) -> Op {
         let dir = fixture_dir();
         assert!(
             dir.join("node_modules/oidc-provider").exists(),
@@ -43,6 +49,7 @@ impl Op {
             .env("PORT", port.to_string())
             .env("KEYS_FILE", &keys)
             .env("AT_TTL", at_ttl.to_string())
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -53,7 +60,16 @@ impl Op {
         assert!(line.starts_with("ready"), "the OP did not start: {line:?}");
         // Keep draining: a closed pipe would kill the OP at its next log line.
         std::thread::spawn(move || for _ in out.lines() {});
-        let op = Op { child, port, keys };
+        let token_path = match env.iter().find(|(k, _)| *k == "KEYCLOAK_REALM") {
+            Some((_, realm)) => format!("/realms/{realm}/protocol/openid-connect/token"),
+            None => "/token".to_owned(),
+        };
+        let op = Op {
+            child,
+            port,
+            keys,
+            token_path,
+        };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return op;
@@ -64,6 +80,10 @@ impl Op {
     }
 
     fn fresh(at_ttl: u32) -> Op {
+        Op::fresh_with(at_ttl, &[])
+    }
+
+    fn fresh_with(at_ttl: u32, env: &[(&str, &str)]) -> Op {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -72,7 +92,45 @@ impl Op {
         let keys =
             std::env::temp_dir().join(format!("aot-op-keys-{port}-{}.json", std::process::id()));
         let _ = std::fs::remove_file(&keys);
-        Op::start(port, keys, at_ttl)
+        Op::start_with(port, keys, at_ttl, env)
+    }
+
+    /// A refresh token for `user` with `offline_access`, obtained without a browser (CIBA).
+    async fn refresh_token(&self, user: &str) -> String {
+        let c = reqwest::Client::new();
+        let req: serde_json::Value = c
+            .post(format!("{}/backchannel", self.issuer()))
+            .basic_auth("svc", Some("svc-secret"))
+            .form(&[
+                ("scope", "openid offline_access api:read"),
+                ("login_hint", user),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = req["auth_req_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("CIBA: {req}"));
+        let tokens: serde_json::Value = c
+            .post(format!("{}{}", self.issuer(), self.token_path))
+            .basic_auth("svc", Some("svc-secret"))
+            .form(&[
+                ("grant_type", "urn:openid:params:grant-type:ciba"),
+                ("auth_req_id", id),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens["refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no refresh token: {tokens}"))
+            .to_owned()
     }
 
     fn issuer(&self) -> String {
@@ -91,7 +149,7 @@ impl Op {
             form.push(("scope", "api:read"));
         }
         let res: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/token", self.issuer()))
+            .post(format!("{}{}", self.issuer(), self.token_path))
             .basic_auth("svc", Some("svc-secret"))
             .form(&form)
             .send()
@@ -544,5 +602,200 @@ rules:
             .to_str()
             .unwrap()
             .contains("insufficient_scope")
+    );
+}
+
+fn offline(op: &Op, endpoints: OfflineEndpoints) -> Authenticator {
+    let s = OfflineSettings {
+        endpoints,
+        public_client_id: "svc".into(),
+        private_client_id: "svc".into(),
+        private_client_secret: "svc-secret".into(),
+        jwt: JwtSettings {
+            issuer: Some(op.issuer()),
+            audience: Some(vec!["api://jwt".into()]),
+            ..settings()
+        },
+        max_chains: 1000,
+    };
+    let p = OfflineProvider::new("desp", "desp", s, client()).unwrap();
+    Authenticator::builder()
+        .provider(p)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap()
+}
+
+fn keycloak(op: &Op) -> OfflineEndpoints {
+    OfflineEndpoints::Keycloak {
+        iam_url: op.issuer(),
+        realm: "desp".into(),
+        cert_uri: format!("{}/realms/desp/protocol/openid-connect/certs", op.issuer()),
+    }
+}
+
+#[tokio::test]
+async fn offline_refresh_tokens_keycloak_layout_and_discovery() {
+    let op = Op::fresh_with(300, &[("KEYCLOAK_REALM", "desp")]);
+    let rt = op.refresh_token("alice").await;
+    let auth = offline(&op, keycloak(&op));
+    let p = auth.authenticate(&bearer(&rt)).await.unwrap();
+    assert_eq!((p.username.as_str(), p.realm.as_str()), ("alice", "desp"));
+    assert!(p.scopes.allows("desp", "api:read"));
+    assert!(auth.authenticate(&bearer(&rt)).await.is_ok());
+    assert_eq!(
+        auth.stats().providers[0].success.load(Ordering::Relaxed),
+        1,
+        "one exchange while the access token lives"
+    );
+    assert_eq!(
+        auth.authenticate(&bearer("not-a-refresh-token"))
+            .await
+            .unwrap_err(),
+        AuthError::Invalid
+    );
+    // An access token is not an offline token.
+    let at = op.token(&[("resource", "urn:example:opaque-api")]).await;
+    assert_eq!(
+        auth.authenticate(&bearer(&at)).await.unwrap_err(),
+        AuthError::Invalid
+    );
+
+    let disc = offline(&op, OfflineEndpoints::Discovery(op.issuer()));
+    assert_eq!(
+        disc.authenticate(&bearer(&rt)).await.unwrap().username,
+        "alice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_refresh_tokens_keep_working_for_the_original_token() {
+    let op = Op::fresh_with(2, &[("KEYCLOAK_REALM", "desp"), ("ROTATE_RT", "1")]);
+    let rt = op.refresh_token("bob").await;
+    let auth = offline(&op, keycloak(&op));
+    // 50 concurrent first requests: one exchange, so no parallel reuse of the token.
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (auth, h) = (auth.clone(), bearer(&rt));
+        tasks.push(tokio::spawn(
+            async move { auth.authenticate(&h).await.is_ok() },
+        ));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(auth.stats().providers[0].success.load(Ordering::Relaxed), 1);
+    // Past the access token's lifetime, twice: each time a new exchange with the latest token.
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(2600)).await;
+        let p = auth
+            .authenticate(&bearer(&rt))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(p.username, "bob");
+    }
+    assert_eq!(auth.stats().providers[0].success.load(Ordering::Relaxed), 3);
+    // The original token really was spent: using it directly trips reuse detection, which
+    // revokes the grant, and from then on the provider answers 401.
+    let res: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "{}/realms/desp/protocol/openid-connect/token",
+            op.issuer()
+        ))
+        .basic_auth("svc", Some("svc-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["error"], "invalid_grant");
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(
+        auth.authenticate(&bearer(&rt)).await.unwrap_err(),
+        AuthError::Invalid
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecmwf_token_generator_flow() {
+    use auth_o_tron::provider::{TokenGeneratorProvider, TokenGeneratorSettings};
+    use common::fake_api::{FakeApi, Fault};
+    let op = Op::fresh(300);
+    // The generator hands out real access tokens of the real OP.
+    let access = op.token(&[]).await;
+    let fake = FakeApi::start(Arc::new(move |target: &str, body: &str| {
+        let req: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        match target {
+            "/validate-token" => {
+                let active = req["token"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("offline-"))
+                    && req["client_id"] == "gen";
+                (200, serde_json::json!({ "active": active }).to_string())
+            }
+            "/admin/refresh-access-token" if req["client_secret"] == "gen-secret" => (
+                200,
+                serde_json::json!({"access_token": access, "expires_in": 300}).to_string(),
+            ),
+            _ => (400, "{\"error\":\"bad request\"}".into()),
+        }
+    }))
+    .await;
+    let s = TokenGeneratorSettings {
+        url: fake.url(""),
+        cert_uri: format!("{}/jwks", op.issuer()),
+        client_id: "gen".into(),
+        client_secret: "gen-secret".into(),
+        jwt: JwtSettings {
+            audience: Some(vec!["api://jwt".into()]),
+            ..settings()
+        },
+    };
+    let p = TokenGeneratorProvider::new("ecmwf-tg", "ecmwf", s, client()).unwrap();
+    let auth = Authenticator::builder().provider(p).build().unwrap();
+    let user = auth.authenticate(&bearer("offline-1")).await.unwrap();
+    assert_eq!(user.username, "svc");
+    assert!(user.scopes.allows("ecmwf-tg", "api:read"));
+    assert_eq!(fake.hits(), 2, "validate, then exchange");
+    auth.authenticate(&bearer("offline-1")).await.unwrap();
+    assert_eq!(fake.hits(), 2, "cached until the access token expires");
+    for _ in 0..2 {
+        assert_eq!(
+            auth.authenticate(&bearer("revoked-token"))
+                .await
+                .unwrap_err(),
+            AuthError::Invalid
+        );
+    }
+    assert_eq!(fake.hits(), 4, "inactive tokens are not cached");
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let auth = auth.clone();
+        tasks.push(tokio::spawn(async move {
+            auth.authenticate(&bearer("offline-2")).await.is_ok()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(
+        fake.hits(),
+        6,
+        "100 concurrent requests: one validation, one exchange"
+    );
+    fake.set(Fault::Status(500));
+    assert_eq!(
+        auth.authenticate(&bearer("offline-3")).await.unwrap_err(),
+        AuthError::Unavailable
+    );
+    fake.set(Fault::Garbage);
+    assert_eq!(
+        auth.authenticate(&bearer("offline-3")).await.unwrap_err(),
+        AuthError::Unavailable
     );
 }

@@ -16,7 +16,7 @@ use common::fake_api::{FakeApi, Fault, token_param};
 const KEY: &str = "k3y+with/odd.chars~";
 
 async fn ecmwf() -> FakeApi {
-    FakeApi::start(Arc::new(|target: &str| {
+    FakeApi::start(Arc::new(|target: &str, _body: &str| {
         if !target.starts_with("/v1/who-am-i?") {
             return (404, "{}".into());
         }
@@ -29,7 +29,7 @@ async fn ecmwf() -> FakeApi {
 }
 
 async fn efas() -> FakeApi {
-    FakeApi::start(Arc::new(|target: &str| match token_param(target).as_deref() {
+    FakeApi::start(Arc::new(|target: &str, _body: &str| match token_param(target).as_deref() {
         Some("efas-token") => (
             200,
             r#"{"username":"erin","roles":["forecaster","forecaster"],"email":"erin@efas.eu","user_id":7,"partner_abbr":"X"}"#.into(),

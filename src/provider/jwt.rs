@@ -174,7 +174,8 @@ impl JwtProvider {
         self.keys.refresh(None).await.map(|_| ())
     }
 
-    async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
+    /// Validates `token` and maps its claims (used by the refresh-token providers too).
+    pub(crate) async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
         if token.split('.').count() != 3 {
             return Err(ProviderError::invalid("not a compact JWS"));
         }

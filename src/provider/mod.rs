@@ -25,7 +25,11 @@ pub mod introspection;
 pub mod jwks;
 #[cfg(feature = "remote")]
 pub mod jwt;
+#[cfg(feature = "remote")]
+pub mod offline;
 pub mod plain;
+#[cfg(feature = "remote")]
+pub mod token_generator;
 
 #[cfg(feature = "remote")]
 pub use ecmwf_api::EcmwfApiProvider;
@@ -37,7 +41,11 @@ pub use introspection::{IntrospectionProvider, IntrospectionSettings};
 pub use jwks::KeySource;
 #[cfg(feature = "remote")]
 pub use jwt::{JwtProvider, JwtSettings};
+#[cfg(feature = "remote")]
+pub use offline::{OfflineEndpoints, OfflineProvider, OfflineSettings};
 pub use plain::PlainProvider;
+#[cfg(feature = "remote")]
+pub use token_generator::{TokenGeneratorProvider, TokenGeneratorSettings};
 
 /// A boxed, sendable future (the miss path is async and dynamic; the hit path never builds one).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -20,8 +20,8 @@ pub enum Fault {
     Reset,
 }
 
-/// Answers `(status, json body)` for a request target (path and query).
-pub type Handler = Arc<dyn Fn(&str) -> (u16, String) + Send + Sync>;
+/// Answers `(status, json body)` for a request target (path and query) and request body.
+pub type Handler = Arc<dyn Fn(&str, &str) -> (u16, String) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct FakeApi {
@@ -56,8 +56,24 @@ impl FakeApi {
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
-                    let head = String::from_utf8_lossy(&buf).to_string();
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
                     let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < end + length {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[end..end + length]).to_string();
                     f.hits.fetch_add(1, Ordering::SeqCst);
                     f.targets.lock().unwrap().push(target.clone());
                     let fault = *f.fault.lock().unwrap();
@@ -70,7 +86,7 @@ impl FakeApi {
                         }
                         Fault::Delay(d) => {
                             tokio::time::sleep(d).await;
-                            handler(&target)
+                            handler(&target, &body)
                         }
                         Fault::Status(s) => (s, "{\"error\":\"boom\"}".to_owned()),
                         Fault::Garbage => (200, "<html>not json".to_owned()),
@@ -78,7 +94,7 @@ impl FakeApi {
                             200,
                             format!("{{\"uid\":\"{}\"}}", "x".repeat(3 * 1024 * 1024)),
                         ),
-                        Fault::None => handler(&target),
+                        Fault::None => handler(&target, &body),
                     };
                     let reply = format!(
                         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -15,7 +15,8 @@ use crate::provider::http::HttpClient;
 use crate::provider::introspection::ClientAuth;
 use crate::provider::{
     EcmwfApiProvider, EfasApiProvider, IntrospectionProvider, IntrospectionSettings, JwtProvider,
-    JwtSettings, KeySource,
+    JwtSettings, KeySource, OfflineEndpoints, OfflineProvider, OfflineSettings,
+    TokenGeneratorProvider, TokenGeneratorSettings,
 };
 
 /// The running parts of a configuration.
@@ -301,12 +302,69 @@ impl Config {
                     .map_err(|e| ConfigError::key(format!("providers[{i}].uri"), e))?;
                     builder = builder.provider(p);
                 }
-                other => {
-                    let (_, kind, _) = other.describe();
-                    return Err(ConfigError::key(
-                        format!("providers[{i}].type"),
-                        format!("provider type `{kind}` is not available in this build yet"),
-                    ));
+                ProviderConfig::OpenidOffline {
+                    name,
+                    realm,
+                    cert_uri,
+                    public_client_id,
+                    private_client_id,
+                    private_client_secret,
+                    iam_url,
+                    issuer,
+                    audience,
+                } => {
+                    let settings = OfflineSettings {
+                        endpoints: OfflineEndpoints::Keycloak {
+                            iam_url: iam_url.clone(),
+                            realm: realm.clone(),
+                            cert_uri: cert_uri.clone(),
+                        },
+                        public_client_id: public_client_id.clone(),
+                        private_client_id: private_client_id.clone(),
+                        private_client_secret: private_client_secret.clone(),
+                        jwt: JwtSettings {
+                            issuer: issuer.clone(),
+                            audience: audience.as_ref().map(OneOrMany::to_vec),
+                            ..JwtSettings::default()
+                        },
+                        max_chains: self.cache.capacity,
+                    };
+                    let p =
+                        OfflineProvider::new(name.clone(), realm.clone(), settings, http.clone())
+                            .map_err(|e| ConfigError::key(format!("providers[{i}].iam_url"), e))?;
+                    builder = builder.provider(p);
+                }
+                ProviderConfig::EcmwfTokenGenerator {
+                    name,
+                    realm,
+                    cert_uri,
+                    client_id,
+                    client_secret,
+                    token_generator_url,
+                    issuer,
+                    audience,
+                } => {
+                    let settings = TokenGeneratorSettings {
+                        url: token_generator_url.clone(),
+                        cert_uri: cert_uri.clone(),
+                        client_id: client_id.clone(),
+                        client_secret: client_secret.clone(),
+                        jwt: JwtSettings {
+                            issuer: issuer.clone(),
+                            audience: audience.as_ref().map(OneOrMany::to_vec),
+                            ..JwtSettings::default()
+                        },
+                    };
+                    let p = TokenGeneratorProvider::new(
+                        name.clone(),
+                        realm.clone(),
+                        settings,
+                        http.clone(),
+                    )
+                    .map_err(|e| {
+                        ConfigError::key(format!("providers[{i}].token_generator_url"), e)
+                    })?;
+                    builder = builder.provider(p);
                 }
             }
         }
@@ -442,6 +500,56 @@ mod tests {
         ] {
             assert_eq!(normalize_path(raw), want, "{raw}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_auth_o_tron_provider_type_builds() {
+        let yaml = r#"
+version: "2.0.0"
+server: {port: 8080}
+providers:
+  - {type: plain, name: local, realm: local, users: [{username: a, password: b}]}
+  - {type: jwt, name: kc, realm: kc, cert_uri: "https://idp.example/certs", iam_realm: x}
+  - {type: ecmwf-api, name: ecmwf, realm: ecmwf, uri: "https://api.ecmwf.int/v1"}
+  - {type: efas-api, name: efas, realm: efas, uri: "https://efas.example/user"}
+  - {type: openid-offline, name: desp, realm: desp, cert_uri: "https://iam.example/certs", public_client_id: p,
+     private_client_id: q, private_client_secret: s, iam_url: "https://iam.example"}
+  - {type: ecmwf-token-generator, name: tg, realm: tg, cert_uri: "https://iam.example/certs", client_id: c,
+     client_secret: s, token_generator_url: "https://tg.example"}
+  - {type: introspection, name: rfc7662, realm: o, endpoint: "https://as.example/introspect", client_id: c, client_secret: s}
+jwt: {iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}
+"#;
+        let config = Config::from_yaml(yaml, Vec::<(String, String)>::new())
+            .unwrap()
+            .config;
+        let built = config.build().unwrap();
+        let kinds: Vec<_> = built
+            .authenticator
+            .providers()
+            .map(|p| p.kind().to_owned())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "plain",
+                "jwt",
+                "ecmwf-api",
+                "efas-api",
+                "openid-offline",
+                "ecmwf-token-generator",
+                "introspection"
+            ]
+        );
+        let insecure = yaml.replace("https://api.ecmwf.int/v1", "http://api.ecmwf.int/v1");
+        let e = Config::from_yaml(&insecure, Vec::<(String, String)>::new())
+            .unwrap()
+            .config
+            .build()
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("config key `providers[2].uri`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -324,7 +324,7 @@ pub enum ProviderConfig {
         /// URI.
         uri: String,
     },
-    /// Offline refresh tokens (not in this build yet).
+    /// Offline refresh tokens: introspect, exchange, validate the access token (Keycloak paths).
     #[serde(rename = "openid-offline")]
     OpenidOffline {
         /// Unique name.
@@ -341,8 +341,14 @@ pub enum ProviderConfig {
         private_client_secret: String,
         /// Keycloak base URL.
         iam_url: String,
+        /// Ours: required `iss` of the access tokens.
+        #[serde(default)]
+        issuer: Option<String>,
+        /// Ours: accepted audiences of the access tokens.
+        #[serde(default)]
+        audience: Option<OneOrMany>,
     },
-    /// ECMWF token generator (not in this build yet).
+    /// ECMWF token generator: validate, exchange, validate the access token.
     #[serde(rename = "ecmwf-token-generator")]
     EcmwfTokenGenerator {
         /// Unique name.
@@ -357,6 +363,12 @@ pub enum ProviderConfig {
         client_secret: String,
         /// Token generator base URL.
         token_generator_url: String,
+        /// Ours: required `iss` of the access tokens.
+        #[serde(default)]
+        issuer: Option<String>,
+        /// Ours: accepted audiences of the access tokens.
+        #[serde(default)]
+        audience: Option<OneOrMany>,
     },
 }
 

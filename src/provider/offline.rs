@@ -1,0 +1,352 @@
+//! `openid-offline`: an OAuth2 `offline_access` refresh token as the credential.
+//!
+//! auth-o-tron's protocol: introspect the refresh token (`active` and the exact scope word
+//! `offline_access`), exchange it at the token endpoint (`grant_type=refresh_token`, the private
+//! client authenticating with HTTP Basic, `client_id` = the public client), and validate the
+//! access token that comes back as a `jwt` provider would. Endpoints are Keycloak's
+//! (`{iam_url}/realms/{realm}/protocol/openid-connect/...`) or come from OIDC discovery.
+//!
+//! The pipeline caches the resulting user until the access token expires and coalesces
+//! concurrent requests, so one refresh token causes one exchange per access-token lifetime.
+//!
+//! Rotation: when the IdP answers an exchange with a new refresh token, the old one is spent,
+//! and presenting it again would trip the IdP's reuse detection and revoke the whole grant. The
+//! provider therefore remembers, in memory and keyed by a hash of the client's original token,
+//! the latest token of the chain, and uses that one for the next introspection and exchange.
+//! The client keeps sending its original token and keeps working. The chain lives in this
+//! process: behind several replicas, route a client to one replica, or turn rotation off for
+//! the offline client.
+
+use std::hash::Hasher as _;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use super::http::HttpClient;
+use super::jwks::KeySource;
+use super::jwt::{JwtProvider, JwtSettings};
+use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::credentials::{Credential, Scheme};
+
+/// Where the endpoints are.
+#[derive(Clone, Debug)]
+pub enum OfflineEndpoints {
+    /// Keycloak's layout under `iam_url` for `realm`, keys from `cert_uri`.
+    Keycloak {
+        /// Keycloak base URL.
+        iam_url: String,
+        /// The Keycloak realm (auth-o-tron uses the provider's realm).
+        realm: String,
+        /// JWKS URL.
+        cert_uri: String,
+    },
+    /// `token_endpoint`, `introspection_endpoint` and `jwks_uri` from this issuer's discovery
+    /// document.
+    Discovery(String),
+}
+
+/// Settings of an [`OfflineProvider`].
+#[derive(Clone, Debug)]
+pub struct OfflineSettings {
+    /// Endpoints.
+    pub endpoints: OfflineEndpoints,
+    /// The public client id sent as `client_id` in the exchange.
+    pub public_client_id: String,
+    /// The private (confidential) client id.
+    pub private_client_id: String,
+    /// The private client's secret.
+    pub private_client_secret: String,
+    /// Validation of the access token.
+    pub jwt: JwtSettings,
+    /// Maximum refresh-token chains remembered (rotation).
+    pub max_chains: u64,
+}
+
+struct Resolved {
+    token: String,
+    introspect: String,
+}
+
+/// Authenticates offline refresh tokens.
+#[derive(Clone)]
+pub struct OfflineProvider {
+    name: String,
+    realm: String,
+    settings: Arc<OfflineSettings>,
+    client: HttpClient,
+    jwt: JwtProvider,
+    resolved: Arc<RwLock<Option<Arc<Resolved>>>>,
+    chains: moka::sync::Cache<u128, Arc<str>>,
+    key: (u64, u64),
+}
+
+impl std::fmt::Debug for OfflineProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineProvider")
+            .field("name", &self.name)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+fn word(scope: &str, w: &str) -> bool {
+    scope.split_ascii_whitespace().any(|s| s == w)
+}
+
+impl OfflineProvider {
+    /// A provider named `name` for `realm`.
+    pub fn new(
+        name: impl Into<String>,
+        realm: impl Into<String>,
+        settings: OfflineSettings,
+        client: HttpClient,
+    ) -> Result<Self, String> {
+        let name = name.into();
+        let realm = realm.into();
+        let (keys, resolved) = match &settings.endpoints {
+            OfflineEndpoints::Keycloak {
+                iam_url,
+                realm: kc,
+                cert_uri,
+            } => {
+                let base = format!(
+                    "{}/realms/{kc}/protocol/openid-connect",
+                    iam_url.trim_end_matches('/')
+                );
+                client.check_url(&base)?;
+                let r = Resolved {
+                    token: format!("{base}/token"),
+                    introspect: format!("{base}/token/introspect"),
+                };
+                (KeySource::Uri(cert_uri.clone()), Some(Arc::new(r)))
+            }
+            OfflineEndpoints::Discovery(issuer) => (KeySource::Discovery(issuer.clone()), None),
+        };
+        let jwt = JwtProvider::new(
+            name.clone(),
+            realm.clone(),
+            keys,
+            client.clone(),
+            settings.jwt.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut k = [0u8; 16];
+        getrandom::fill(&mut k).map_err(|e| e.to_string())?;
+        let key = (
+            u64::from_le_bytes(k[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(k[8..].try_into().expect("8 bytes")),
+        );
+        let chains = moka::sync::Cache::builder()
+            .max_capacity(settings.max_chains)
+            .time_to_idle(Duration::from_secs(30 * 86_400))
+            .build();
+        Ok(OfflineProvider {
+            name,
+            realm,
+            settings: Arc::new(settings),
+            client,
+            jwt,
+            resolved: Arc::new(RwLock::new(resolved)),
+            chains,
+            key,
+        })
+    }
+
+    async fn endpoints(&self) -> Result<Arc<Resolved>, ProviderError> {
+        if let Some(r) = self
+            .resolved
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Ok(r);
+        }
+        let OfflineEndpoints::Discovery(issuer) = &self.settings.endpoints else {
+            return Err(ProviderError::unavailable("no endpoints"));
+        };
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let res = self
+            .client
+            .send("OIDC discovery", self.client.inner().get(url))
+            .await?;
+        if !res.status.is_success() {
+            return Err(ProviderError::unavailable(format!(
+                "OIDC discovery: status {}",
+                res.status.as_u16()
+            )));
+        }
+        let doc: Value = res.json("OIDC discovery")?;
+        if doc.get("issuer").and_then(Value::as_str) != Some(issuer.as_str()) {
+            return Err(ProviderError::unavailable(
+                "OIDC discovery: issuer does not match",
+            ));
+        }
+        let get = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
+        let (Some(token), Some(introspect)) =
+            (get("token_endpoint"), get("introspection_endpoint"))
+        else {
+            return Err(ProviderError::unavailable(
+                "OIDC discovery: no token or introspection endpoint",
+            ));
+        };
+        for u in [&token, &introspect] {
+            self.client
+                .check_url(u)
+                .map_err(ProviderError::unavailable)?;
+        }
+        let r = Arc::new(Resolved { token, introspect });
+        *self
+            .resolved
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(r.clone());
+        Ok(r)
+    }
+
+    fn chain_key(&self, original: &str) -> u128 {
+        let mut h = SipHasher13::new_with_keys(self.key.0, self.key.1);
+        h.write(original.as_bytes());
+        h.finish128().as_u128()
+    }
+
+    async fn check(&self, original: &str) -> Result<Identity, ProviderError> {
+        let s = &self.settings;
+        let ep = self.endpoints().await?;
+        let chain = self.chain_key(original);
+        let current: Arc<str> = self.chains.get(&chain).unwrap_or_else(|| original.into());
+
+        // 1. Introspect the refresh token.
+        let req = self
+            .client
+            .inner()
+            .post(&ep.introspect)
+            .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
+            .form(&[("token", &*current)]);
+        let res = self.client.send("introspection", req).await?;
+        if !res.status.is_success() {
+            return Err(ProviderError::unavailable(format!(
+                "introspection: status {}",
+                res.status.as_u16()
+            )));
+        }
+        let doc: Value = res.json("introspection")?;
+        match doc.get("active") {
+            Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => {
+                return Err(ProviderError::invalid("refresh token is not active"));
+            }
+            _ => {
+                return Err(ProviderError::unavailable(
+                    "introspection: `active` is not a boolean",
+                ));
+            }
+        }
+        if !word(
+            doc.get("scope").and_then(Value::as_str).unwrap_or(""),
+            "offline_access",
+        ) {
+            return Err(ProviderError::invalid("not an offline_access token"));
+        }
+
+        // 2. Exchange it for an access token.
+        let req = self
+            .client
+            .inner()
+            .post(&ep.token)
+            .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
+            .form(&[
+                ("client_id", s.public_client_id.as_str()),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &*current),
+            ]);
+        let res = self.client.send("token exchange", req).await?;
+        match res.status.as_u16() {
+            200..=299 => {}
+            400 | 401 => {
+                let err: Value = serde_json::from_slice(&res.body).unwrap_or_default();
+                if err.get("error").and_then(Value::as_str) == Some("invalid_grant") {
+                    return Err(ProviderError::invalid(
+                        "refresh token refused (invalid_grant)",
+                    ));
+                }
+                return Err(ProviderError::unavailable(format!(
+                    "token exchange: status {}",
+                    res.status.as_u16()
+                )));
+            }
+            other => {
+                return Err(ProviderError::unavailable(format!(
+                    "token exchange: status {other}"
+                )));
+            }
+        }
+        let tokens: Value = res.json("token exchange")?;
+        let access = tokens
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))?;
+        if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
+            && rotated != &*current
+        {
+            self.chains.insert(chain, rotated.into());
+        }
+
+        // 3. Validate the access token like any JWT.
+        self.jwt.check(access).await.map_err(|e| match e {
+            ProviderError::Invalid(why) => ProviderError::unavailable(format!(
+                "the IdP's access token failed validation: {why}"
+            )),
+            other => other,
+        })
+    }
+}
+
+impl Provider for OfflineProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &str {
+        "openid-offline"
+    }
+    fn realm(&self) -> &str {
+        &self.realm
+    }
+    fn scheme(&self) -> Scheme {
+        Scheme::Bearer
+    }
+    fn cache_ttl(&self) -> Option<Duration> {
+        Some(self.settings.jwt.cache_ttl)
+    }
+    fn is_ready(&self) -> bool {
+        self.jwt.is_ready()
+    }
+    fn warm_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let _ = self.endpoints().await;
+            self.jwt.warm_up().await;
+        })
+    }
+    fn authenticate<'a>(
+        &'a self,
+        credential: Credential<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(self.check(credential.secret()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn offline_access_is_an_exact_word() {
+        assert!(super::word(
+            "openid offline_access api:read",
+            "offline_access"
+        ));
+        assert!(!super::word("openid offline_accessx", "offline_access"));
+        assert!(!super::word("no_offline_access", "offline_access"));
+    }
+}

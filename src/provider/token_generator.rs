@@ -1,0 +1,168 @@
+//! `ecmwf-token-generator`: ECMWF's token generator turns an offline token into a short-lived
+//! JWT access token.
+//!
+//! `POST {url}/validate-token` with `{"token", "client_id"}` must answer `{"active": true}`;
+//! `POST {url}/admin/refresh-access-token` with `{"client_id", "client_secret",
+//! "refresh_token"}` answers `{"access_token", "expires_in"}`; the access token is validated as
+//! a `jwt` provider would (keys from `cert_uri`). The pipeline caches the user until the access
+//! token expires and coalesces concurrent requests, so one offline token causes one exchange
+//! per access-token lifetime. Inactive tokens are not cached (auth-o-tron cached them 240 s).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::http::HttpClient;
+use super::jwks::KeySource;
+use super::jwt::{JwtProvider, JwtSettings};
+use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::credentials::{Credential, Scheme};
+
+/// Settings of a [`TokenGeneratorProvider`].
+#[derive(Clone, Debug)]
+pub struct TokenGeneratorSettings {
+    /// Base URL of the token generator.
+    pub url: String,
+    /// JWKS of the access tokens.
+    pub cert_uri: String,
+    /// Our client id.
+    pub client_id: String,
+    /// Our client secret.
+    pub client_secret: String,
+    /// Validation of the access token.
+    pub jwt: JwtSettings,
+}
+
+/// Authenticates offline tokens through the ECMWF token generator.
+#[derive(Clone)]
+pub struct TokenGeneratorProvider {
+    name: String,
+    realm: String,
+    settings: TokenGeneratorSettings,
+    client: HttpClient,
+    jwt: JwtProvider,
+}
+
+impl std::fmt::Debug for TokenGeneratorProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenGeneratorProvider")
+            .field("name", &self.name)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenGeneratorProvider {
+    /// A provider named `name` for `realm`.
+    pub fn new(
+        name: impl Into<String>,
+        realm: impl Into<String>,
+        mut settings: TokenGeneratorSettings,
+        client: HttpClient,
+    ) -> Result<Self, String> {
+        let (name, realm) = (name.into(), realm.into());
+        settings.url = settings.url.trim_end_matches('/').to_owned();
+        client.check_url(&settings.url)?;
+        let jwt = JwtProvider::new(
+            name.clone(),
+            realm.clone(),
+            KeySource::Uri(settings.cert_uri.clone()),
+            client.clone(),
+            settings.jwt.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(TokenGeneratorProvider {
+            name,
+            realm,
+            settings,
+            client,
+            jwt,
+        })
+    }
+
+    async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
+        let s = &self.settings;
+        let req = self
+            .client
+            .inner()
+            .post(format!("{}/validate-token", s.url))
+            .json(&json!({"token": token, "client_id": s.client_id}));
+        let res = self.client.send("validate-token", req).await?;
+        if !res.status.is_success() {
+            return Err(ProviderError::unavailable(format!(
+                "validate-token: status {}",
+                res.status.as_u16()
+            )));
+        }
+        let v: Value = res.json("validate-token")?;
+        match v.get("active") {
+            Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => return Err(ProviderError::invalid("token is not active")),
+            _ => {
+                return Err(ProviderError::unavailable(
+                    "validate-token: `active` is not a boolean",
+                ));
+            }
+        }
+        let req = self
+            .client
+            .inner()
+            .post(format!("{}/admin/refresh-access-token", s.url))
+            .json(&json!({"client_id": s.client_id, "client_secret": s.client_secret, "refresh_token": token}));
+        let res = self.client.send("refresh-access-token", req).await?;
+        match res.status.as_u16() {
+            200..=299 => {}
+            400 | 401 | 403 => {
+                return Err(ProviderError::invalid(
+                    "token refused by the token generator",
+                ));
+            }
+            other => {
+                return Err(ProviderError::unavailable(format!(
+                    "refresh-access-token: status {other}"
+                )));
+            }
+        }
+        let v: Value = res.json("refresh-access-token")?;
+        let access = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProviderError::unavailable("refresh-access-token: no access_token"))?;
+        self.jwt.check(access).await.map_err(|e| match e {
+            ProviderError::Invalid(why) => ProviderError::unavailable(format!(
+                "the generated access token failed validation: {why}"
+            )),
+            other => other,
+        })
+    }
+}
+
+impl Provider for TokenGeneratorProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &str {
+        "ecmwf-token-generator"
+    }
+    fn realm(&self) -> &str {
+        &self.realm
+    }
+    fn scheme(&self) -> Scheme {
+        Scheme::Bearer
+    }
+    fn cache_ttl(&self) -> Option<Duration> {
+        Some(self.settings.jwt.cache_ttl)
+    }
+    fn is_ready(&self) -> bool {
+        self.jwt.is_ready()
+    }
+    fn warm_up(&self) -> BoxFuture<'_, ()> {
+        self.jwt.warm_up()
+    }
+    fn authenticate<'a>(
+        &'a self,
+        credential: Credential<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(self.check(credential.secret()))
+    }
+}
