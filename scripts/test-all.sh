@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit, integration, end-to-end (real nginx and Caddy) and
-# doc tests. Installs the external programs the end-to-end tests need when they are missing.
+# Runs every test: formatting, lints, unit, integration, end-to-end (real nginx, Caddy, an
+# OpenID Provider run by Node, OpenLDAP slapd) and doc tests. Installs the external programs
+# the end-to-end tests need when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
 command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+[ -x /usr/sbin/slapd ] || need_apt+=(slapd)
 if ((${#need_apt[@]})); then
     echo "installing: ${need_apt[*]}"
     SUDO=""

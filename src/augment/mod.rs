@@ -11,8 +11,12 @@ use std::fmt;
 use crate::provider::BoxFuture;
 use crate::user::User;
 
+#[cfg(feature = "ldap")]
+pub mod ldap;
 pub mod plain;
 
+#[cfg(feature = "ldap")]
+pub use ldap::{LdapAugmenter, LdapSettings};
 pub use plain::{PlainAdvancedAugmenter, PlainAugmenter};
 
 /// When an augmenter runs.

@@ -7,7 +7,9 @@ use http::Method;
 use super::load::ConfigError;
 use super::{AugmenterConfig, Config, MintAlgorithm, OneOrMany, ProviderConfig, RuleConfig};
 use crate::Authenticator;
-use crate::augment::{Augmentation, PlainAdvancedAugmenter, PlainAugmenter};
+use crate::augment::{
+    Augmentation, LdapAugmenter, LdapSettings, PlainAdvancedAugmenter, PlainAugmenter,
+};
 use crate::guard::Requirement;
 use crate::mint::{Minter, SigningKey};
 use crate::provider::PlainProvider;
@@ -388,11 +390,35 @@ impl Config {
                         attributes: augment.attributes.clone(),
                     },
                 )),
-                AugmenterConfig::Ldap { .. } => {
-                    return Err(ConfigError::key(
-                        format!("augmenters[{i}].type"),
-                        "augmenter type `ldap` is not available in this build yet",
-                    ));
+                AugmenterConfig::Ldap {
+                    name,
+                    realm,
+                    uri,
+                    search_base,
+                    ldap_password,
+                    bind_dn,
+                    filter,
+                    filters,
+                } => {
+                    let bind_dn = bind_dn.clone().ok_or_else(|| {
+                        ConfigError::key(
+                            format!("augmenters[{i}].bind_dn"),
+                            "required to bind to the directory",
+                        )
+                    })?;
+                    let settings = LdapSettings {
+                        uri: uri.clone(),
+                        search_base: search_base.clone(),
+                        bind_dn,
+                        password: ldap_password.clone(),
+                        filter: filter.clone(),
+                        filters: filters.clone(),
+                        timeout: Duration::from_millis(self.auth.timeout_in_ms),
+                        cache_ttl: Duration::from_secs(120),
+                    };
+                    let a = LdapAugmenter::new(name.clone(), realm.clone(), settings)
+                        .map_err(|e| ConfigError::key(format!("augmenters[{i}]"), e))?;
+                    builder.augmenter(a)
                 }
             };
         }

@@ -438,7 +438,7 @@ pub enum AugmenterConfig {
         /// What is added.
         augment: AdvancedAugment,
     },
-    /// LDAP `memberOf` groups as roles (not in this build yet).
+    /// LDAP `memberOf` groups as roles.
     #[serde(rename = "ldap")]
     Ldap {
         /// Unique name.
