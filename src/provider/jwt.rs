@@ -194,6 +194,7 @@ impl JwtProvider {
         if header.cty.is_some() {
             return Err(ProviderError::invalid("nested JWTs are not accepted"));
         }
+        self.precheck(token)?;
         let (alg, key) = self.keys.key(header.kid.as_deref(), header.alg).await?;
         let mut v = Validation::new(alg);
         v.leeway = self.settings.leeway;
@@ -221,6 +222,28 @@ impl JwtProvider {
             )
         })?;
         self.map(data.claims)
+    }
+
+    /// Cheap checks on the unverified claims, before any key lookup (which may go to the
+    /// network for an unknown `kid`). They can only reject; acceptance needs the signature.
+    fn precheck(&self, token: &str) -> Result<(), ProviderError> {
+        let claims: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|_| ProviderError::invalid("claims are not a JSON object"))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        match claims.get("exp").and_then(Value::as_u64) {
+            Some(exp) if exp.saturating_add(self.settings.leeway) >= now => {}
+            Some(_) => return Err(ProviderError::invalid("expired")),
+            None => return Err(ProviderError::invalid("exp missing or not a number")),
+        }
+        if let Some(iss) = &self.settings.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(iss.as_str())
+        {
+            return Err(ProviderError::invalid("issuer not accepted"));
+        }
+        Ok(())
     }
 
     fn map(&self, claims: Map<String, Value>) -> Result<Identity, ProviderError> {
@@ -312,9 +335,12 @@ impl JwtProvider {
             _ => "",
         };
         user.scopes = Scopes::from_scope_string(&self.name, scope);
+        // Valid until `exp` plus the leeway the check allowed: a token accepted inside the leeway
+        // window must not count as already expired downstream.
+        let until = UNIX_EPOCH + Duration::from_secs(exp.saturating_add(self.settings.leeway));
         Ok(Identity {
             user,
-            expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
+            expires_at: Some(until),
         })
     }
 }
