@@ -799,3 +799,63 @@ async fn ecmwf_token_generator_flow() {
         AuthError::Unavailable
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_and_offline_fail_closed_and_coalesce() {
+    let mut op = Op::fresh_with(300, &[("KEYCLOAK_REALM", "desp")]);
+    let opaque = op.token(&[("resource", "urn:example:opaque-api")]).await;
+    let rt = op.refresh_token("carol").await;
+    let intro = {
+        let s = IntrospectionSettings {
+            endpoint: format!(
+                "{}/realms/desp/protocol/openid-connect/token/introspect",
+                op.issuer()
+            ),
+            client_id: "rs".into(),
+            client_secret: "rs-secret".into(),
+            client_auth: ClientAuth::Form,
+            audience: None,
+            issuer: None,
+            cache_ttl: Duration::from_secs(60),
+        };
+        Authenticator::builder()
+            .provider(IntrospectionProvider::new("opaque", "sso", s, client()).unwrap())
+            .build()
+            .unwrap()
+    };
+    // 100 concurrent misses of one opaque token: one introspection.
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (a, h) = (intro.clone(), bearer(&opaque));
+        tasks.push(tokio::spawn(
+            async move { a.authenticate(&h).await.is_ok() },
+        ));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(
+        intro.stats().providers[0].success.load(Ordering::Relaxed),
+        1
+    );
+    let offline = offline(&op, keycloak(&op));
+    // The IdP goes away: new credentials get 503 quickly, never 401 and never a pass.
+    op.stop();
+    let started = std::time::Instant::now();
+    let other = "another-opaque-token";
+    assert_eq!(
+        intro.authenticate(&bearer(other)).await.unwrap_err(),
+        AuthError::Unavailable
+    );
+    assert_eq!(
+        offline.authenticate(&bearer(&rt)).await.unwrap_err(),
+        AuthError::Unavailable
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // What was cached keeps working.
+    assert!(intro.authenticate(&bearer(&opaque)).await.is_ok());
+}
