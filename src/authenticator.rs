@@ -415,12 +415,11 @@ impl Authenticator {
         }
         let (provider, identity) = self.ask(eligible, credential).await?;
         let now = SystemTime::now();
-        if identity.expires_at.is_some_and(|exp| exp <= now) {
-            return Err(AuthError::Invalid);
-        }
         let p = &inner.providers[provider];
         let user = self.augment(identity.user).await;
         let principal = Principal::new(user, p.name(), identity.expires_at);
+        // A credential the provider accepted inside its clock leeway, already past its own
+        // expiry, is served but never cached: the cache must not outlive the credential.
         if let Some(ttl) = p.cache_ttl() {
             let ttl = match identity.expires_at {
                 Some(exp) => ttl.min(exp.duration_since(now).unwrap_or_default()),

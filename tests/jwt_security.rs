@@ -160,6 +160,21 @@ async fn claims_cases() {
             .is_ok(),
         "CLM-02 inside the leeway"
     );
+    let before = auth.stats().providers[0]
+        .success
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        check(&auth, &idp.token(&with(&(n - 30).to_string())))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        auth.stats().providers[0]
+            .success
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before + 1,
+        "accepted inside the leeway, but never cached past its exp"
+    );
     refused(
         &auth,
         &idp.token(&with(&(n - 90).to_string())),

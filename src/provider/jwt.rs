@@ -335,12 +335,9 @@ impl JwtProvider {
             _ => "",
         };
         user.scopes = Scopes::from_scope_string(&self.name, scope);
-        // Valid until `exp` plus the leeway the check allowed: a token accepted inside the leeway
-        // window must not count as already expired downstream.
-        let until = UNIX_EPOCH + Duration::from_secs(exp.saturating_add(self.settings.leeway));
         Ok(Identity {
             user,
-            expires_at: Some(until),
+            expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
         })
     }
 }

@@ -92,6 +92,10 @@ impl Provider for Tokens {
                 return Err(ProviderError::unavailable("upstream down"));
             }
             match self.tokens.get(credential.secret()) {
+                // Like a real provider, refuse a credential past its own expiry.
+                Some((_, Some(exp))) if *exp <= SystemTime::now() => {
+                    Err(ProviderError::invalid("expired"))
+                }
                 Some((user, exp)) => Ok(Identity {
                     user: user.clone(),
                     expires_at: *exp,
