@@ -1,4 +1,4 @@
-//! The auth-o-tron sidecar: `cargo run --release --features sidecar --example sidecar -- [--config PATH]`.
+//! The auth-o-tron sidecar: `cargo run --release --example sidecar -- [--config PATH]`.
 //!
 //! With no configuration it starts on the bundled demo config and prints a `curl` line to try.
 
