@@ -63,6 +63,7 @@ pub struct AuthenticatorBuilder {
     timeout: Duration,
     capacity: u64,
     max_header_bytes: usize,
+    negative: Option<(Duration, u64)>,
 }
 
 impl fmt::Debug for AuthenticatorBuilder {
@@ -111,6 +112,16 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Also remembers credentials every eligible provider refused, for `ttl` (at most 5 min),
+    /// in a separate cache of `capacity` entries, so a flood of bad credentials can neither
+    /// reach the providers twice nor evict good entries. Off by default: a refused credential is
+    /// asked again every time, so one that becomes valid works at once. Outages are never
+    /// remembered.
+    pub fn negative_cache(mut self, ttl: Duration, capacity: u64) -> Self {
+        self.negative = Some((ttl.min(Duration::from_secs(300)), capacity));
+        self
+    }
+
     /// Maximum number of cached principals. Default 10 000.
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
@@ -153,6 +164,15 @@ impl AuthenticatorBuilder {
                 max_header_bytes: self.max_header_bytes,
                 hasher: KeyHasher::random(),
                 store: Store::new(self.capacity),
+                negative: self
+                    .negative
+                    .filter(|(ttl, cap)| !ttl.is_zero() && *cap > 0)
+                    .map(|(ttl, cap)| {
+                        moka::sync::Cache::builder()
+                            .max_capacity(cap)
+                            .time_to_live(ttl)
+                            .build()
+                    }),
                 flights: Flights::new(),
                 challenges,
             }),
@@ -175,6 +195,7 @@ struct Inner {
     max_header_bytes: usize,
     hasher: KeyHasher,
     store: Store,
+    negative: Option<moka::sync::Cache<Digest, ()>>,
     flights: Flights<Result<Principal, AuthError>>,
     challenges: Challenges,
     stats: Stats,
@@ -229,6 +250,7 @@ impl Authenticator {
             sources: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             capacity: DEFAULT_CACHE_CAPACITY,
+            negative: None,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
@@ -355,6 +377,16 @@ impl Authenticator {
         if !any_eligible {
             return Lookup::Done(Err(AuthError::Invalid));
         }
+        if let Some(negative) = &inner.negative {
+            let all_refused = creds
+                .iter()
+                .zip(digests)
+                .all(|(_, d)| negative.contains_key(&inner.hasher.flight(&d, realm)));
+            if all_refused {
+                Stats::bump(&inner.stats.cache_hits);
+                return Lookup::Done(Err(AuthError::Invalid));
+            }
+        }
         Stats::bump(&inner.stats.cache_misses);
         Lookup::Miss(Pending {
             credentials: creds
@@ -387,7 +419,11 @@ impl Authenticator {
             match result {
                 Ok(principal) => return Ok(principal),
                 Err(AuthError::Unavailable) => unavailable = true,
-                Err(_) => {}
+                Err(_) => {
+                    if let Some(negative) = &self.inner.negative {
+                        negative.insert(flight, ());
+                    }
+                }
             }
         }
         Err(if unavailable {

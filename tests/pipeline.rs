@@ -275,3 +275,43 @@ async fn the_readied_inner_service_is_the_one_called() {
     let res = svc.ready().await.unwrap().call(req()).await.unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn the_optional_negative_cache_remembers_refusals_but_never_outages() {
+    let t = Tokens::new("t", "r").token("good", User::new("u", "r"), None);
+    let auth = Authenticator::builder()
+        .provider(t.clone())
+        .negative_cache(Duration::from_secs(30), 10)
+        .build()
+        .unwrap();
+    let h = |v: &str| {
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", format!("Bearer {v}").parse().unwrap());
+        h
+    };
+    assert!(auth.authenticate(&h("bad")).await.is_err());
+    assert!(auth.authenticate(&h("bad")).await.is_err());
+    assert_eq!(
+        t.calls(),
+        1,
+        "the second refusal came from the negative cache"
+    );
+    // A flood of bad tokens fills only the small negative cache; the good token stays cached.
+    auth.authenticate(&h("good")).await.unwrap();
+    for i in 0..100 {
+        let _ = auth.authenticate(&h(&format!("junk{i}"))).await;
+    }
+    let calls = t.calls();
+    auth.authenticate(&h("good")).await.unwrap();
+    assert_eq!(t.calls(), calls, "still a cache hit");
+    // Outages are not remembered.
+    t.set_mode(Mode::Down);
+    assert_eq!(
+        auth.authenticate(&h("other")).await.unwrap_err(),
+        auth_o_tron::AuthError::Unavailable
+    );
+    t.set_mode(Mode::Normal);
+    let calls = t.calls();
+    assert!(auth.authenticate(&h("other")).await.is_err());
+    assert_eq!(t.calls(), calls + 1, "asked again after the outage");
+}

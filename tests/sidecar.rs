@@ -40,6 +40,7 @@ logging: {{level: info, format: json}}
 rules:
   - {{path: /admin, roles: [admin]}}
   - {{path: /reports, methods: [DELETE], roles: [admin]}}
+  - {{path: /ops, host: admin.example.org, roles: [admin]}}
 {extra}
 "#
     )
@@ -223,6 +224,31 @@ async fn path_rules_use_the_original_request() {
         ("x-forwarded-method", "DELETE"),
     ];
     assert_eq!(ask("alice", "alicepass", fwd).await, 403);
+    // Host rules: /ops on the admin host needs the admin role; elsewhere it does not; without
+    // a host from the proxy, the host rule applies (the stricter choice).
+    let admin_host = vec![
+        ("x-original-uri", "/ops/x"),
+        ("x-forwarded-host", "Admin.Example.org:443"),
+    ];
+    assert_eq!(ask("alice", "alicepass", admin_host.clone()).await, 403);
+    assert_eq!(ask("adam", "adampass", admin_host).await, 200);
+    let other_host = vec![
+        ("x-original-uri", "/ops/x"),
+        ("x-forwarded-host", "www.example.org"),
+    ];
+    assert_eq!(ask("alice", "alicepass", other_host).await, 200);
+    assert_eq!(
+        ask("alice", "alicepass", vec![("x-original-uri", "/ops/x")]).await,
+        403
+    );
+    // A client-sent copy of the other header family cannot override the proxy's: conflict denies.
+    let spoof = vec![("x-original-uri", "/public"), ("x-forwarded-uri", "/admin")];
+    assert_eq!(ask("alice", "alicepass", spoof).await, 403);
+    let same = vec![
+        ("x-original-uri", "/public"),
+        ("x-forwarded-uri", "/public"),
+    ];
+    assert_eq!(ask("alice", "alicepass", same).await, 200);
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method
 const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_AUTH_USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
 const X_AUTH_REALM: HeaderName = HeaderName::from_static("x-auth-realm");
 const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
@@ -90,11 +91,15 @@ async fn authenticate(
     // The request by reference: a `HeaderMap` extractor would copy every header (and the
     // kilobyte token) on each decision.
     let method = req.method();
+    let host = req
+        .headers()
+        .get(&X_FORWARDED_HOST)
+        .and_then(|v| v.to_str().ok());
     let (orig_method, path, denied) = match original(req.headers(), method) {
         Ok((m, uri)) => {
             let path = uri.as_deref().map(normalize_path);
             let denied = path.as_deref().and_then(|p| {
-                let rule = state.rules.iter().find(|r| r.matches(&m, p))?;
+                let rule = state.rules.iter().find(|r| r.applies(&m, p, host))?;
                 rule.requirement.check(&principal).err()
             });
             (m, path, denied)

@@ -36,6 +36,7 @@ pub struct Built {
 #[derive(Debug, Clone)]
 pub struct Rule {
     prefix: String,
+    host: Option<String>,
     methods: Vec<Method>,
     /// What the rule requires.
     pub requirement: Requirement,
@@ -79,12 +80,23 @@ impl Rule {
         let prefix = normalize_path(&r.path);
         Ok(Rule {
             prefix: prefix.trim_end_matches('/').to_owned(),
+            host: r.host.as_deref().map(normalize_host),
             methods,
             requirement: Requirement::All(all),
         })
     }
 
-    /// Whether this rule applies to `method` on `path` (already normalised).
+    /// Whether this rule applies to `method` on `path` (already normalised) at `host` (as sent;
+    /// `None` when the proxy did not say, which lets host rules apply).
+    pub fn applies(&self, method: &Method, path: &str, host: Option<&str>) -> bool {
+        let host_ok = match (&self.host, host) {
+            (Some(want), Some(got)) => *want == normalize_host(got),
+            _ => true,
+        };
+        host_ok && self.matches(method, path)
+    }
+
+    /// Whether this rule applies to `method` on `path` (already normalised), any host.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
         let on_boundary = path
             .strip_prefix(self.prefix.as_str())
@@ -137,6 +149,20 @@ pub fn normalize_path(target: &str) -> String {
     out
 }
 
+/// A host name without port, lower-cased.
+fn normalize_host(host: &str) -> String {
+    let h = host.trim();
+    let h = if h.starts_with('[') {
+        h.split(']')
+            .next()
+            .map(|x| format!("{x}]"))
+            .unwrap_or_default()
+    } else {
+        h.rsplit_once(':').map_or(h, |(a, _)| a).to_owned()
+    };
+    h.to_ascii_lowercase()
+}
+
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
@@ -159,6 +185,12 @@ impl Config {
         let mut builder = Authenticator::builder()
             .timeout(Duration::from_millis(self.auth.timeout_in_ms))
             .cache_capacity(self.cache.capacity);
+        if self.cache.negative_ttl_seconds > 0 {
+            builder = builder.negative_cache(
+                Duration::from_secs(self.cache.negative_ttl_seconds),
+                self.cache.negative_capacity,
+            );
+        }
         for (i, p) in self.providers.iter().enumerate() {
             match p {
                 ProviderConfig::Plain { name, realm, users } => {
@@ -582,6 +614,7 @@ jwt: {iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}
     fn rules_match_on_segment_boundaries_and_methods() {
         let cfg = RuleConfig {
             path: "/admin/".into(),
+            host: None,
             methods: vec!["post".into()],
             roles: vec!["admin".into()],
             any_roles: vec![],

@@ -199,6 +199,16 @@ pub struct CacheConfig {
     /// Maximum number of cached users.
     #[serde(default = "default_capacity")]
     pub capacity: u64,
+    /// Remember refused credentials this many seconds (0, the default, disables; at most 300).
+    #[serde(default)]
+    pub negative_ttl_seconds: u64,
+    /// Size of the separate cache of refused credentials.
+    #[serde(default = "default_negative_capacity")]
+    pub negative_capacity: u64,
+}
+
+fn default_negative_capacity() -> u64 {
+    1000
 }
 
 fn default_capacity() -> u64 {
@@ -209,6 +219,8 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             capacity: default_capacity(),
+            negative_ttl_seconds: 0,
+            negative_capacity: default_negative_capacity(),
         }
     }
 }
@@ -576,12 +588,16 @@ impl Default for LoggingConfig {
 }
 
 /// One path rule (ours): requests whose original path starts with `path` (on a segment
-/// boundary) and whose method is in `methods` (all methods when empty) must meet every listed
-/// requirement. The first matching rule applies.
+/// boundary), whose method is in `methods` (all methods when empty) and whose host is `host`
+/// (any host when unset) must meet every listed requirement. The first matching rule applies.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct RuleConfig {
     /// Path prefix, e.g. `/admin` (matches `/admin` and `/admin/...`, not `/administrator`).
     pub path: String,
+    /// Only for this host (from `X-Forwarded-Host`; case-insensitive, port ignored). When the
+    /// proxy sends no host, host rules apply anyway (the stricter choice).
+    #[serde(default)]
+    pub host: Option<String>,
     /// Methods, e.g. `[POST, DELETE]`; empty means all.
     #[serde(default)]
     pub methods: Vec<String>,
