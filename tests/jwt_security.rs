@@ -145,6 +145,19 @@ async fn claims_cases() {
     .await
     .unwrap();
     assert_eq!(ok.username, "alice");
+    // Configured claim paths (RBAC-05: a dotted key is one key, never split).
+    let paths = idp.auth(|s| {
+        s.username_claim = Some(vec!["ext".into(), "login".into()]);
+        s.roles_claim = Some(vec!["a.b".into()]);
+    });
+    let t = idp.token(&claims(
+        r#""ext":{"login":"al"},"a.b":["dotted"],"a":{"b":["split"]}"#,
+    ));
+    let p = check(&paths, &t).await.unwrap();
+    assert_eq!(
+        (p.username.as_str(), p.roles.clone()),
+        ("al", vec!["dotted".to_owned()])
+    );
     assert!(
         ok.roles.is_empty(),
         "a string is never iterated as roles (CLM-19)"

@@ -47,8 +47,9 @@ pub struct JwtSettings {
     pub leeway: u64,
     /// Required `typ` header, e.g. `at+jwt` (case-insensitive, `application/` optional).
     pub typ: Option<String>,
-    /// Claim holding the user name instead of `preferred_username`/`sub`.
-    pub username_claim: Option<String>,
+    /// Claim path holding the user name instead of `preferred_username`/`sub`, e.g.
+    /// `["email"]` or `["ext", "login"]`. A dotted name is one key, never split.
+    pub username_claim: Option<Vec<String>>,
     /// An extra claim path with a list of roles, e.g. `["groups"]` or `["app", "roles"]`.
     pub roles_claim: Option<Vec<String>>,
     /// Minimum time between refetches for an unknown `kid`.
@@ -281,7 +282,7 @@ impl JwtProvider {
             }
         }
         let username = match &self.settings.username_claim {
-            Some(c) => claims.get(c).and_then(Value::as_str),
+            Some(path) => claim_at(&claims, path).and_then(Value::as_str),
             None => claims
                 .get("preferred_username")
                 .and_then(Value::as_str)
@@ -311,11 +312,7 @@ impl JwtProvider {
             }
         }
         if let Some(path) = &self.settings.roles_claim {
-            let found = path.split_first().and_then(|(first, rest)| {
-                rest.iter()
-                    .try_fold(claims.get(first)?, |v, seg| v.get(seg))
-            });
-            user.add_roles(strings(found));
+            user.add_roles(strings(claim_at(&claims, path)));
         }
         for (k, v) in &claims {
             if NOT_ATTRIBUTES.contains(&k.as_str()) {
@@ -340,6 +337,13 @@ impl JwtProvider {
             expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
         })
     }
+}
+
+/// The value at `path` (object keys, one per segment) in `claims`.
+fn claim_at<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter()
+        .try_fold(claims.get(first)?, |v, seg| v.get(seg))
 }
 
 impl Provider for JwtProvider {

@@ -232,7 +232,7 @@ impl Config {
                         issuer: issuer.clone(),
                         audience: audience.as_ref().map(OneOrMany::to_vec),
                         typ: typ.clone(),
-                        username_claim: username_claim.clone(),
+                        username_claim: username_claim.as_ref().map(OneOrMany::to_vec),
                         roles_claim: roles_claim.clone(),
                         ..JwtSettings::default()
                     };

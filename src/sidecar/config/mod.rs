@@ -283,9 +283,10 @@ pub enum ProviderConfig {
         /// Ours: required `typ` header, e.g. `at+jwt`.
         #[serde(default)]
         typ: Option<String>,
-        /// Ours: claim holding the user name (default `preferred_username`, else `sub`).
+        /// Ours: claim (or claim path) holding the user name (default `preferred_username`,
+        /// else `sub`).
         #[serde(default)]
-        username_claim: Option<String>,
+        username_claim: Option<OneOrMany>,
         /// Ours: extra claim path holding roles, e.g. `[groups]` or `[app, roles]`.
         #[serde(default)]
         roles_claim: Option<Vec<String>>,
