@@ -58,6 +58,7 @@ async fn start(yaml: &str) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sen
         header_read_timeout: Duration::from_millis(loaded.config.server.header_read_timeout_ms),
         max_header_bytes: loaded.config.server.max_header_bytes,
         drain_timeout: Duration::from_secs(5),
+        ..server::Limits::default()
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server::serve(l, app, limits, async move {
@@ -345,6 +346,7 @@ async fn informational_endpoints_and_metrics() {
         "authotron_auth_provider_attempts_total{provider_name=\"local_users\"",
         "authotron_augmenter_attempts_total{augmenter_name=\"admins\"",
         "authotron_build_info",
+        "process_resident_memory_bytes",
     ] {
         assert!(text.contains(family), "{family} missing from\n{text}");
     }
@@ -530,5 +532,70 @@ async fn check_and_schema_and_bad_configs() {
     assert_eq!(
         format!("{code:?}"),
         format!("{:?}", std::process::ExitCode::from(2))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_and_panics_become_500() {
+    let app = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "done"
+            }),
+        )
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("handler bug");
+                }
+                "unreachable"
+            }),
+        )
+        .route("/ok", axum::routing::get(|| async { "ok" }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let limits = server::Limits {
+        max_concurrent: 1,
+        ..server::Limits::default()
+    };
+    tokio::spawn(server::serve(l, app, limits, std::future::pending()));
+    let first = tokio::spawn(async move {
+        client()
+            .get(format!("http://{addr}/slow"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = client()
+        .get(format!("http://{addr}/ok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503, "shed at once, not queued");
+    assert_eq!(second.text().await.unwrap(), r#"{"error":"overloaded"}"#);
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(
+        client()
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        500
+    );
+    assert_eq!(
+        client()
+            .get(format!("http://{addr}/ok"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "still up"
     );
 }

@@ -85,6 +85,10 @@ impl Metrics {
         )
         .expect("valid metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // process_* (CPU, memory, file descriptors) as auth-o-tron exports them.
+        let _ = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         for m in [
             Box::new(auth_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_requests.clone()),

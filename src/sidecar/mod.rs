@@ -168,6 +168,7 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
     let limits = server::Limits {
         header_read_timeout: std::time::Duration::from_millis(config.server.header_read_timeout_ms),
         max_header_bytes: config.server.max_header_bytes,
+        max_concurrent: config.server.max_concurrent_requests,
         ..server::Limits::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

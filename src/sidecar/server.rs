@@ -21,6 +21,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long to wait for requests in flight at shutdown.
     pub drain_timeout: Duration,
+    /// Requests handled at once; more are refused at once with 503 instead of queueing.
+    pub max_concurrent: usize,
 }
 
 impl Default for Limits {
@@ -29,17 +31,50 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(10),
+            max_concurrent: 1024,
         }
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains.
+/// 503 for requests over the concurrency limit; 500 for a panic (never a crash, never a pass).
+async fn overloaded(
+    err: tower::BoxError,
+) -> (
+    http::StatusCode,
+    [(http::header::HeaderName, &'static str); 1],
+    &'static str,
+) {
+    let ct = (http::header::CONTENT_TYPE, "application/json");
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            [ct],
+            r#"{"error":"overloaded"}"#,
+        )
+    } else {
+        (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            [ct],
+            r#"{"error":"internal error"}"#,
+        )
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains. Requests beyond
+/// `limits.max_concurrent` are shed with 503, and a panic in a handler becomes a 500.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    use tower::ServiceBuilder;
+    let service = ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(limits.max_concurrent.max(1))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .service(router);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -66,7 +101,7 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
+                let service = TowerToHyperService::new(service.clone());
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {

@@ -127,6 +127,9 @@ fn default_header_timeout() -> u64 {
 fn default_max_header_bytes() -> usize {
     16 * 1024
 }
+fn default_max_concurrent() -> usize {
+    1024
+}
 fn yes() -> bool {
     true
 }
@@ -151,6 +154,9 @@ pub struct ServerConfig {
     /// Ours: maximum size of the request head, bytes (larger requests get 431).
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Ours: requests handled at once; beyond it the answer is an immediate 503.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent_requests: usize,
 }
 
 /// `metrics`.
