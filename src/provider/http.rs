@@ -193,3 +193,43 @@ impl HttpClient {
         })
     }
 }
+
+impl HttpClient {
+    /// Fetches `{issuer}/.well-known/openid-configuration`, checks that its `issuer` is exactly
+    /// the configured one (OIDC Discovery §4.3), and returns the URL string of each `fields`
+    /// entry, each checked with [`check_url`](Self::check_url).
+    pub async fn discover(
+        &self,
+        issuer: &str,
+        fields: &[&str],
+    ) -> Result<Vec<String>, ProviderError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let res = self.send("OIDC discovery", self.inner().get(url)).await?;
+        if !res.status.is_success() {
+            return Err(ProviderError::unavailable(format!(
+                "OIDC discovery: status {}",
+                res.status.as_u16()
+            )));
+        }
+        let doc: serde_json::Value = res.json("OIDC discovery")?;
+        if doc.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer) {
+            return Err(ProviderError::unavailable(
+                "OIDC discovery: issuer does not match the configured issuer",
+            ));
+        }
+        fields
+            .iter()
+            .map(|f| {
+                let u = doc
+                    .get(*f)
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or_else(|| ProviderError::unavailable(format!("OIDC discovery: no {f}")))?;
+                self.check_url(u).map_err(ProviderError::unavailable)?;
+                Ok(u.to_owned())
+            })
+            .collect()
+    }
+}

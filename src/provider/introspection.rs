@@ -153,19 +153,7 @@ impl IntrospectionProvider {
             .filter(|u| !u.is_empty())
             .ok_or_else(|| ProviderError::invalid("no username, sub or client_id"))?;
         let mut user = User::new(username, self.realm.clone());
-        for (k, v) in &doc {
-            if matches!(k.as_str(), "active" | "scope") {
-                continue;
-            }
-            let text = match v {
-                Value::String(t) => t.clone(),
-                other => other.to_string(),
-            };
-            let text: String = text.chars().filter(|c| !c.is_control()).collect();
-            if text.len() <= 4096 {
-                user.attributes.insert(k.clone(), text);
-            }
-        }
+        super::jwt::copy_attributes(&doc, &["active", "scope"], &mut user);
         let scope = doc.get("scope").and_then(Value::as_str).unwrap_or("");
         user.scopes = Scopes::from_scope_string(&self.name, scope);
         Ok(Identity {

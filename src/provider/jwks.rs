@@ -211,31 +211,7 @@ impl KeyStore {
                 {
                     return Ok(u);
                 }
-                let url = format!(
-                    "{}/.well-known/openid-configuration",
-                    issuer.trim_end_matches('/')
-                );
-                let res = self
-                    .client
-                    .send("OIDC discovery", self.client.inner().get(url))
-                    .await?;
-                if !res.status.is_success() {
-                    return Err(ProviderError::unavailable(format!(
-                        "OIDC discovery: status {}",
-                        res.status.as_u16()
-                    )));
-                }
-                let doc: Value = res.json("OIDC discovery")?;
-                if doc.get("issuer").and_then(Value::as_str) != Some(issuer.as_str()) {
-                    return Err(ProviderError::unavailable(
-                        "OIDC discovery: issuer does not match the configured issuer",
-                    ));
-                }
-                let uri = doc
-                    .get("jwks_uri")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ProviderError::unavailable("OIDC discovery: no jwks_uri"))?
-                    .to_owned();
+                let uri = self.client.discover(issuer, &["jwks_uri"]).await?.remove(0);
                 *self
                     .jwks_uri
                     .write()

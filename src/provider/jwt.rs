@@ -314,19 +314,7 @@ impl JwtProvider {
         if let Some(path) = &self.settings.roles_claim {
             user.add_roles(strings(claim_at(&claims, path)));
         }
-        for (k, v) in &claims {
-            if NOT_ATTRIBUTES.contains(&k.as_str()) {
-                continue;
-            }
-            let text = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let text: String = text.chars().filter(|c| !c.is_control()).collect();
-            if text.len() <= MAX_ATTRIBUTE_BYTES {
-                user.attributes.insert(k.clone(), text);
-            }
-        }
+        copy_attributes(&claims, NOT_ATTRIBUTES, &mut user);
         let scope = match claims.get("scope") {
             Some(Value::String(s)) => s.as_str(),
             _ => "",
@@ -336,6 +324,28 @@ impl JwtProvider {
             user,
             expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
         })
+    }
+}
+
+/// Copies every claim not in `skip` into `user.attributes` as auth-o-tron does: strings as
+/// they are, anything else as compact JSON, control characters removed. A value over 4 KiB is
+/// left out rather than truncated.
+pub(crate) fn copy_attributes(claims: &Map<String, Value>, skip: &[&str], user: &mut User) {
+    for (k, v) in claims {
+        if skip.contains(&k.as_str()) {
+            continue;
+        }
+        let text = match v {
+            Value::String(s) => s.chars().filter(|c| !c.is_control()).collect(),
+            other => other
+                .to_string()
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>(),
+        };
+        if text.len() <= MAX_ATTRIBUTE_BYTES {
+            user.attributes.insert(k.clone(), text);
+        }
     }
 }
 

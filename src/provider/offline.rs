@@ -166,39 +166,11 @@ impl OfflineProvider {
         let OfflineEndpoints::Discovery(issuer) = &self.settings.endpoints else {
             return Err(ProviderError::unavailable("no endpoints"));
         };
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let res = self
+        let mut urls = self
             .client
-            .send("OIDC discovery", self.client.inner().get(url))
+            .discover(issuer, &["token_endpoint", "introspection_endpoint"])
             .await?;
-        if !res.status.is_success() {
-            return Err(ProviderError::unavailable(format!(
-                "OIDC discovery: status {}",
-                res.status.as_u16()
-            )));
-        }
-        let doc: Value = res.json("OIDC discovery")?;
-        if doc.get("issuer").and_then(Value::as_str) != Some(issuer.as_str()) {
-            return Err(ProviderError::unavailable(
-                "OIDC discovery: issuer does not match",
-            ));
-        }
-        let get = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
-        let (Some(token), Some(introspect)) =
-            (get("token_endpoint"), get("introspection_endpoint"))
-        else {
-            return Err(ProviderError::unavailable(
-                "OIDC discovery: no token or introspection endpoint",
-            ));
-        };
-        for u in [&token, &introspect] {
-            self.client
-                .check_url(u)
-                .map_err(ProviderError::unavailable)?;
-        }
+        let (introspect, token) = (urls.remove(1), urls.remove(0));
         let r = Arc::new(Resolved { token, introspect });
         *self
             .resolved

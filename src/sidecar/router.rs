@@ -149,7 +149,7 @@ async fn authenticate(
     let mut res = Response::new(axum::body::Body::from("Authenticated successfully"));
     // Sized for every header of this answer, including the ones hyper and axum add: growing a
     // `HeaderMap` mid-response costs more than the whole authentication on a cache hit.
-    *res.headers_mut() = HeaderMap::with_capacity(16);
+    *res.headers_mut() = HeaderMap::with_capacity(8);
     let h = res.headers_mut();
     h.insert(
         CONTENT_TYPE,
