@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use bytes::Bytes;
 
 use super::config::{Built, Config, Rule, normalize_path};
@@ -82,14 +82,20 @@ fn json(value: &serde_json::Value) -> Response {
     ([(CONTENT_TYPE, "application/json")], value.to_string()).into_response()
 }
 
-async fn authenticate(
-    State(state): State<Shared>,
-    principal: Principal,
-    axum::Extension(token): axum::Extension<MintedToken>,
-    req: Request,
-) -> Response {
-    // The request by reference: a `HeaderMap` extractor would copy every header (and the
-    // kilobyte token) on each decision.
+/// The decision for a request the layer authenticated. A plain function behind a
+/// `service_fn`, not an axum handler: no extractor machinery and no boxed future per decision.
+fn authenticate(state: &AppState, req: &Request) -> Response {
+    let (Some(principal), Some(token)) = (
+        req.extensions().get::<Principal>(),
+        req.extensions().get::<MintedToken>(),
+    ) else {
+        // The layer always inserts both; fail closed if it ever does not.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authentication unavailable",
+        )
+            .into_response();
+    };
     let method = req.method();
     let host = req
         .headers()
@@ -233,9 +239,18 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> Router {
         .with_rejection(reject)
         .mint(built.minter.clone());
     let mut router = Router::new()
-        .route("/authenticate", any(authenticate))
         .route("/whoami", get(whoami))
-        .route_layer(layer)
+        .route_layer(layer.clone())
+        .route_service("/authenticate", {
+            let state = state.clone();
+            tower_layer::Layer::layer(
+                &layer,
+                tower::service_fn(move |req: Request| {
+                    let res = authenticate(&state, &req);
+                    std::future::ready(Ok::<_, std::convert::Infallible>(res))
+                }),
+            )
+        })
         .route(
             "/providers",
             get(|State(s): State<Shared>| async move { json(&s.providers) }),
