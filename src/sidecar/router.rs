@@ -106,7 +106,7 @@ fn authenticate(state: &AppState, req: &Request) -> Response {
             let path = uri.as_deref().map(normalize_path);
             let denied = path.as_deref().and_then(|p| {
                 let rule = state.rules.iter().find(|r| r.applies(&m, p, host))?;
-                rule.requirement.check(&principal).err()
+                rule.requirement.check(principal).err()
             });
             (m, path, denied)
         }
