@@ -362,6 +362,26 @@ mod tests {
     }
 
     #[test]
+    fn mutated_key_sets_never_panic() {
+        let good = json!({"keys": [ec_key(), {"kty":"RSA","n":"AQAB","e":"AQAB"}]})
+            .to_string()
+            .into_bytes();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut b = good.clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let pos = (x as usize) % b.len();
+                let set = b"{}[]\":,0aZ-_ ";
+                b[pos] = set[(x >> 32) as usize % set.len()];
+            }
+            let _ = parse_set(&b, ALLOWED, "fuzz");
+        }
+    }
+
+    #[test]
     fn ambiguous_kids_are_refused() {
         let k = parse_key(&ec_key(), ALLOWED).unwrap();
         let k2 = parse_key(&ec_key(), ALLOWED).unwrap();
