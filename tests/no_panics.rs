@@ -28,7 +28,7 @@ impl Rng {
         (0..len)
             .map(|_| {
                 let r = self.next();
-                if r % 3 == 0 {
+                if r.is_multiple_of(3) {
                     (r >> 8) as u8
                 } else {
                     INTERESTING[(r >> 8) as usize % INTERESTING.len()]
