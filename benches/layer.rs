@@ -2,48 +2,19 @@
 //!
 //! `cargo bench --bench layer`; compare each case with `bare` from the same run.
 
+mod common;
+
+use common::OneToken;
 use std::convert::Infallible;
 use std::hint::black_box;
 
 use auth_o_tron::provider::PlainProvider;
+use auth_o_tron::provider::Provider;
 use auth_o_tron::provider::plain::hash_password;
-use auth_o_tron::provider::{BoxFuture, Identity, Provider, ProviderError};
-use auth_o_tron::{AuthLayer, Authenticator, User};
+use auth_o_tron::{AuthLayer, Authenticator};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tower::{Layer, Service, ServiceExt};
-
-/// Accepts one fixed bearer token: the cost of the provider is not what the hit path measures.
-struct OneToken(String);
-impl Provider for OneToken {
-    fn name(&self) -> &str {
-        "tokens"
-    }
-    fn kind(&self) -> &str {
-        "bench"
-    }
-    fn realm(&self) -> &str {
-        "bench"
-    }
-    fn scheme(&self) -> auth_o_tron::credentials::Scheme {
-        auth_o_tron::credentials::Scheme::Bearer
-    }
-    fn authenticate<'a>(
-        &'a self,
-        c: auth_o_tron::credentials::Credential<'a>,
-    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
-        let ok = c.secret() == self.0;
-        Box::pin(async move {
-            if ok {
-                Ok(Identity::new(
-                    User::new("bench", "bench").with_roles(["a", "b"]),
-                ))
-            } else {
-                Err(ProviderError::invalid("no"))
-            }
-        })
-    }
-}
 
 async fn bare(_: Request<String>) -> Result<Response<String>, Infallible> {
     Ok(Response::new(String::new()))

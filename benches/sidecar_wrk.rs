@@ -5,45 +5,17 @@
 //! Optional: `WRK_SECONDS` per run (default 5), `WRK_ROUNDS` (default 3). Bare and sidecar runs
 //! alternate, and each cell is the median of the rounds: the machine is shared and noisy.
 
+mod common;
+
+use common::OneToken;
 use std::process::Command;
 use std::time::Duration;
 
+use auth_o_tron::provider::PlainProvider;
 use auth_o_tron::provider::plain::hash_password;
-use auth_o_tron::provider::{BoxFuture, Identity, PlainProvider, Provider, ProviderError};
 use auth_o_tron::sidecar::config::{Built, Config};
 use auth_o_tron::sidecar::{metrics::Metrics, router, server};
 use auth_o_tron::{Authenticator, User};
-
-struct OneToken(String);
-impl Provider for OneToken {
-    fn name(&self) -> &str {
-        "tokens"
-    }
-    fn kind(&self) -> &str {
-        "bench"
-    }
-    fn realm(&self) -> &str {
-        "bench"
-    }
-    fn scheme(&self) -> auth_o_tron::credentials::Scheme {
-        auth_o_tron::credentials::Scheme::Bearer
-    }
-    fn authenticate<'a>(
-        &'a self,
-        c: auth_o_tron::credentials::Credential<'a>,
-    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
-        let ok = c.secret() == self.0;
-        Box::pin(async move {
-            if ok {
-                Ok(Identity::new(
-                    User::new("bob", "bench").with_roles(["user"]),
-                ))
-            } else {
-                Err(ProviderError::invalid("no"))
-            }
-        })
-    }
-}
 
 struct Run {
     rps: f64,

@@ -56,10 +56,18 @@ impl Challenges {
 
     fn render(parts: &[(Scheme, String)], error: Option<&str>, scope: Option<&str>) -> HeaderValue {
         if parts.is_empty() {
-            let mut v = "Bearer".to_owned();
+            let mut attrs = Vec::new();
             if let Some(e) = error {
-                v = format!("Bearer error=\"{e}\"");
+                attrs.push(format!("error=\"{e}\""));
             }
+            if let Some(s) = scope {
+                attrs.push(format!("scope={}", quote(s)));
+            }
+            let v = if attrs.is_empty() {
+                "Bearer".to_owned()
+            } else {
+                format!("Bearer {}", attrs.join(", "))
+            };
             return HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("Bearer"));
         }
         let mut out = Vec::with_capacity(parts.len());
@@ -97,6 +105,14 @@ impl Challenges {
             AuthError::Forbidden(_) | AuthError::Unavailable => None,
         }
     }
+}
+
+/// Challenges without realms, for guards that run without an authenticator at hand:
+/// `Bearer` and `Bearer error="insufficient_scope", scope="..."`.
+pub(crate) fn realmless() -> &'static Challenges {
+    static CHALLENGES: std::sync::LazyLock<Challenges> =
+        std::sync::LazyLock::new(|| Challenges::new(std::iter::empty()));
+    &CHALLENGES
 }
 
 /// One rejection, as handed to a [`Reject`] strategy.

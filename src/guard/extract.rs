@@ -27,15 +27,12 @@ impl IntoResponse for GuardRejection {
         let mut res = (status, body).into_response();
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let challenge = match &self.0 {
-            AuthError::Missing => Some("Bearer".to_owned()),
-            AuthError::Forbidden(Forbidden::Scope(s)) => Some(format!(
-                "Bearer error=\"insufficient_scope\", scope={}",
-                crate::reject::quote(s)
-            )),
-            _ => None,
-        };
-        if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        // 403s for roles and attributes carry no challenge (they are not about credentials).
+        if matches!(
+            self.0,
+            AuthError::Missing | AuthError::Forbidden(Forbidden::Scope(_))
+        ) && let Some(v) = crate::reject::realmless().for_error(&self.0)
+        {
             res.headers_mut().insert(WWW_AUTHENTICATE, v);
         }
         res

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -129,27 +128,16 @@ where
                 Err(f) => AuthError::Forbidden(f),
             },
         };
-        let challenge = match &error {
-            AuthError::Missing => Some(HeaderValue::from_static("Bearer")),
-            AuthError::Forbidden(crate::error::Forbidden::Scope(s)) => {
-                HeaderValue::from_str(&format!(
-                    "Bearer error=\"insufficient_scope\", scope={}",
-                    crate::reject::quote(s)
-                ))
-                .ok()
-            }
-            _ => None,
-        };
+        let challenge = crate::reject::realmless().for_error(&error);
         let rejection = Rejection {
             error: &error,
             challenge,
             grpc: is_grpc(req.headers()),
         };
-        let response = self.reject.reject(&rejection);
-        if response.headers().get(WWW_AUTHENTICATE).is_none() && matches!(error, AuthError::Missing)
-        {
+        if matches!(error, AuthError::Missing) {
             tracing::debug!(target: "auth_o_tron::rejection", "no principal: is AuthLayer outside RequireLayer?");
         }
+        let response = self.reject.reject(&rejection);
         RequireFuture {
             kind: Kind::Rejected {
                 response: Some(response),

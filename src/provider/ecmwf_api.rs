@@ -84,15 +84,7 @@ impl EcmwfApiProvider {
         let url = format!("{}/who-am-i", self.uri);
         let req = self.client.inner().get(url).query(&[("token", key)]);
         let res = self.client.send("who-am-i", req).await?;
-        match res.status.as_u16() {
-            200..=299 => {}
-            401 | 403 => return Err(ProviderError::invalid("Invalid API token")),
-            other => {
-                return Err(ProviderError::unavailable(format!(
-                    "who-am-i: status {other}"
-                )));
-            }
-        }
+        res.check_status("who-am-i", &[401, 403], "Invalid API token")?;
         let who: WhoAmI = res.json("who-am-i")?;
         let uid = who
             .uid

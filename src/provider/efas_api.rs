@@ -64,15 +64,7 @@ impl EfasApiProvider {
             .get(&self.uri)
             .query(&[("token", token)]);
         let res = self.client.send("EFAS user details", req).await?;
-        match res.status.as_u16() {
-            200..=299 => {}
-            401 | 403 => return Err(ProviderError::invalid("Invalid API token")),
-            other => {
-                return Err(ProviderError::unavailable(format!(
-                    "EFAS user details: status {other}"
-                )));
-            }
-        }
+        res.check_status("EFAS user details", &[401, 403], "Invalid API token")?;
         let d: Details = res.json("EFAS user details")?;
         if d.username.is_empty() {
             return Err(ProviderError::unavailable(

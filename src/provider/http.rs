@@ -80,6 +80,24 @@ pub struct Fetched {
 }
 
 impl Fetched {
+    /// Ok for a 2xx answer. A status in `refused` means the service refused the credential
+    /// (`Invalid` with `why`); any other status means it could not decide (`Unavailable`).
+    pub fn check_status(
+        &self,
+        what: &'static str,
+        refused: &[u16],
+        why: &'static str,
+    ) -> Result<(), ProviderError> {
+        let code = self.status.as_u16();
+        if self.status.is_success() {
+            Ok(())
+        } else if refused.contains(&code) {
+            Err(ProviderError::invalid(why))
+        } else {
+            Err(ProviderError::unavailable(format!("{what}: status {code}")))
+        }
+    }
+
     /// The body as JSON, or `Unavailable` (a garbage answer means the provider cannot decide).
     pub fn json<T: serde::de::DeserializeOwned>(
         &self,
@@ -231,5 +249,21 @@ impl HttpClient {
                 Ok(u.to_owned())
             })
             .collect()
+    }
+}
+
+/// The RFC 7662-style `active` member: `true` passes, `false` means the credential is not
+/// valid, anything else (missing, a string) means the answer cannot be understood.
+pub(crate) fn require_active(
+    doc: &serde_json::Value,
+    what: &'static str,
+    inactive: &'static str,
+) -> Result<(), ProviderError> {
+    match doc.get("active") {
+        Some(serde_json::Value::Bool(true)) => Ok(()),
+        Some(serde_json::Value::Bool(false)) => Err(ProviderError::invalid(inactive)),
+        _ => Err(ProviderError::unavailable(format!(
+            "{what}: `active` is not a boolean"
+        ))),
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::http::HttpClient;
 use super::{BoxFuture, Identity, Provider, ProviderError};
@@ -92,23 +92,13 @@ impl IntrospectionProvider {
             }
         }
         let res = self.client.send("introspection", req.form(&form)).await?;
-        if !res.status.is_success() {
-            // 401/403 mean *our* client was refused: nothing is known about the token.
-            return Err(ProviderError::unavailable(format!(
-                "introspection: status {}",
-                res.status.as_u16()
-            )));
-        }
-        let doc: Map<String, Value> = res.json("introspection")?;
-        match doc.get("active") {
-            Some(Value::Bool(true)) => {}
-            Some(Value::Bool(false)) => return Err(ProviderError::invalid("token is not active")),
-            _ => {
-                return Err(ProviderError::unavailable(
-                    "introspection: `active` is not a boolean",
-                ));
-            }
-        }
+        // 401/403 mean *our* client was refused: nothing is known about the token.
+        res.check_status("introspection", &[], "")?;
+        let doc: Value = res.json("introspection")?;
+        super::http::require_active(&doc, "introspection", "token is not active")?;
+        let doc = doc
+            .as_object()
+            .ok_or_else(|| ProviderError::unavailable("introspection: not a JSON object"))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -153,7 +143,7 @@ impl IntrospectionProvider {
             .filter(|u| !u.is_empty())
             .ok_or_else(|| ProviderError::invalid("no username, sub or client_id"))?;
         let mut user = User::new(username, self.realm.clone());
-        super::jwt::copy_attributes(&doc, &["active", "scope"], &mut user);
+        super::jwt::copy_attributes(doc, &["active", "scope"], &mut user);
         let scope = doc.get("scope").and_then(Value::as_str).unwrap_or("");
         user.scopes = Scopes::from_scope_string(&self.name, scope);
         Ok(Identity {

@@ -243,7 +243,7 @@ impl KeyStore {
     }
 
     /// Refetches unless another caller did so within `min_refetch` (then returns what it got).
-    /// `force_after`: only keys fetched before this instant count as stale.
+    /// `stale`: keys fetched at or before this instant count as stale (`None`: any keys do).
     pub(crate) async fn refresh(&self, stale: Option<Instant>) -> Result<Arc<Keys>, ProviderError> {
         let mut last = self.fetching.lock().await;
         if let Some(current) = self.snapshot()

@@ -175,8 +175,20 @@ impl JwtProvider {
         self.keys.refresh(None).await.map(|_| ())
     }
 
-    /// Validates `token` and maps its claims (used by the refresh-token providers too).
-    pub(crate) async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
+    /// Validates an access token the IdP itself just issued to us (refresh-token providers).
+    /// If it fails, our configuration and the IdP disagree; the user's credential is not at
+    /// fault, so the answer is `Unavailable`, not `Invalid`.
+    pub(crate) async fn check_issued(&self, token: &str) -> Result<Identity, ProviderError> {
+        self.check(token).await.map_err(|e| match e {
+            ProviderError::Invalid(why) => ProviderError::unavailable(format!(
+                "the IdP's access token failed validation: {why}"
+            )),
+            other => other,
+        })
+    }
+
+    /// Validates `token` and maps its claims.
+    async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
         if token.split('.').count() != 3 {
             return Err(ProviderError::invalid("not a compact JWS"));
         }

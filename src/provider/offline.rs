@@ -199,24 +199,9 @@ impl OfflineProvider {
             .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
             .form(&[("token", &*current)]);
         let res = self.client.send("introspection", req).await?;
-        if !res.status.is_success() {
-            return Err(ProviderError::unavailable(format!(
-                "introspection: status {}",
-                res.status.as_u16()
-            )));
-        }
+        res.check_status("introspection", &[], "")?;
         let doc: Value = res.json("introspection")?;
-        match doc.get("active") {
-            Some(Value::Bool(true)) => {}
-            Some(Value::Bool(false)) => {
-                return Err(ProviderError::invalid("refresh token is not active"));
-            }
-            _ => {
-                return Err(ProviderError::unavailable(
-                    "introspection: `active` is not a boolean",
-                ));
-            }
-        }
+        super::http::require_active(&doc, "introspection", "refresh token is not active")?;
         if !word(
             doc.get("scope").and_then(Value::as_str).unwrap_or(""),
             "offline_access",
@@ -268,12 +253,7 @@ impl OfflineProvider {
         }
 
         // 3. Validate the access token like any JWT.
-        self.jwt.check(access).await.map_err(|e| match e {
-            ProviderError::Invalid(why) => ProviderError::unavailable(format!(
-                "the IdP's access token failed validation: {why}"
-            )),
-            other => other,
-        })
+        self.jwt.check_issued(access).await
     }
 }
 

@@ -160,13 +160,17 @@ impl PlainProvider {
         if self.users.contains_key(username) {
             return Err(PlainConfigError::Duplicate(username.to_owned()));
         }
-        let mut user = User::new("", "");
-        user.add_roles(roles);
+        let mut unique: Vec<String> = Vec::new();
+        for role in roles.into_iter().map(Into::into) {
+            if !unique.contains(&role) {
+                unique.push(role);
+            }
+        }
         self.users.insert(
             username.to_owned(),
             Entry {
                 secret,
-                roles: user.roles,
+                roles: unique,
             },
         );
         Ok(())

@@ -88,52 +88,29 @@ impl TokenGeneratorProvider {
             .post(format!("{}/validate-token", s.url))
             .json(&json!({"token": token, "client_id": s.client_id}));
         let res = self.client.send("validate-token", req).await?;
-        if !res.status.is_success() {
-            return Err(ProviderError::unavailable(format!(
-                "validate-token: status {}",
-                res.status.as_u16()
-            )));
-        }
-        let v: Value = res.json("validate-token")?;
-        match v.get("active") {
-            Some(Value::Bool(true)) => {}
-            Some(Value::Bool(false)) => return Err(ProviderError::invalid("token is not active")),
-            _ => {
-                return Err(ProviderError::unavailable(
-                    "validate-token: `active` is not a boolean",
-                ));
-            }
-        }
+        res.check_status("validate-token", &[], "")?;
+        super::http::require_active(
+            &res.json("validate-token")?,
+            "validate-token",
+            "token is not active",
+        )?;
         let req = self
             .client
             .inner()
             .post(format!("{}/admin/refresh-access-token", s.url))
             .json(&json!({"client_id": s.client_id, "client_secret": s.client_secret, "refresh_token": token}));
         let res = self.client.send("refresh-access-token", req).await?;
-        match res.status.as_u16() {
-            200..=299 => {}
-            400 | 401 | 403 => {
-                return Err(ProviderError::invalid(
-                    "token refused by the token generator",
-                ));
-            }
-            other => {
-                return Err(ProviderError::unavailable(format!(
-                    "refresh-access-token: status {other}"
-                )));
-            }
-        }
+        res.check_status(
+            "refresh-access-token",
+            &[400, 401, 403],
+            "token refused by the token generator",
+        )?;
         let v: Value = res.json("refresh-access-token")?;
         let access = v
             .get("access_token")
             .and_then(Value::as_str)
             .ok_or_else(|| ProviderError::unavailable("refresh-access-token: no access_token"))?;
-        self.jwt.check(access).await.map_err(|e| match e {
-            ProviderError::Invalid(why) => ProviderError::unavailable(format!(
-                "the generated access token failed validation: {why}"
-            )),
-            other => other,
-        })
+        self.jwt.check_issued(access).await
     }
 }
 

@@ -10,7 +10,6 @@ use prometheus::{
 };
 
 use crate::Authenticator;
-use crate::credentials::Scheme;
 
 /// The sidecar's metrics. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -153,11 +152,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE authotron_auth_provider_attempts_total counter");
         for (p, c) in self.auth.providers().zip(&stats.providers) {
-            let scheme = match p.scheme() {
-                Scheme::Basic => "Basic",
-                Scheme::Bearer => "Bearer",
-                other => other.name(),
-            };
+            let scheme = p.scheme().name();
             for (result, n) in [
                 ("success", c.success.load(Relaxed)),
                 (
