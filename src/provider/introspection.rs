@@ -94,8 +94,13 @@ impl IntrospectionProvider {
         let res = self.client.send("introspection", req.form(&form)).await?;
         // 401/403 mean *our* client was refused: nothing is known about the token.
         res.check_status("introspection", &[], "")?;
-        let doc: Value = res.json("introspection")?;
-        super::http::require_active(&doc, "introspection", "token is not active")?;
+        self.answer(&res.json("introspection")?)
+    }
+
+    /// Turns the endpoint's JSON answer into an identity or a refusal (no I/O).
+    pub(crate) fn answer(&self, doc: &Value) -> Result<Identity, ProviderError> {
+        let s = &self.settings;
+        super::http::require_active(doc, "introspection", "token is not active")?;
         let doc = doc
             .as_object()
             .ok_or_else(|| ProviderError::unavailable("introspection: not a JSON object"))?;
@@ -103,11 +108,16 @@ impl IntrospectionProvider {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
+        // An `exp` past the end of `SystemTime` would panic when turned into `expires_at`.
         let exp = match doc.get("exp") {
             None => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| {
-                ProviderError::unavailable("introspection: `exp` is not a number")
-            })?),
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|e| UNIX_EPOCH.checked_add(Duration::from_secs(*e)).is_some())
+                    .ok_or_else(|| {
+                        ProviderError::unavailable("introspection: `exp` is not a number in range")
+                    })?,
+            ),
         };
         if exp.is_some_and(|e| e <= now) {
             return Err(ProviderError::invalid("token expired"));

@@ -189,6 +189,16 @@ impl JwtProvider {
 
     /// Validates `token` and maps its claims.
     async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
+        let header = self.unverified_checks(token)?;
+        self.verify(token, header).await
+    }
+
+    /// Everything decided before a key is looked up: the token's shape, its header (algorithm,
+    /// `typ`, no `cty`) and the [`precheck`](Self::precheck) of its claims.
+    pub(crate) fn unverified_checks(
+        &self,
+        token: &str,
+    ) -> Result<jsonwebtoken::Header, ProviderError> {
         if token.split('.').count() != 3 {
             return Err(ProviderError::invalid("not a compact JWS"));
         }
@@ -208,6 +218,15 @@ impl JwtProvider {
             return Err(ProviderError::invalid("nested JWTs are not accepted"));
         }
         self.precheck(token)?;
+        Ok(header)
+    }
+
+    /// The signature and the standard claims, then [`map`](Self::map).
+    async fn verify(
+        &self,
+        token: &str,
+        header: jsonwebtoken::Header,
+    ) -> Result<Identity, ProviderError> {
         let (alg, key) = self.keys.key(header.kid.as_deref(), header.alg).await?;
         let mut v = Validation::new(alg);
         v.leeway = self.settings.leeway;
@@ -259,7 +278,7 @@ impl JwtProvider {
         Ok(())
     }
 
-    fn map(&self, claims: Map<String, Value>) -> Result<Identity, ProviderError> {
+    pub(crate) fn map(&self, claims: Map<String, Value>) -> Result<Identity, ProviderError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -278,10 +297,12 @@ impl JwtProvider {
                 ));
             }
         }
+        // `SystemTime` ends long before `u64::MAX` seconds: adding such an `exp` would panic.
         let exp = claims
             .get("exp")
             .and_then(Value::as_u64)
-            .ok_or_else(|| ProviderError::invalid("exp is not a number"))?;
+            .and_then(|e| UNIX_EPOCH.checked_add(Duration::from_secs(e)))
+            .ok_or_else(|| ProviderError::invalid("exp is not a number in range"))?;
         match claims.get("iat") {
             None => {}
             Some(v) => {
@@ -334,7 +355,7 @@ impl JwtProvider {
         user.scopes = Scopes::from_scope_string(&self.name, scope);
         Ok(Identity {
             user,
-            expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
+            expires_at: Some(exp),
         })
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde_json::Value;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::http::HttpClient;
+use super::http::{Fetched, HttpClient};
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
 use super::{BoxFuture, Identity, Provider, ProviderError};
@@ -199,15 +199,7 @@ impl OfflineProvider {
             .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
             .form(&[("token", &*current)]);
         let res = self.client.send("introspection", req).await?;
-        res.check_status("introspection", &[], "")?;
-        let doc: Value = res.json("introspection")?;
-        super::http::require_active(&doc, "introspection", "refresh token is not active")?;
-        if !word(
-            doc.get("scope").and_then(Value::as_str).unwrap_or(""),
-            "offline_access",
-        ) {
-            return Err(ProviderError::invalid("not an offline_access token"));
-        }
+        introspection_answer(&res)?;
 
         // 2. Exchange it for an access token.
         let req = self
@@ -221,40 +213,63 @@ impl OfflineProvider {
                 ("refresh_token", &*current),
             ]);
         let res = self.client.send("token exchange", req).await?;
-        match res.status.as_u16() {
-            200..=299 => {}
-            400 | 401 => {
-                let err: Value = serde_json::from_slice(&res.body).unwrap_or_default();
-                if err.get("error").and_then(Value::as_str) == Some("invalid_grant") {
-                    return Err(ProviderError::invalid(
-                        "refresh token refused (invalid_grant)",
-                    ));
-                }
-                return Err(ProviderError::unavailable(format!(
-                    "token exchange: status {}",
-                    res.status.as_u16()
-                )));
-            }
-            other => {
-                return Err(ProviderError::unavailable(format!(
-                    "token exchange: status {other}"
-                )));
-            }
-        }
-        let tokens: Value = res.json("token exchange")?;
-        let access = tokens
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))?;
-        if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
-            && rotated != &*current
+        let (access, rotated) = exchange_answer(&res)?;
+        if let Some(rotated) = rotated
+            && rotated != *current
         {
             self.chains.insert(chain, rotated.into());
         }
 
         // 3. Validate the access token like any JWT.
-        self.jwt.check_issued(access).await
+        self.jwt.check_issued(&access).await
     }
+}
+
+/// The introspection answer for a refresh token: active, with the `offline_access` scope word.
+pub(crate) fn introspection_answer(res: &Fetched) -> Result<(), ProviderError> {
+    res.check_status("introspection", &[], "")?;
+    let doc: Value = res.json("introspection")?;
+    super::http::require_active(&doc, "introspection", "refresh token is not active")?;
+    if !word(
+        doc.get("scope").and_then(Value::as_str).unwrap_or(""),
+        "offline_access",
+    ) {
+        return Err(ProviderError::invalid("not an offline_access token"));
+    }
+    Ok(())
+}
+
+/// The token endpoint's answer: the access token and, if the IdP rotated it, the new refresh
+/// token. `invalid_grant` means the refresh token is refused; anything else odd, that the IdP
+/// could not be understood.
+pub(crate) fn exchange_answer(res: &Fetched) -> Result<(String, Option<String>), ProviderError> {
+    match res.status.as_u16() {
+        200..=299 => {}
+        400 | 401 => {
+            let err: Value = serde_json::from_slice(&res.body).unwrap_or_default();
+            if err.get("error").and_then(Value::as_str) == Some("invalid_grant") {
+                return Err(ProviderError::invalid(
+                    "refresh token refused (invalid_grant)",
+                ));
+            }
+            return Err(ProviderError::unavailable(format!(
+                "token exchange: status {}",
+                res.status.as_u16()
+            )));
+        }
+        other => {
+            return Err(ProviderError::unavailable(format!(
+                "token exchange: status {other}"
+            )));
+        }
+    }
+    let tokens: Value = res.json("token exchange")?;
+    let access = tokens
+        .get("access_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))?;
+    let rotated = tokens.get("refresh_token").and_then(Value::as_str);
+    Ok((access.to_owned(), rotated.map(str::to_owned)))
 }
 
 impl Provider for OfflineProvider {
