@@ -19,7 +19,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,31 @@ impl ConnState {
     }
 }
 
+/// Set while the server is at its connection cap and a new connection waits: idle
+/// connections close themselves to make room.
+#[derive(Debug, Default)]
+pub struct Pressure {
+    on: AtomicBool,
+    changed: Notify,
+}
+
+impl Pressure {
+    /// Asks idle connections to close.
+    pub fn raise(&self) {
+        self.on.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Room was made.
+    pub fn lower(&self) {
+        self.on.store(false, Ordering::Release);
+    }
+
+    fn is_on(&self) -> bool {
+        self.on.load(Ordering::Acquire)
+    }
+}
+
 /// Why a watchdog closed its connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -118,11 +143,16 @@ pub enum Closed {
 }
 
 /// Completes when the connection described by `state` must be closed.
-pub async fn watchdog(state: &ConnState, limits: Deadlines, pressure: &Notify) -> Closed {
+pub async fn watchdog(state: &ConnState, limits: Deadlines, pressure: &Pressure) -> Closed {
     let ms = |d: Duration| d.as_millis() as u64;
     let sleep = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(sleep);
     loop {
+        // Registered before the check, so a raise between the two is not missed.
+        let raised = pressure.changed.notified();
+        if pressure.is_on() && state.idle() {
+            return Closed::Evicted;
+        }
         let now = state.now();
         let (deadline, why) = if state.in_flight.load(Ordering::Acquire) > 0 {
             (
@@ -148,11 +178,7 @@ pub async fn watchdog(state: &ConnState, limits: Deadlines, pressure: &Notify) -
         tokio::select! {
             () = &mut sleep => {}
             () = state.wake.notified() => {}
-            () = pressure.notified() => {
-                if state.idle() {
-                    return Closed::Evicted;
-                }
-            }
+            () = raised => {}
         }
     }
 }

@@ -13,9 +13,9 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
-use super::conn::{ConnState, Deadlines, Tracked, Watched, watchdog};
+use super::conn::{ConnState, Deadlines, Pressure, Tracked, Watched, watchdog};
 use super::peers::Peer;
 
 /// Connection limits.
@@ -113,55 +113,56 @@ pub async fn serve(
         request: limits.request_timeout,
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let pressure = Arc::new(Notify::new());
+    let pressure = Arc::new(Pressure::default());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                // At the cap: idle connections make room; busy ones finish first.
-                pressure.notify_waiters();
-                tokio::select! {
-                    p = slots.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
+                // At the cap with someone waiting: idle connections make room, busy ones
+                // finish first.
+                pressure.raise();
+                let p = tokio::select! {
+                    p = slots.clone().acquire_owned() => p,
                     () = &mut shutdown => break,
+                };
+                pressure.lower();
+                match p {
+                    Ok(p) => p,
+                    Err(_) => break,
                 }
             }
         };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, addr) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = ConnState::new();
-                let peer = Peer::new(addr);
-                let service = TowerToHyperService::new(Tracked::new(service.clone(), state.clone(), peer));
-                let io = TokioIo::new(Watched::new(stream, state.clone()));
-                let conn = builder.serve_connection_with_upgrades(io, service);
-                let conn = graceful.watch(conn.into_owned());
-                let pressure = pressure.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    tokio::select! {
-                        _ = conn => {}
-                        why = watchdog(&state, deadlines, &pressure) => {
-                            tracing::debug!(event_name = "connection.closed", reason = ?why, peer = %peer.addr);
-                        }
-                    }
-                });
+        let _ = stream.set_nodelay(true);
+        let state = ConnState::new();
+        let peer = Peer::new(addr);
+        let service = TowerToHyperService::new(Tracked::new(service.clone(), state.clone(), peer));
+        let io = TokioIo::new(Watched::new(stream, state.clone()));
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        let conn = graceful.watch(conn.into_owned());
+        let pressure = pressure.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                _ = conn => {}
+                why = watchdog(&state, deadlines, &pressure) => {
+                    tracing::debug!(event_name = "connection.closed", reason = ?why, peer = %peer.addr);
+                }
             }
-            () = &mut shutdown => break,
-        }
+        });
     }
     drop(listener);
     tokio::select! {
