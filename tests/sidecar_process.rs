@@ -7,52 +7,22 @@ mod common;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream as StdStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::process::{SidecarProcess, free_port, sidecar_binary};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const SECRET: &str = "a-process-test-secret-of-32-bytes-or-more";
 
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("examples").join("sidecar");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo test` builds it (or run `cargo build --example sidecar`)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running sidecar process with its config in a temporary directory; killed and cleaned up
-/// on drop.
-struct Sidecar {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Sidecar {
-    fn start(server_extra: &str, rest: &str) -> Sidecar {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("aot-proc-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let yaml = format!(
-            r#"
+/// The sidecar process with `server_extra` keys in `server` and `rest` at the top level.
+fn start(server_extra: &str, rest: &str) -> SidecarProcess {
+    SidecarProcess::start(&format!(
+        r#"
 version: "2.0.0"
-server: {{host: 127.0.0.1, port: {port}{server_extra}}}
+server: {{host: 127.0.0.1, port: {{port}}{server_extra}}}
 metrics: {{enabled: false}}
 providers:
   - type: plain
@@ -65,40 +35,7 @@ jwt: {{iss: proc, exp: 300, secret: {SECRET}}}
 logging: {{level: info, format: json}}
 {rest}
 "#
-        );
-        let config = dir.join("config.yaml");
-        std::fs::write(&config, yaml).unwrap();
-        let log = std::fs::File::create(dir.join("log")).unwrap();
-        let child = Command::new(binary())
-            .arg("--config")
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let started = Instant::now();
-        while StdStream::connect(addr).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "sidecar did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Sidecar { child, dir, addr }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    ))
 }
 
 /// Waits until the server closes `s` and returns how long that took, or `None` if it stayed
@@ -147,7 +84,7 @@ async fn read_response(s: &mut TcpStream) -> String {
 
 #[tokio::test]
 async fn silent_half_preface_and_trickling_connections_are_closed() {
-    let side = Sidecar::start(", header_read_timeout_ms: 400, idle_timeout_ms: 60000", "");
+    let side = start(", header_read_timeout_ms: 400, idle_timeout_ms: 60000", "");
     let limit = Duration::from_secs(5);
     // Nothing at all.
     let mut s = TcpStream::connect(side.addr).await.unwrap();
@@ -194,7 +131,7 @@ async fn silent_half_preface_and_trickling_connections_are_closed() {
 
 #[tokio::test]
 async fn idle_keep_alive_outlives_the_head_deadline_and_then_closes() {
-    let side = Sidecar::start(", header_read_timeout_ms: 300, idle_timeout_ms: 1500", "");
+    let side = start(", header_read_timeout_ms: 300, idle_timeout_ms: 1500", "");
     let mut s = TcpStream::connect(side.addr).await.unwrap();
     s.write_all(&request("alice", "alicepass", "/", false))
         .await
@@ -214,7 +151,7 @@ async fn idle_keep_alive_outlives_the_head_deadline_and_then_closes() {
 
 #[tokio::test]
 async fn at_the_connection_cap_idle_connections_make_room() {
-    let side = Sidecar::start(
+    let side = start(
         ", header_read_timeout_ms: 20000, idle_timeout_ms: 60000, max_connections: 8",
         "",
     );
@@ -245,7 +182,7 @@ async fn at_the_connection_cap_idle_connections_make_room() {
 
 #[tokio::test]
 async fn refused_targets_are_audited_and_a_missing_uri_is_logged_once() {
-    let side = Sidecar::start("", "rules:\n  - {path: /admin, roles: [admin]}\n");
+    let side = start("", "rules:\n  - {path: /admin, roles: [admin]}\n");
     for target in ["/admin/..%2fpublic", "/admin/../public"] {
         let mut s = TcpStream::connect(side.addr).await.unwrap();
         s.write_all(&request("adam", "adampass", target, true))
@@ -305,7 +242,7 @@ rules:
         ),
     )
     .unwrap();
-    let out = Command::new(binary())
+    let out = Command::new(sidecar_binary())
         .arg("--check")
         .arg("--config")
         .arg(&config)
@@ -331,7 +268,7 @@ fn the_demo_curl_lines_work() {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("aot-proc-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(binary())
+    let mut child = Command::new(sidecar_binary())
         .current_dir(&dir)
         .env_remove("AOT_CONFIG_PATH")
         .env("AOT_SERVER__PORT", port.to_string())
@@ -367,7 +304,7 @@ fn the_demo_curl_lines_work() {
         .collect();
     assert_eq!(curls.len(), 2, "{banner}");
     // Re-run the printed lines (without curl) against a fresh demo on the same port.
-    let mut child = Command::new(binary())
+    let mut child = Command::new(sidecar_binary())
         .current_dir(std::env::temp_dir())
         .env_remove("AOT_CONFIG_PATH")
         .env("AOT_SERVER__PORT", port.to_string())
