@@ -65,7 +65,17 @@ fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Sends `GET <target>` byte for byte and returns the status code.
 async fn send(proxy: SocketAddr, target: &[u8], user: &str, pass: &str) -> u16 {
-    let mut req = b"GET ".to_vec();
+    send_method(proxy, "GET", target, user, pass).await
+}
+
+async fn send_method(
+    proxy: SocketAddr,
+    method: &str,
+    target: &[u8],
+    user: &str,
+    pass: &str,
+) -> u16 {
+    let mut req = format!("{method} ").into_bytes();
     req.extend_from_slice(target);
     req.extend_from_slice(
         format!(
@@ -102,7 +112,7 @@ jwt: {{iss: e2e, exp: 300, secret: {SECRET}}}
 include_legacy_headers: true
 logging: {{level: info, format: json}}
 rules:
-  - {{path: /admin, roles: [admin]}}
+  - {{path: /admin, methods: [GET, POST], roles: [admin]}}
 "#
     ))
 }
@@ -167,6 +177,18 @@ async fn run(proxy: SocketAddr, seen: &Mutex<Vec<String>>, name: &str) {
             assert_eq!(after.len(), before, "{name} {target}: not forwarded");
         }
     }
+    // HEAD is GET to the app's router: the GET rule on /admin covers it.
+    let before = seen.lock().unwrap().len();
+    assert_eq!(
+        send_method(proxy, "HEAD", b"/admin/x", "alice", "alicepass").await,
+        403,
+        "{name}: HEAD"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before,
+        "{name}: HEAD not forwarded"
+    );
     let mut refused_by_sidecar = 0;
     for target in AMBIGUOUS {
         for (user, pass) in [("alice", "alicepass"), ("adam", "adampass")] {
