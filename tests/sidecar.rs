@@ -411,6 +411,17 @@ rules:
         ask("DELETE", "/files/1", "ADMIN.example.org.:8443").await,
         403
     );
+    // Method case, method overrides and host lists cannot dodge a rule.
+    assert_eq!(ask("get", "/reports/1", "www.example.org").await, 403);
+    let over =
+        b"X-Original-URI: /reports/1\r\nX-Original-Method: POST\r\nX-HTTP-Method-Override: get\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", over).await, 403);
+    let list = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org, admin.example.org\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", list).await, 403);
+    let twice = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org\r\nX-Forwarded-Host: admin.example.org\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", twice).await, 403);
+    let fine = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org:8443\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", fine).await, 200);
 }
 
 #[tokio::test]

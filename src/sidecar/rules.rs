@@ -477,13 +477,52 @@ impl Rules {
             },
             PathMode::Normalize => normalize_path(target),
         };
-        let host = headers.get(&X_FORWARDED_HOST).and_then(|v| v.to_str().ok());
+        let host = forwarded_host(headers);
+        let overrides = method_overrides(headers);
         self.rules
             .iter()
-            .filter(|r| r.applies(method, &path, host))
+            .filter(|r| {
+                r.applies(method, &path, host)
+                    || overrides.iter().any(|m| r.applies(m, &path, host))
+            })
             .find_map(|r| r.requirement.check(principal).err())
             .map(Denial::Requirement)
     }
+}
+
+/// The host the proxy names, when it names exactly one plain `host[:port]`. A list (several
+/// proxies appending), two header lines or anything else count as no host, so host rules apply.
+fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
+    let mut all = headers.get_all(&X_FORWARDED_HOST).iter();
+    let host = all.next()?.to_str().ok()?.trim();
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+    (all.next().is_none() && plain).then_some(host)
+}
+
+/// Methods the client asked the app to use instead of the request's own (frameworks that
+/// honour `X-HTTP-Method-Override` and friends route a POST as DELETE): a rule on any of them
+/// applies too. Proxies pass the client's headers to the decision request.
+fn method_overrides(headers: &HeaderMap) -> Vec<Method> {
+    const OVERRIDES: [HeaderName; 3] = [
+        HeaderName::from_static("x-http-method-override"),
+        HeaderName::from_static("x-http-method"),
+        HeaderName::from_static("x-method-override"),
+    ];
+    let mut out = Vec::new();
+    for name in &OVERRIDES {
+        for v in headers.get_all(name) {
+            for m in v.as_bytes().split(|b| *b == b',') {
+                let m = m.trim_ascii().to_ascii_uppercase();
+                if let Ok(m) = Method::from_bytes(&m) {
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The request the proxy is asking about: method and target from `X-Original-*` (nginx) or
@@ -516,7 +555,9 @@ fn original<'h>(
     };
     let method = match pick(&X_ORIGINAL_METHOD, &X_FORWARDED_METHOD)? {
         Some(m) => {
-            Method::from_bytes(m.as_bytes()).map_err(|_| "original method is not a method")?
+            // Routers differ on method case; a rule on GET must cover `get`.
+            Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| "original method is not a method")?
         }
         None => own.clone(),
     };
