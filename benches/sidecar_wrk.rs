@@ -100,7 +100,8 @@ logging: {level: error, format: console}
     let built = Built {
         authenticator: auth.clone(),
         minter: minter.clone(),
-        rules: Vec::new(),
+        rules: Default::default(),
+        trusted: Default::default(),
     };
     let (side, bare) = rt.block_on(async {
         let app = router::app(&config, &built, Metrics::new(&auth));

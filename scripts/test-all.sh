@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit, integration, end-to-end (real nginx, Caddy, an
-# OpenID Provider run by Node, OpenLDAP slapd) and doc tests. Installs the external programs
-# the end-to-end tests need when they are missing.
+# OpenID Provider run by Node, OpenLDAP slapd, the shipped sidecar binary as its own process)
+# and doc tests, then a short run of each fuzz target when a nightly toolchain and cargo-fuzz
+# are there. Installs the external programs the end-to-end tests need when they are missing.
+# Leaves no process and no temporary directory behind, and fails if a test server survived.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,35 @@ if [ ! -d tests/fixtures/oidc/node_modules/oidc-provider ]; then
     (cd tests/fixtures/oidc && npm ci --no-audit --no-fund)
 fi
 
+# Every temporary file of the tests lives here, and goes with it.
+TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/aot-test-XXXXXX")"
+export TMPDIR
+cleanup() { rm -rf "$TMPDIR"; }
+trap cleanup EXIT
+servers() { pgrep -x 'nginx|caddy|slapd|node|sidecar' | sort || true; }
+before="$(servers)"
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --all-features -- -D warnings
 cargo test --all-features
+
+if [ -x scripts/fuzz-smoke.sh ]; then
+    ./scripts/fuzz-smoke.sh
+fi
+
+# No test server may outlive its test: anything still running from our temporary directory
+# (nginx masters and workers, Caddy, slapd, the OP, sidecars) is a bug in a test's cleanup.
+sleep 1
+left="$( (pgrep -af -- "$TMPDIR" | grep -v pgrep; comm -13 <(echo "$before") <(servers) | xargs -r ps -o pid=,args= -p) || true)"
+if [ -n "$left" ]; then
+    echo "test servers left running:" >&2
+    echo "$left" >&2
+    pkill -KILL -f -- "$TMPDIR" || true
+    comm -13 <(echo "$before") <(servers) | xargs -r kill -KILL || true
+    exit 1
+fi
+if [ -n "$(ls -A "$TMPDIR")" ]; then
+    echo "note: temporary files left by tests (removed now):"
+    ls -A "$TMPDIR" | head -20
+fi
+echo "all tests passed; no test server left running"

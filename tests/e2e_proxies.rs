@@ -6,58 +6,15 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use auth_o_tron::sidecar::config::Config;
-use auth_o_tron::sidecar::{metrics::Metrics, router, server};
 use axum::http::HeaderMap;
+use common::process::{SidecarProcess, caddy, nginx};
 use common::{basic, client};
 
 const SECRET: &str = "an-e2e-secret-that-is-at-least-32-bytes";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for(port: u16) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on port {port}");
-}
-
-/// A child process killed on drop.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn program(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
-        let p = PathBuf::from(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: run ./scripts/test-all.sh, which installs it");
-}
 
 /// The upstream app: echoes what it received and counts requests.
 async fn upstream(hits: Arc<AtomicUsize>) -> u16 {
@@ -90,11 +47,11 @@ async fn upstream(hits: Arc<AtomicUsize>) -> u16 {
     port
 }
 
-async fn sidecar(port: u16) -> tokio::sync::oneshot::Sender<()> {
-    let yaml = format!(
+fn sidecar() -> SidecarProcess {
+    SidecarProcess::start(&format!(
         r#"
 version: "2.0.0"
-server: {{host: 127.0.0.1, port: {port}}}
+server: {{host: 127.0.0.1, port: {{port}}}}
 metrics: {{enabled: false}}
 providers:
   - type: plain
@@ -109,101 +66,7 @@ logging: {{level: warn, format: console}}
 rules:
   - {{path: /admin, roles: [admin]}}
 "#
-    );
-    let loaded = Config::from_yaml(&yaml, Vec::<(String, String)>::new()).unwrap();
-    let built = loaded.config.build().unwrap();
-    let app = router::app(&loaded.config, &built, Metrics::new(&built.authenticator));
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve(
-        l,
-        app,
-        server::Limits::default(),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    tx
-}
-
-fn shipped(file: &str, proxy: u16, proxy_default: &str, side: u16, app: u16) -> String {
-    let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(file),
-    )
-    .unwrap();
-    text.replace(proxy_default, &format!("127.0.0.1:{proxy}"))
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{side}"))
-        .replace("127.0.0.1:8081", &format!("127.0.0.1:{app}"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aot-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    dir
-}
-
-async fn start_nginx(side: u16, app: u16) -> (Proc, u16) {
-    let port = free_port();
-    let dir = scratch("nginx");
-    std::fs::write(
-        dir.join("nginx.conf"),
-        shipped("nginx.conf", port, "127.0.0.1:8088", side, app),
-    )
-    .unwrap();
-    let nginx = program("nginx");
-    let check = Command::new(&nginx)
-        .arg("-t")
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let child = Command::new(nginx)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    wait_for(port).await;
-    (proc, port)
-}
-
-async fn start_caddy(side: u16, app: u16) -> (Proc, u16) {
-    let port = free_port();
-    let dir = scratch("caddy");
-    std::fs::write(
-        dir.join("Caddyfile"),
-        shipped("Caddyfile", port, "127.0.0.1:8089", side, app),
-    )
-    .unwrap();
-    let child = Command::new(program("caddy"))
-        .args(["run", "--adapter", "caddyfile", "--config"])
-        .arg(dir.join("Caddyfile"))
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_CONFIG_HOME", dir.join("cfg"))
-        .env("HOME", &dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    wait_for(port).await;
-    (proc, port)
+    ))
 }
 
 async fn get(
@@ -222,14 +85,7 @@ async fn get(
     r.send().await.unwrap()
 }
 
-async fn contract(
-    proxy: u16,
-    hits: &AtomicUsize,
-    stop_sidecar: tokio::sync::oneshot::Sender<()>,
-    name: &str,
-) {
-    let proxy = SocketAddr::from(([127, 0, 0, 1], proxy));
-
+async fn contract(proxy: SocketAddr, hits: &AtomicUsize, side: &mut SidecarProcess, name: &str) {
     // Allowed: the app gets the minted JWT instead of the password, and the legacy headers,
     // whatever the client tried to pass as X-Auth-*.
     let res = get(
@@ -329,7 +185,7 @@ async fn contract(
     assert_eq!(res.status(), 401, "{name}: unauthenticated POST refused");
 
     // Sidecar down: the proxy's error, never a pass.
-    stop_sidecar.send(()).unwrap();
+    side.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = hits.load(Ordering::SeqCst);
     let res = get(proxy, "/api/items", Some(basic("alice", "alicepass")), &[]).await;
@@ -345,18 +201,16 @@ async fn contract(
 async fn nginx_auth_request() {
     let hits = Arc::new(AtomicUsize::new(0));
     let app = upstream(hits.clone()).await;
-    let side = free_port();
-    let stop = sidecar(side).await;
-    let (_nginx, port) = start_nginx(side, app).await;
-    contract(port, &hits, stop, "nginx").await;
+    let mut side = sidecar();
+    let (_nginx, _dir, proxy) = nginx(side.addr.port(), app);
+    contract(proxy, &hits, &mut side, "nginx").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_forward_auth() {
     let hits = Arc::new(AtomicUsize::new(0));
     let app = upstream(hits.clone()).await;
-    let side = free_port();
-    let stop = sidecar(side).await;
-    let (_caddy, port) = start_caddy(side, app).await;
-    contract(port, &hits, stop, "caddy").await;
+    let mut side = sidecar();
+    let (_caddy, _dir, proxy) = caddy(side.addr.port(), app);
+    contract(proxy, &hits, &mut side, "caddy").await;
 }

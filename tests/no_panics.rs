@@ -7,7 +7,8 @@ mod common;
 
 use auth_o_tron::credentials::{Credentials, DEFAULT_MAX_HEADER_BYTES};
 use auth_o_tron::provider::PlainProvider;
-use auth_o_tron::sidecar::config::{Config, normalize_path};
+use auth_o_tron::sidecar::config::Config;
+use auth_o_tron::sidecar::rules::{normalize_path, strict_path};
 use auth_o_tron::{Authenticator, User};
 use common::Tokens;
 
@@ -87,6 +88,25 @@ fn path_normaliser_and_config_loader_never_panic() {
             !p.contains("//") && !p.split('/').any(|seg| seg == ".." || seg == "."),
             "{s:?} -> {p:?}"
         );
+        // Whatever the strict check accepts has one reading: no dot or empty segment, no
+        // separator or control byte hidden in an escape, and a query never changes it.
+        if let Ok(path) = strict_path(&s) {
+            assert!(path.starts_with('/'), "{s:?} -> {path:?}");
+            let inner = path.strip_suffix('/').unwrap_or(&path);
+            assert!(
+                !inner[1..]
+                    .split('/')
+                    .any(|seg| seg.is_empty() || seg == "." || seg == ".."),
+                "{s:?} -> {path:?}"
+            );
+            assert!(
+                !path.contains('\\') && !path.chars().any(char::is_control),
+                "{s:?}"
+            );
+            if !s.contains('?') {
+                assert_eq!(strict_path(&format!("{s}?x=/../a")).as_deref(), Ok(&*path));
+            }
+        }
     }
     let base = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -75,7 +75,9 @@ async fn start(yaml: &str) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sen
 
 #[tokio::test]
 async fn authenticate_answers_like_auth_o_tron() {
-    let (addr, _, _stop) = start(&config("")).await;
+    // auth-o-tron has no rules: without them, no original URI is needed.
+    let yaml = config("");
+    let (addr, _, _stop) = start(yaml.split("rules:").next().unwrap()).await;
     let res = client()
         .get(format!("http://{addr}/authenticate"))
         .header("authorization", basic("adam", "adampass"))
@@ -252,6 +254,241 @@ async fn path_rules_use_the_original_request() {
     assert_eq!(ask("alice", "alicepass", same).await, 200);
 }
 
+/// Sends one raw request with the given extra header lines, byte for byte, and returns the
+/// status code: no client library normalises the original URI on the way.
+async fn raw_status(addr: SocketAddr, user: &str, pass: &str, headers: &[u8]) -> u16 {
+    let mut req = format!(
+        "GET /authenticate HTTP/1.1\r\nHost: sidecar\r\nConnection: close\r\nAuthorization: {}\r\n",
+        basic(user, pass)
+    )
+    .into_bytes();
+    req.extend_from_slice(headers);
+    req.extend_from_slice(b"\r\n");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&req).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn original_uris_with_two_readings_are_refused_even_for_admins() {
+    let (addr, _, _stop) = start(&config("")).await;
+    for target in [
+        "/admin/../public",
+        "/public/../admin",
+        "/admin/%2e%2e/public",
+        "/admin/..%2fpublic",
+        "/admin/.%2e/public",
+        "/public/..%2Fadmin",
+        "/public%5c..%5cadmin",
+        "/public\\..\\admin",
+        "//admin",
+        "/admin;x",
+        "/admin/..;/public",
+        "/admin%00",
+        "/admin%0d%0aX-Injected:%20yes",
+        "/%252e%252e/admin",
+        "/admin%3fx",
+        "/admin#frag",
+        "/admin.",
+        "/admin%20",
+        "/adm%c0%aein",
+        "/bad%zz",
+        "*",
+        "http://evil/admin",
+        "admin",
+    ] {
+        let line = format!("X-Original-URI: {target}\r\n");
+        for (user, pass) in [("alice", "alicepass"), ("adam", "adampass")] {
+            assert_eq!(
+                raw_status(addr, user, pass, line.as_bytes()).await,
+                403,
+                "{user} {target:?}"
+            );
+        }
+    }
+    // A tab inside the header value is a control byte too.
+    assert_eq!(
+        raw_status(addr, "adam", "adampass", b"X-Original-URI: /public\tx\r\n").await,
+        403
+    );
+    // Plain targets still decide on their path, whatever the case or the escapes.
+    for (target, alice) in [
+        ("/public", 200),
+        ("/public/a%20b.txt?x=/../admin", 200),
+        ("/%61dmin", 403),
+        ("/ADMIN/x", 403),
+        ("/Admin", 403),
+    ] {
+        let line = format!("X-Original-URI: {target}\r\n");
+        assert_eq!(
+            raw_status(addr, "alice", "alicepass", line.as_bytes()).await,
+            alice,
+            "{target}"
+        );
+        assert_eq!(
+            raw_status(addr, "adam", "adampass", line.as_bytes()).await,
+            200,
+            "{target}"
+        );
+    }
+    // The other header family, and two copies of one header, are checked the same way.
+    assert_eq!(
+        raw_status(
+            addr,
+            "adam",
+            "adampass",
+            b"X-Forwarded-Uri: /a/../admin\r\n"
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        raw_status(
+            addr,
+            "adam",
+            "adampass",
+            b"X-Original-URI: /public\r\nX-Original-URI: /admin\r\n"
+        )
+        .await,
+        403
+    );
+}
+
+#[tokio::test]
+async fn opting_into_normalisation_decides_on_the_normalised_path() {
+    let (addr, _, _stop) = start(&config("").replace(
+        "header_read_timeout_ms: 300",
+        "header_read_timeout_ms: 300, ambiguous_paths: normalize",
+    ))
+    .await;
+    for (target, alice) in [
+        ("/admin/../public", 200),
+        ("/public/..%2fadmin", 403),
+        ("//admin", 403),
+    ] {
+        let line = format!("X-Original-URI: {target}\r\n");
+        assert_eq!(
+            raw_status(addr, "alice", "alicepass", line.as_bytes()).await,
+            alice,
+            "{target}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn head_is_get_and_every_matching_rule_must_allow() {
+    let yaml = config("").split("rules:").next().unwrap().to_owned()
+        + r#"
+rules:
+  - {path: /reports, methods: [GET], roles: [admin]}
+  - {path: /files, methods: [DELETE], any_roles: [user, admin]}
+  - {path: /, host: admin.example.org, roles: [admin]}
+"#;
+    let (addr, _, _stop) = start(&yaml).await;
+    let ask = |method: &'static str, uri: &'static str, host: &'static str| {
+        let line = format!(
+            "X-Original-URI: {uri}\r\nX-Original-Method: {method}\r\nX-Forwarded-Host: {host}\r\n"
+        );
+        async move { raw_status(addr, "alice", "alicepass", line.as_bytes()).await }
+    };
+    assert_eq!(ask("GET", "/reports/1", "www.example.org").await, 403);
+    assert_eq!(
+        ask("HEAD", "/reports/1", "www.example.org").await,
+        403,
+        "HEAD is GET"
+    );
+    assert_eq!(ask("POST", "/reports/1", "www.example.org").await, 200);
+    assert_eq!(ask("DELETE", "/files/1", "www.example.org").await, 200);
+    // The /files rule allows alice, the host rule does not: both apply, so she is denied.
+    assert_eq!(ask("DELETE", "/files/1", "admin.example.org").await, 403);
+    assert_eq!(
+        ask("DELETE", "/files/1", "ADMIN.example.org.:8443").await,
+        403
+    );
+    // Method case, method overrides and host lists cannot dodge a rule.
+    assert_eq!(ask("get", "/reports/1", "www.example.org").await, 403);
+    let over =
+        b"X-Original-URI: /reports/1\r\nX-Original-Method: POST\r\nX-HTTP-Method-Override: get\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", over).await, 403);
+    let list = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org, admin.example.org\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", list).await, 403);
+    let twice = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org\r\nX-Forwarded-Host: admin.example.org\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", twice).await, 403);
+    let fine = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org:8443\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", fine).await, 200);
+}
+
+#[tokio::test]
+async fn rules_without_an_original_uri_deny() {
+    let (addr, _, _stop) = start(&config("")).await;
+    assert_eq!(raw_status(addr, "adam", "adampass", b"").await, 403);
+    assert_eq!(
+        raw_status(addr, "adam", "adampass", b"X-Original-Method: GET\r\n").await,
+        403
+    );
+    assert_eq!(
+        raw_status(addr, "adam", "adampass", b"X-Original-URI: /\r\n").await,
+        200
+    );
+    // Without rules there is nothing to decide on a path: auth-o-tron's contract.
+    let yaml = config("");
+    let (plain, _, _stop2) = start(yaml.split("rules:").next().unwrap()).await;
+    assert_eq!(raw_status(plain, "alice", "alicepass", b"").await, 200);
+}
+
+#[tokio::test]
+async fn only_trusted_proxies_get_decisions() {
+    let untrusted = config("").replace(
+        "header_read_timeout_ms: 300",
+        "header_read_timeout_ms: 300, trusted_proxies: [10.0.0.0/8, \"::1\"]",
+    );
+    let (addr, _, _stop) = start(&untrusted).await;
+    assert_eq!(
+        raw_status(addr, "adam", "adampass", b"X-Original-URI: /\r\n").await,
+        403
+    );
+    let res = client()
+        .get(format!("http://{addr}/whoami"))
+        .header("authorization", basic("adam", "adampass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.text().await.unwrap(), r#"{"error":"untrusted peer"}"#);
+    let health = client()
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let trusted = config("").replace(
+        "header_read_timeout_ms: 300",
+        "header_read_timeout_ms: 300, trusted_proxies: [127.0.0.0/8]",
+    );
+    let (addr, _, _stop2) = start(&trusted).await;
+    assert_eq!(
+        raw_status(addr, "adam", "adampass", b"X-Original-URI: /\r\n").await,
+        200
+    );
+    let bad = config("").replace(
+        "header_read_timeout_ms: 300",
+        "header_read_timeout_ms: 300, trusted_proxies: [127.0.0.1/40]",
+    );
+    let e = Config::from_yaml(&bad, Vec::<(String, String)>::new())
+        .unwrap()
+        .config
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("server.trusted_proxies[0]"), "{e}");
+}
+
 #[tokio::test]
 async fn informational_endpoints_and_metrics() {
     let (addr, maddr, _stop) = start(&config("")).await;
@@ -327,6 +564,7 @@ async fn informational_endpoints_and_metrics() {
     );
     c.get(format!("http://{addr}/authenticate"))
         .header("authorization", basic("alice", "alicepass"))
+        .header("x-original-uri", "/")
         .send()
         .await
         .unwrap();
@@ -384,6 +622,7 @@ async fn es256_minting_publishes_a_jwks_that_verifies_the_token() {
     let res = c
         .get(format!("http://{addr}/authenticate"))
         .header("authorization", basic("alice", "alicepass"))
+        .header("x-original-uri", "/")
         .send()
         .await
         .unwrap();

@@ -41,6 +41,13 @@ impl<B> AuthBody<B> {
     }
 }
 
+/// A rejection body with fixed text, for middleware that refuses before the layer runs.
+impl<B> From<&'static str> for AuthBody<B> {
+    fn from(text: &'static str) -> Self {
+        AuthBody::rejection(Bytes::from_static(text.as_bytes()))
+    }
+}
+
 impl<B> Body for AuthBody<B>
 where
     B: Body<Data = Bytes>,

@@ -10,9 +10,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub mod config;
+pub mod conn;
 pub mod logging;
 pub mod metrics;
+pub mod peers;
 pub mod router;
+pub mod rules;
 pub mod server;
 pub mod track;
 
@@ -88,7 +91,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
     };
     if check {
-        for w in &loaded.warnings {
+        for w in loaded.warnings.iter().chain(built.rules.warnings()) {
             println!("warning: {w}");
         }
         print_summary(&config);
@@ -142,7 +145,15 @@ fn print_summary(config: &Config) {
         "minted JWT: {:?}, iss {}, lifetime {} s",
         config.jwt.algorithm, config.jwt.iss, config.jwt.exp
     );
-    println!("rules: {}", config.rules.len());
+    println!(
+        "rules: {} (ambiguous original URIs: {:?})",
+        config.rules.len(),
+        config.server.ambiguous_paths
+    );
+    match &config.server.trusted_proxies {
+        Some(list) => println!("trusted proxies: {}", list.join(", ")),
+        None => println!("trusted proxies: any peer (bind to loopback)"),
+    }
 }
 
 fn addr(host: &str, port: u16) -> Result<SocketAddr, String> {
@@ -165,12 +176,19 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
     let listener = tokio::net::TcpListener::bind(app_addr)
         .await
         .map_err(|e| format!("cannot listen on {app_addr}: {e}"))?;
+    let ms = std::time::Duration::from_millis;
     let limits = server::Limits {
-        header_read_timeout: std::time::Duration::from_millis(config.server.header_read_timeout_ms),
+        header_read_timeout: ms(config.server.header_read_timeout_ms),
+        idle_timeout: ms(config.server.idle_timeout_ms),
+        request_timeout: ms(config.server.request_timeout_ms),
+        max_connections: server::fit_connections(config.server.max_connections),
         max_header_bytes: config.server.max_header_bytes,
         max_concurrent: config.server.max_concurrent_requests,
         ..server::Limits::default()
     };
+    for w in built.rules.warnings() {
+        tracing::warn!(event_name = "startup.config.warning", "{w}");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     if config.metrics.enabled {
@@ -202,7 +220,7 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
     if demo {
         eprintln!(
             "\nDEMO MODE: bundled demo configuration (users alice/wonderland and bob/builder).\n\
-             Try:\n  curl -i -u alice:wonderland http://{app_addr}/authenticate\n  \
+             Try:\n  curl -i -u alice:wonderland -H 'X-Original-URI: /' http://{app_addr}/authenticate\n  \
              curl -i -u bob:builder -H 'X-Original-URI: /admin' http://{app_addr}/authenticate\n"
         );
     }

@@ -6,29 +6,26 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-use super::config::{Built, Config, Rule, normalize_path};
+use super::config::{Built, Config};
 use super::metrics::Metrics;
-use crate::error::{AuthError, Forbidden};
+use super::peers::TrustGate;
+use super::rules::Rules;
+use crate::error::AuthError;
 use crate::mint::MintedToken;
 use crate::reject::Rejection;
 use crate::{AuthLayer, Principal};
 
-const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
-const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
-const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_AUTH_USERNAME: HeaderName = HeaderName::from_static("x-auth-username");
 const X_AUTH_REALM: HeaderName = HeaderName::from_static("x-auth-realm");
 const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
 
 struct AppState {
-    rules: Vec<Rule>,
+    rules: Rules,
     legacy_headers: bool,
     metrics: Metrics,
     providers: serde_json::Value,
@@ -38,35 +35,6 @@ struct AppState {
 }
 
 type Shared = Arc<AppState>;
-
-/// The request the proxy is asking about: method and path from `X-Original-*` (nginx) or
-/// `X-Forwarded-*` (Caddy, Traefik), else this request's own.
-///
-/// Proxies pass the client's own headers along, so a client can send the family its proxy does
-/// not set. When both families are present and disagree, the answer is `Err`: deny rather than
-/// guess which one the proxy wrote.
-fn original(headers: &HeaderMap, own: &Method) -> Result<(Method, Option<String>), &'static str> {
-    let get = |name: &HeaderName| {
-        headers.get(name).map(|v| {
-            v.to_str()
-                .map_err(|_| "original request header is not ASCII")
-        })
-    };
-    let pick = |a: &HeaderName, b: &HeaderName| -> Result<Option<&str>, &'static str> {
-        match (get(a).transpose()?, get(b).transpose()?) {
-            (Some(x), Some(y)) if x != y => Err("X-Original-* and X-Forwarded-* disagree"),
-            (x, y) => Ok(x.or(y)),
-        }
-    };
-    let method = match pick(&X_ORIGINAL_METHOD, &X_FORWARDED_METHOD)? {
-        Some(m) => {
-            Method::from_bytes(m.as_bytes()).map_err(|_| "original method is not a method")?
-        }
-        None => own.clone(),
-    };
-    let uri = pick(&X_ORIGINAL_URI, &X_FORWARDED_URI)?.map(str::to_owned);
-    Ok((method, uri))
-}
 
 fn result_label(error: &AuthError) -> &'static str {
     match error {
@@ -96,31 +64,10 @@ fn authenticate(state: &AppState, req: &Request) -> Response {
         )
             .into_response();
     };
-    let method = req.method();
-    let host = req
-        .headers()
-        .get(&X_FORWARDED_HOST)
-        .and_then(|v| v.to_str().ok());
-    let (orig_method, path, denied) = match original(req.headers(), method) {
-        Ok((m, uri)) => {
-            let path = uri.as_deref().map(normalize_path);
-            let denied = path.as_deref().and_then(|p| {
-                let rule = state.rules.iter().find(|r| r.applies(&m, p, host))?;
-                rule.requirement.check(principal).err()
-            });
-            (m, path, denied)
-        }
-        Err(why) => {
-            tracing::warn!(
-                event_name = "auth.request.conflicting_original",
-                reason = why,
-                "denying"
-            );
-            (method.clone(), None, Some(Forbidden::Role))
-        }
-    };
-    if let Some(forbidden) = denied {
-        let error = AuthError::Forbidden(forbidden);
+    let decision = state.rules.decide(req.headers(), req.method(), principal);
+    let target = decision.target.as_deref().unwrap_or("-");
+    if let Some(denial) = &decision.denial {
+        let error = AuthError::Forbidden(denial.forbidden());
         state
             .metrics
             .auth_requests
@@ -130,7 +77,7 @@ fn authenticate(state: &AppState, req: &Request) -> Response {
             target: "auth_o_tron::audit",
             event_name = "auth.decision", result = "forbidden", status = 403u16,
             user = %principal.username, realm = %principal.realm, provider = principal.provider(),
-            method = %orig_method, path = path.as_deref().unwrap_or("-"),
+            method = %decision.method, path = target, reason = denial.reason(),
         );
         let challenge = state.auth.challenges().for_error(&error);
         return Rejection {
@@ -150,7 +97,7 @@ fn authenticate(state: &AppState, req: &Request) -> Response {
         target: "auth_o_tron::audit",
         event_name = "auth.decision", result = "success", status = 200u16,
         user = %principal.username, realm = %principal.realm, provider = principal.provider(),
-        method = %orig_method, path = path.as_deref().unwrap_or("-"),
+        method = %decision.method, path = target,
     );
     let mut res = Response::new(axum::body::Body::from("Authenticated successfully"));
     // Sized for every header of this answer, including the ones hyper and axum add: growing a
@@ -235,20 +182,28 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> Router {
         );
         r.default_response()
     };
+    let trusted = Arc::new(built.trusted.clone());
     let layer = AuthLayer::new(built.authenticator.clone())
         .with_rejection(reject)
         .mint(built.minter.clone());
     let mut router = Router::new()
         .route("/whoami", get(whoami))
         .route_layer(layer.clone())
+        .route_layer(tower::layer::layer_fn({
+            let trusted = trusted.clone();
+            move |s| TrustGate::new(s, trusted.clone())
+        }))
         .route_service("/authenticate", {
             let state = state.clone();
-            tower_layer::Layer::layer(
-                &layer,
-                tower::service_fn(move |req: Request| {
-                    let res = authenticate(&state, &req);
-                    std::future::ready(Ok::<_, std::convert::Infallible>(res))
-                }),
+            TrustGate::new(
+                tower_layer::Layer::layer(
+                    &layer,
+                    tower::service_fn(move |req: Request| {
+                        let res = authenticate(&state, &req);
+                        std::future::ready(Ok::<_, std::convert::Infallible>(res))
+                    }),
+                ),
+                trusted.clone(),
             )
         })
         .route(

@@ -1,8 +1,10 @@
-//! Serving a router with the limits `axum::serve` lacks: a header read timeout (slow clients
-//! cannot pin connections), a cap on the request head, and graceful shutdown that drains
+//! Serving a router with the limits `axum::serve` lacks: deadlines for every connection
+//! (first byte, request head, idle keep-alive, one request; see [`super::conn`]), a cap on open
+//! connections, a cap on the request head, load shedding, and graceful shutdown that drains
 //! requests in flight.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,12 +13,23 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::conn::{ConnState, Deadlines, Pressure, Tracked, Watched, watchdog};
+use super::peers::Peer;
 
 /// Connection limits.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Time to receive the request head.
+    /// Time to receive the first byte of a connection, and a whole request head once its first
+    /// byte arrived (the HTTP/2 preface included).
     pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// Time one request may take from its head to its answer.
+    pub request_timeout: Duration,
+    /// Open connections at most; at the cap, idle ones are closed and new ones wait.
+    pub max_connections: usize,
     /// Maximum size of the request head in bytes (larger gets 431).
     pub max_header_bytes: usize,
     /// How long to wait for requests in flight at shutdown.
@@ -29,6 +42,11 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_read_timeout: Duration::from_secs(10),
+            // Longer than nginx's and Caddy's upstream keep-alive (60 s and 2 min idle, but both
+            // retry a request on a reused connection that the server just closed).
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
             max_header_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(10),
             max_concurrent: 1024,
@@ -61,7 +79,8 @@ async fn overloaded(
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains. Requests beyond
-/// `limits.max_concurrent` are shed with 503, and a panic in a handler becomes a 500.
+/// `limits.max_concurrent` are shed with 503, and a panic in a handler becomes a 500. Each
+/// request carries the connection's [`Peer`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -79,42 +98,109 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // The watchdog enforces the head deadline for both protocols; hyper's own timer would
+        // also cut idle keep-alive connections at the head deadline.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(100);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes as u32);
+    let deadlines = Deadlines {
+        header: limits.header_read_timeout,
+        idle: limits.idle_timeout,
+        request: limits.request_timeout,
+    };
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let pressure = Arc::new(Pressure::default());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(service.clone());
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
             () = &mut shutdown => break,
-        }
+        };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // At the cap with someone waiting: idle connections make room, busy ones
+                // finish first.
+                pressure.raise();
+                let p = tokio::select! {
+                    p = slots.clone().acquire_owned() => p,
+                    () = &mut shutdown => break,
+                };
+                pressure.lower();
+                match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                }
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = ConnState::new();
+        let peer = Peer::new(addr);
+        let service = TowerToHyperService::new(Tracked::new(service.clone(), state.clone(), peer));
+        let io = TokioIo::new(Watched::new(stream, state.clone()));
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        let conn = graceful.watch(conn.into_owned());
+        let pressure = pressure.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                _ = conn => {}
+                why = watchdog(&state, deadlines, &pressure) => {
+                    tracing::debug!(event_name = "connection.closed", reason = ?why, peer = %peer.addr);
+                }
+            }
+        });
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!(event_name = "shutdown.drained", "all connections closed"),
         () = tokio::time::sleep(limits.drain_timeout) => tracing::warn!(event_name = "shutdown.timeout", "connections still open after the drain timeout"),
+    }
+}
+
+/// Raises the soft open-file limit to the hard one and returns the connection cap that fits
+/// in it (`wanted`, or fewer with room kept for listeners, logs and outbound calls).
+pub fn fit_connections(wanted: usize) -> usize {
+    const RESERVED: u64 = 256;
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => {
+            tracing::info!(
+                event_name = "startup.nofile",
+                limit = n,
+                "open-file limit raised to the hard limit"
+            );
+            n
+        }
+        Err(e) => {
+            let n = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(s, _)| s);
+            tracing::warn!(event_name = "startup.nofile", limit = n, error = %e, "cannot raise the open-file limit");
+            n
+        }
+    };
+    let fits = soft.saturating_sub(RESERVED).max(16);
+    if (wanted as u64) > fits {
+        tracing::warn!(
+            event_name = "startup.max_connections",
+            wanted,
+            used = fits,
+            "server.max_connections lowered to fit the open-file limit"
+        );
+        fits as usize
+    } else {
+        wanted
     }
 }
 

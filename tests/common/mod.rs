@@ -136,3 +136,5 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 pub mod fake_api;
+#[cfg(feature = "sidecar")]
+pub mod process;

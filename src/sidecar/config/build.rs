@@ -2,15 +2,12 @@
 
 use std::time::Duration;
 
-use http::Method;
-
 use super::load::ConfigError;
-use super::{AugmenterConfig, Config, MintAlgorithm, OneOrMany, ProviderConfig, RuleConfig};
+use super::{AugmenterConfig, Config, MintAlgorithm, OneOrMany, ProviderConfig};
 use crate::Authenticator;
 use crate::augment::{
     Augmentation, LdapAugmenter, LdapSettings, PlainAdvancedAugmenter, PlainAugmenter,
 };
-use crate::guard::Requirement;
 use crate::mint::{Minter, SigningKey};
 use crate::provider::PlainProvider;
 use crate::provider::http::HttpClient;
@@ -20,6 +17,8 @@ use crate::provider::{
     JwtSettings, KeySource, OfflineEndpoints, OfflineProvider, OfflineSettings,
     TokenGeneratorProvider, TokenGeneratorSettings,
 };
+use crate::sidecar::peers::TrustedProxies;
+use crate::sidecar::rules::Rules;
 
 /// The running parts of a configuration.
 #[derive(Debug, Clone)]
@@ -28,143 +27,10 @@ pub struct Built {
     pub authenticator: Authenticator,
     /// The minter of `/authenticate` tokens.
     pub minter: Minter,
-    /// Path rules, first match wins.
-    pub rules: Vec<Rule>,
-}
-
-/// A compiled path rule.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    prefix: String,
-    host: Option<String>,
-    methods: Vec<Method>,
-    /// What the rule requires.
-    pub requirement: Requirement,
-}
-
-impl Rule {
-    fn compile(r: &RuleConfig, i: usize) -> Result<Self, ConfigError> {
-        let methods = r
-            .methods
-            .iter()
-            .map(|m| {
-                Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                    ConfigError::key(
-                        format!("rules[{i}].methods"),
-                        format!("{m:?} is not an HTTP method"),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let mut all = Vec::new();
-        if !r.roles.is_empty() {
-            all.push(Requirement::all_roles(r.roles.clone()));
-        }
-        if !r.any_roles.is_empty() {
-            all.push(Requirement::any_role(r.any_roles.clone()));
-        }
-        for (k, v) in &r.attributes {
-            all.push(Requirement::attribute_eq(k.clone(), v.clone()));
-        }
-        for (service, scopes) in &r.scopes {
-            for s in scopes {
-                all.push(Requirement::scope(service.clone(), s.clone()));
-            }
-        }
-        if all.is_empty() {
-            return Err(ConfigError::key(
-                format!("rules[{i}]"),
-                "requires nothing; add roles, any_roles, attributes or scopes",
-            ));
-        }
-        let prefix = normalize_path(&r.path);
-        Ok(Rule {
-            prefix: prefix.trim_end_matches('/').to_owned(),
-            host: r.host.as_deref().map(normalize_host),
-            methods,
-            requirement: Requirement::All(all),
-        })
-    }
-
-    /// Whether this rule applies to `method` on `path` (already normalised) at `host` (as sent;
-    /// `None` when the proxy did not say, which lets host rules apply).
-    pub fn applies(&self, method: &Method, path: &str, host: Option<&str>) -> bool {
-        let host_ok = match (&self.host, host) {
-            (Some(want), Some(got)) => *want == normalize_host(got),
-            _ => true,
-        };
-        host_ok && self.matches(method, path)
-    }
-
-    /// Whether this rule applies to `method` on `path` (already normalised), any host.
-    pub fn matches(&self, method: &Method, path: &str) -> bool {
-        let on_boundary = path
-            .strip_prefix(self.prefix.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || self.prefix.is_empty());
-        on_boundary && (self.methods.is_empty() || self.methods.contains(method))
-    }
-}
-
-/// The path of a request target as a router sees it: query and fragment dropped, `%XX`
-/// decoded, `;params` cut from segments, empty and `.` segments removed, `..` resolved.
-/// A rule is decided on this form so that `/public/../admin`, `//admin`, `/%61dmin` and
-/// `/admin;x` cannot slip past a rule on `/admin`.
-pub fn normalize_path(target: &str) -> String {
-    let path = target.split(['?', '#']).next().unwrap_or("");
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            decoded.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        decoded.push(bytes[i]);
-        i += 1;
-    }
-    let decoded = String::from_utf8_lossy(&decoded).replace('\\', "/");
-    let mut segments: Vec<&str> = Vec::new();
-    for seg in decoded.split('/') {
-        let seg = seg.split(';').next().unwrap_or("");
-        match seg {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let mut out = String::with_capacity(decoded.len() + 1);
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
-}
-
-/// A host name without port, lower-cased.
-fn normalize_host(host: &str) -> String {
-    let h = host.trim();
-    let h = if h.starts_with('[') {
-        h.split(']')
-            .next()
-            .map(|x| format!("{x}]"))
-            .unwrap_or_default()
-    } else {
-        h.rsplit_once(':').map_or(h, |(a, _)| a).to_owned()
-    };
-    h.to_ascii_lowercase()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    /// Path rules; every matching rule must allow.
+    pub rules: Rules,
+    /// Who may ask for decisions.
+    pub trusted: TrustedProxies,
 }
 
 fn read_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -458,16 +324,13 @@ impl Config {
             .build()
             .map_err(|e| ConfigError::key("providers", e.to_string()))?;
         let minter = self.minter()?;
-        let rules = self
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Rule::compile(r, i))
-            .collect::<Result<_, _>>()?;
+        let rules = Rules::compile(&self.rules, self.server.ambiguous_paths)?;
+        let trusted = TrustedProxies::parse(self.server.trusted_proxies.as_deref())?;
         Ok(Built {
             authenticator,
             minter,
             rules,
+            trusted,
         })
     }
 
@@ -540,26 +403,6 @@ fn load_key(
 mod tests {
     use super::*;
 
-    #[test]
-    fn paths_are_normalised_like_a_router_would() {
-        for (raw, want) in [
-            ("/admin?x=/public", "/admin"),
-            ("//admin", "/admin"),
-            ("/public/../admin", "/admin"),
-            ("/%61dmin/", "/admin"),
-            ("/%2fadmin", "/admin"),
-            ("/admin;jsessionid=1/x", "/admin/x"),
-            ("/a/./b", "/a/b"),
-            ("/../../etc", "/etc"),
-            ("", "/"),
-            ("/ADMIN", "/ADMIN"),
-            ("/bad%zz", "/bad%zz"),
-            ("/end%4", "/end%4"),
-        ] {
-            assert_eq!(normalize_path(raw), want, "{raw}");
-        }
-    }
-
     #[tokio::test]
     async fn every_auth_o_tron_provider_type_builds() {
         let yaml = r#"
@@ -607,34 +450,6 @@ jwt: {iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}
         assert!(
             e.to_string().starts_with("config key `providers[2].uri`"),
             "{e}"
-        );
-    }
-
-    #[test]
-    fn rules_match_on_segment_boundaries_and_methods() {
-        let cfg = RuleConfig {
-            path: "/admin/".into(),
-            host: None,
-            methods: vec!["post".into()],
-            roles: vec!["admin".into()],
-            any_roles: vec![],
-            attributes: Default::default(),
-            scopes: Default::default(),
-        };
-        let r = Rule::compile(&cfg, 0).unwrap();
-        assert!(r.matches(&Method::POST, "/admin"));
-        assert!(r.matches(&Method::POST, "/admin/users"));
-        assert!(!r.matches(&Method::POST, "/administrator"));
-        assert!(!r.matches(&Method::GET, "/admin"));
-        let empty = RuleConfig {
-            roles: vec![],
-            ..cfg
-        };
-        assert!(
-            Rule::compile(&empty, 3)
-                .unwrap_err()
-                .to_string()
-                .contains("rules[3]")
         );
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 mod build;
 mod load;
 
-pub use build::{Built, Rule, normalize_path};
+pub use build::Built;
 pub use load::{ConfigError, Loaded};
 
 /// The whole configuration file.
@@ -130,6 +130,15 @@ fn default_max_header_bytes() -> usize {
 fn default_max_concurrent() -> usize {
     1024
 }
+fn default_max_connections() -> usize {
+    super::server::Limits::default().max_connections
+}
+fn default_idle_timeout() -> u64 {
+    super::server::Limits::default().idle_timeout.as_millis() as u64
+}
+fn default_request_timeout() -> u64 {
+    super::server::Limits::default().request_timeout.as_millis() as u64
+}
 fn yes() -> bool {
     true
 }
@@ -157,6 +166,26 @@ pub struct ServerConfig {
     /// Ours: requests handled at once; beyond it the answer is an immediate 503.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent_requests: usize,
+    /// Ours: open connections at most; at the cap, idle connections are closed to make room
+    /// and new ones wait. Lowered to fit the file-descriptor limit.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Ours: how long a keep-alive connection may sit idle between requests, ms.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Ours: how long one request may take from its head to its answer, ms.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Ours: peers (CIDR list, e.g. `[127.0.0.1/32, 10.0.0.0/8]`) allowed to ask for
+    /// decisions; requests from any other address get 403. Unset: every peer (bind to
+    /// loopback then).
+    #[serde(default)]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Ours: what to do with an original URI a router could read two ways: `reject` (403,
+    /// the default) or `normalize` (decide on a normalised form; unsafe with proxies that
+    /// forward the raw target, such as nginx and Caddy).
+    #[serde(default)]
+    pub ambiguous_paths: crate::sidecar::rules::PathMode,
 }
 
 /// `metrics`.
@@ -596,7 +625,7 @@ impl Default for LoggingConfig {
 
 /// One path rule (ours): requests whose original path starts with `path` (on a segment
 /// boundary), whose method is in `methods` (all methods when empty) and whose host is `host`
-/// (any host when unset) must meet every listed requirement. The first matching rule applies.
+/// (any host when unset) must meet every listed requirement. Every matching rule must allow.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct RuleConfig {
     /// Path prefix, e.g. `/admin` (matches `/admin` and `/admin/...`, not `/administrator`).

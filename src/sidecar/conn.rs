@@ -1,0 +1,312 @@
+//! Per-connection deadlines: no connection is held open for free.
+//!
+//! hyper's own header timeout starts only once it has detected the HTTP version, so a socket
+//! that sends nothing, or only part of the HTTP/2 preface, stays open forever; and HTTP/2 has no
+//! header timeout at all. Here every connection carries a small shared [`ConnState`] that its
+//! IO ([`Watched`]) and its service ([`Tracked`]) update, and one [`watchdog`] future, polled
+//! in the connection's own task, closes it when:
+//!
+//! - no byte arrives within the header timeout of accepting it (first byte);
+//! - bytes arrived but no request started within the header timeout of the first of them
+//!   (a slow head, the HTTP/2 preface or settings trickled);
+//! - it sat idle between requests longer than the idle timeout (keep-alive);
+//! - one request runs longer than the request timeout (a slow body, a stuck handler);
+//! - the server is at its connection cap and this connection is idle (room for new ones).
+//!
+//! The cost per request is two atomic updates and one clock read.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+use super::peers::Peer;
+
+/// The deadlines a [`watchdog`] enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// First byte, and a whole request head once its first byte arrived.
+    pub header: Duration,
+    /// Between requests on a keep-alive connection.
+    pub idle: Duration,
+    /// One request, from its head to its answer.
+    pub request: Duration,
+}
+
+/// What the IO, the service and the watchdog of one connection share.
+#[derive(Debug)]
+pub struct ConnState {
+    start: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds since `start` + 1 of the latest of: the last answer, the first request's
+    /// start; 0 while no request has run.
+    last_done: AtomicU64,
+    /// Milliseconds since `start` + 1 of the first byte read while no request ran; 0: none.
+    first_read: AtomicU64,
+    /// Milliseconds since `start` + 1 when the oldest running request started.
+    busy_since: AtomicU64,
+    wake: Notify,
+}
+
+impl ConnState {
+    /// A new connection, accepted now.
+    pub fn new() -> Arc<Self> {
+        Arc::new(ConnState {
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_done: AtomicU64::new(0),
+            first_read: AtomicU64::new(0),
+            busy_since: AtomicU64::new(0),
+            wake: Notify::new(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64 + 1
+    }
+
+    fn on_read(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.first_read.load(Ordering::Relaxed) == 0
+            && self
+                .first_read
+                .compare_exchange(0, self.now(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    fn on_start(&self) {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.busy_since.store(self.now(), Ordering::Relaxed);
+        }
+    }
+
+    fn on_done(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.last_done.store(self.now(), Ordering::Relaxed);
+            self.first_read.store(0, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0 && self.first_read.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// Set while the server is at its connection cap and a new connection waits: idle
+/// connections close themselves to make room.
+#[derive(Debug, Default)]
+pub struct Pressure {
+    on: AtomicBool,
+    changed: Notify,
+}
+
+impl Pressure {
+    /// Asks idle connections to close.
+    pub fn raise(&self) {
+        self.on.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Room was made.
+    pub fn lower(&self) {
+        self.on.store(false, Ordering::Release);
+    }
+
+    fn is_on(&self) -> bool {
+        self.on.load(Ordering::Acquire)
+    }
+}
+
+/// Why a watchdog closed its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Closed {
+    /// No byte, or no complete request head, in time.
+    HeaderTimeout,
+    /// Idle between requests for too long.
+    IdleTimeout,
+    /// One request took too long.
+    RequestTimeout,
+    /// Idle while the server was at its connection cap.
+    Evicted,
+}
+
+/// Completes when the connection described by `state` must be closed.
+pub async fn watchdog(state: &ConnState, limits: Deadlines, pressure: &Pressure) -> Closed {
+    let ms = |d: Duration| d.as_millis() as u64;
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    loop {
+        // Registered before the check, so a raise between the two is not missed.
+        let raised = pressure.changed.notified();
+        if pressure.is_on() && state.idle() {
+            return Closed::Evicted;
+        }
+        let now = state.now();
+        let (deadline, why) = if state.in_flight.load(Ordering::Acquire) > 0 {
+            (
+                state.busy_since.load(Ordering::Relaxed) + ms(limits.request),
+                Closed::RequestTimeout,
+            )
+        } else {
+            match (
+                state.first_read.load(Ordering::Relaxed),
+                state.last_done.load(Ordering::Relaxed),
+            ) {
+                (0, 0) => (1 + ms(limits.header), Closed::HeaderTimeout),
+                (0, done) => (done + ms(limits.idle), Closed::IdleTimeout),
+                (first, _) => (first + ms(limits.header), Closed::HeaderTimeout),
+            }
+        };
+        if now >= deadline {
+            return why;
+        }
+        sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + Duration::from_millis(deadline - now));
+        tokio::select! {
+            () = &mut sleep => {}
+            () = state.wake.notified() => {}
+            () = raised => {}
+        }
+    }
+}
+
+pin_project! {
+    /// A connection's IO, noting when bytes arrive.
+    #[derive(Debug)]
+    pub struct Watched<T> {
+        #[pin]
+        inner: T,
+        state: Arc<ConnState>,
+    }
+}
+
+impl<T> Watched<T> {
+    /// Watches `inner` for `state`.
+    pub fn new(inner: T, state: Arc<ConnState>) -> Self {
+        Watched { inner, state }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Watched<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let res = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.state.on_read();
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Watched<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A connection's service: counts requests in flight and tells handlers who the peer is.
+#[derive(Debug, Clone)]
+pub struct Tracked<S> {
+    inner: S,
+    state: Arc<ConnState>,
+    peer: Peer,
+}
+
+impl<S> Tracked<S> {
+    /// Tracks `inner` for the connection `state` from `peer`.
+    pub fn new(inner: S, state: Arc<ConnState>, peer: Peer) -> Self {
+        Tracked { inner, state, peer }
+    }
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for Tracked<S>
+where
+    S: tower_service::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        self.state.on_start();
+        req.extensions_mut().insert(self.peer);
+        TrackedFuture {
+            inner: self.inner.call(req),
+            guard: Running(self.state.clone()),
+        }
+    }
+}
+
+/// Marks a request done when its future completes or is dropped.
+#[derive(Debug)]
+struct Running(Arc<ConnState>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.on_done();
+    }
+}
+
+pin_project! {
+    /// The future of [`Tracked`].
+    #[derive(Debug)]
+    pub struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Running,
+    }
+}
+
+impl<F: Future> Future for TrackedFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
+}
