@@ -15,7 +15,8 @@ mod stats;
 mod user;
 
 pub use authenticator::{
-    Authenticator, AuthenticatorBuilder, BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_TIMEOUT,
+    Authenticator, AuthenticatorBuilder, BuildError, DEFAULT_CACHE_CAPACITY,
+    DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_TIMEOUT,
     REALM_HEADER,
 };
 pub use error::{AuthError, Forbidden};

@@ -148,7 +148,7 @@ impl IntrospectionProvider {
         user.scopes = Scopes::from_scope_string(&self.name, scope);
         Ok(Identity {
             user,
-            expires_at: exp.map(|e| UNIX_EPOCH + Duration::from_secs(e)),
+            expires_at: exp.map(super::unix_time),
         })
     }
 }

@@ -209,52 +209,78 @@ impl OfflineProvider {
             return Err(ProviderError::invalid("not an offline_access token"));
         }
 
-        // 2. Exchange it for an access token.
-        let req = self
-            .client
-            .inner()
-            .post(&ep.token)
-            .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
-            .form(&[
-                ("client_id", s.public_client_id.as_str()),
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &*current),
-            ]);
-        let res = self.client.send("token exchange", req).await?;
-        match res.status.as_u16() {
-            200..=299 => {}
-            400 | 401 => {
-                let err: Value = serde_json::from_slice(&res.body).unwrap_or_default();
-                if err.get("error").and_then(Value::as_str) == Some("invalid_grant") {
-                    return Err(ProviderError::invalid(
-                        "refresh token refused (invalid_grant)",
-                    ));
-                }
-                return Err(ProviderError::unavailable(format!(
-                    "token exchange: status {}",
-                    res.status.as_u16()
-                )));
-            }
-            other => {
-                return Err(ProviderError::unavailable(format!(
-                    "token exchange: status {other}"
-                )));
-            }
-        }
-        let tokens: Value = res.json("token exchange")?;
-        let access = tokens
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))?;
-        if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
-            && rotated != &*current
-        {
-            self.chains.insert(chain, rotated.into());
-        }
+        // 2. Exchange it for an access token, in a task of its own: if this request is cancelled
+        // or times out mid-exchange, the IdP may already have rotated the refresh token, and
+        // the new one must still be stored or the chain is lost.
+        let exchange = tokio::spawn(exchange(
+            self.client.clone(),
+            self.settings.clone(),
+            ep,
+            self.chains.clone(),
+            chain,
+            current,
+        ));
+        let access = exchange
+            .await
+            .map_err(|_| ProviderError::unavailable("token exchange: task failed"))??;
 
         // 3. Validate the access token like any JWT.
-        self.jwt.check_issued(access).await
+        self.jwt.check_issued(&access).await
     }
+}
+
+/// Exchanges `current` at the token endpoint (sent once, never retried: a repeated exchange of a
+/// rotating token would trip the IdP's reuse detection) and stores a rotated refresh token under
+/// `chain`. Returns the access token.
+async fn exchange(
+    client: HttpClient,
+    s: Arc<OfflineSettings>,
+    ep: Arc<Resolved>,
+    chains: moka::sync::Cache<u128, Arc<str>>,
+    chain: u128,
+    current: Arc<str>,
+) -> Result<String, ProviderError> {
+    let req = client
+        .inner()
+        .post(&ep.token)
+        .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
+        .form(&[
+            ("client_id", s.public_client_id.as_str()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &*current),
+        ]);
+    let res = client.send_once("token exchange", req).await?;
+    match res.status.as_u16() {
+        200..=299 => {}
+        400 | 401 => {
+            let err: Value = serde_json::from_slice(&res.body).unwrap_or_default();
+            if err.get("error").and_then(Value::as_str) == Some("invalid_grant") {
+                return Err(ProviderError::invalid(
+                    "refresh token refused (invalid_grant)",
+                ));
+            }
+            return Err(ProviderError::unavailable(format!(
+                "token exchange: status {}",
+                res.status.as_u16()
+            )));
+        }
+        other => {
+            return Err(ProviderError::unavailable(format!(
+                "token exchange: status {other}"
+            )));
+        }
+    }
+    let tokens: Value = res.json("token exchange")?;
+    if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
+        && rotated != &*current
+    {
+        chains.insert(chain, rotated.into());
+    }
+    tokens
+        .get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))
 }
 
 impl Provider for OfflineProvider {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::{BoxFuture, Identity, Locality, Provider, ProviderError};
 use crate::credentials::Scheme;
 use crate::user::User;
 
@@ -259,6 +259,9 @@ impl Provider for PlainProvider {
     }
     fn scheme(&self) -> Scheme {
         Scheme::Basic
+    }
+    fn locality(&self) -> Locality {
+        Locality::Local
     }
     fn authenticate<'a>(
         &'a self,

@@ -99,7 +99,8 @@ impl TokenGeneratorProvider {
             .inner()
             .post(format!("{}/admin/refresh-access-token", s.url))
             .json(&json!({"client_id": s.client_id, "client_secret": s.client_secret, "refresh_token": token}));
-        let res = self.client.send("refresh-access-token", req).await?;
+        // Not idempotent (the generator may rotate the offline token): never sent twice.
+        let res = self.client.send_once("refresh-access-token", req).await?;
         res.check_status(
             "refresh-access-token",
             &[400, 401, 403],
