@@ -624,6 +624,17 @@ impl Authenticator {
                     unavailable = true;
                     tracing::warn!(provider = p.name(), "auth.provider.busy");
                 }
+                // Decided here for every provider: a name with control characters could forge
+                // log lines or header lines wherever it is written.
+                Some(Ok(Ok(identity)))
+                    if !crate::user::is_valid_username(&identity.user.username) =>
+                {
+                    Stats::bump(&counters.invalid);
+                    tracing::warn!(
+                        provider = p.name(),
+                        "auth.provider.bad_username: a user name that is empty or contains control characters is refused"
+                    );
+                }
                 Some(Ok(Ok(identity))) => {
                     Stats::bump(&counters.success);
                     tracing::debug!(provider = p.name(), user = %identity.user.username, "auth.provider.success");

@@ -11,6 +11,7 @@ pub mod layer;
 pub mod mint;
 pub mod provider;
 pub mod reject;
+mod secret;
 mod stats;
 mod user;
 
@@ -20,6 +21,7 @@ pub use authenticator::{
     REALM_HEADER,
 };
 pub use error::{AuthError, Forbidden};
+pub use secret::Secret;
 pub use layer::{Auth, AuthLayer};
 pub use stats::{AugmenterCounters, ProviderCounters, Stats};
 pub use user::{Principal, Scopes, User};

@@ -28,6 +28,7 @@ use super::http::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
 use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
 /// Where the endpoints are.
@@ -57,7 +58,7 @@ pub struct OfflineSettings {
     /// The private (confidential) client id.
     pub private_client_id: String,
     /// The private client's secret.
-    pub private_client_secret: String,
+    pub private_client_secret: Secret,
     /// Validation of the access token.
     pub jwt: JwtSettings,
     /// Maximum refresh-token chains remembered (rotation).
@@ -78,7 +79,7 @@ pub struct OfflineProvider {
     client: HttpClient,
     jwt: JwtProvider,
     resolved: Arc<RwLock<Option<Arc<Resolved>>>>,
-    chains: moka::sync::Cache<u128, Arc<str>>,
+    chains: moka::sync::Cache<u128, Secret>,
     key: (u64, u64),
 }
 
@@ -189,15 +190,15 @@ impl OfflineProvider {
         let s = &self.settings;
         let ep = self.endpoints().await?;
         let chain = self.chain_key(original);
-        let current: Arc<str> = self.chains.get(&chain).unwrap_or_else(|| original.into());
+        let current: Secret = self.chains.get(&chain).unwrap_or_else(|| original.into());
 
         // 1. Introspect the refresh token.
         let req = self
             .client
             .inner()
             .post(&ep.introspect)
-            .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
-            .form(&[("token", &*current)]);
+            .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
+            .form(&[("token", current.expose())]);
         let res = self.client.send("introspection", req).await?;
         res.check_status("introspection", &[], "")?;
         let doc: Value = res.json("introspection")?;
@@ -236,18 +237,18 @@ async fn exchange(
     client: HttpClient,
     s: Arc<OfflineSettings>,
     ep: Arc<Resolved>,
-    chains: moka::sync::Cache<u128, Arc<str>>,
+    chains: moka::sync::Cache<u128, Secret>,
     chain: u128,
-    current: Arc<str>,
+    current: Secret,
 ) -> Result<String, ProviderError> {
     let req = client
         .inner()
         .post(&ep.token)
-        .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
+        .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
         .form(&[
             ("client_id", s.public_client_id.as_str()),
             ("grant_type", "refresh_token"),
-            ("refresh_token", &*current),
+            ("refresh_token", current.expose()),
         ]);
     let res = client.send_once("token exchange", req).await?;
     match res.status.as_u16() {
@@ -272,7 +273,7 @@ async fn exchange(
     }
     let tokens: Value = res.json("token exchange")?;
     if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
-        && rotated != &*current
+        && rotated != current.expose()
     {
         chains.insert(chain, rotated.into());
     }

@@ -203,7 +203,7 @@ impl Config {
                             }
                             (None, Some(pw)) => provider.with_user_password(
                                 &u.username,
-                                pw,
+                                pw.expose(),
                                 u.roles.iter().cloned(),
                             ),
                             (None, None) => {
@@ -476,7 +476,7 @@ impl Config {
         let key = match jwt.algorithm {
             MintAlgorithm::HS256 => {
                 let secret = match (&jwt.secret, &jwt.secret_file) {
-                    (Some(s), _) => s.as_bytes().to_vec(),
+                    (Some(s), _) => s.expose().as_bytes().to_vec(),
                     (None, Some(path)) => {
                         let mut s = read_file("jwt.secret_file", path)?;
                         while s.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {

@@ -586,7 +586,7 @@ logging: {level: info, format: json}
         assert_eq!(l.config.jwt.iss, "env-iss");
         assert_eq!(l.config.server.port, 9000);
         assert_eq!(
-            l.config.jwt.secret.as_deref(),
+            l.config.jwt.secret.as_ref().map(crate::Secret::expose),
             Some("12345678901234567890123456789012345")
         );
         assert!(l.config.include_legacy_headers);

@@ -11,11 +11,15 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::Secret;
+
 mod build;
 mod load;
+mod warnings;
 
 pub use build::{Built, Rule, normalize_path};
 pub use load::{ConfigError, Loaded};
+pub use warnings::warnings;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -238,7 +242,7 @@ pub struct PlainUser {
     pub username: String,
     /// Legacy plaintext password (deprecated; compared in constant time).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Argon2id PHC string (recommended).
     #[serde(default)]
     pub password_hash: Option<String>,
@@ -309,7 +313,7 @@ pub enum ProviderConfig {
         /// Our client id.
         client_id: String,
         /// Our client secret.
-        client_secret: String,
+        client_secret: Secret,
         /// `basic` (default) or `form`.
         #[serde(default)]
         client_auth: Option<String>,
@@ -357,7 +361,7 @@ pub enum ProviderConfig {
         /// Private client id.
         private_client_id: String,
         /// Private client secret.
-        private_client_secret: String,
+        private_client_secret: Secret,
         /// Keycloak base URL.
         iam_url: String,
         /// Ours: required `iss` of the access tokens.
@@ -379,7 +383,7 @@ pub enum ProviderConfig {
         /// Client id.
         client_id: String,
         /// Client secret.
-        client_secret: String,
+        client_secret: Secret,
         /// Token generator base URL.
         token_generator_url: String,
         /// Ours: required `iss` of the access tokens.
@@ -469,7 +473,7 @@ pub enum AugmenterConfig {
         /// Search base.
         search_base: String,
         /// Bind password.
-        ldap_password: String,
+        ldap_password: Secret,
         /// Bind DN.
         #[serde(default)]
         bind_dn: Option<String>,
@@ -526,7 +530,7 @@ pub struct JwtConfig {
     pub exp: i64,
     /// HS256 secret (at least 32 bytes). Prefer `AOT_JWT__SECRET` or `secret_file`.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Ours: file holding the HS256 secret (trailing newline ignored).
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
