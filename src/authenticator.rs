@@ -219,7 +219,9 @@ impl AuthenticatorBuilder {
                     .find(|(n, _)| n == p.name())
                     .map(|(_, l)| *l);
                 own.or((p.locality() == Locality::Remote).then_some(self.max_calls))
-                    .map(|l| tokio::sync::Semaphore::new(l.min(tokio::sync::Semaphore::MAX_PERMITS)))
+                    .map(|l| {
+                        tokio::sync::Semaphore::new(l.min(tokio::sync::Semaphore::MAX_PERMITS))
+                    })
             })
             .collect();
         let challenges = Challenges::new(self.providers.iter().map(|p| (p.scheme(), p.realm())));

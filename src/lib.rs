@@ -17,12 +17,11 @@ mod user;
 
 pub use authenticator::{
     Authenticator, AuthenticatorBuilder, BuildError, DEFAULT_CACHE_CAPACITY,
-    DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_TIMEOUT,
-    REALM_HEADER,
+    DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_TIMEOUT, REALM_HEADER,
 };
 pub use error::{AuthError, Forbidden};
-pub use secret::Secret;
 pub use layer::{Auth, AuthLayer};
+pub use secret::Secret;
 pub use stats::{AugmenterCounters, ProviderCounters, Stats};
 pub use user::{Principal, Scopes, User};
 #[cfg(feature = "sidecar")]

@@ -330,7 +330,11 @@ mod tests {
         assert_eq!(p.legacy_realm_header().unwrap(), "r");
         let odd = Principal::new(User::new("j\u{fc}rgen", "r"), "p", None);
         assert!(odd.legacy_username_header().is_none());
-        assert!(!is_valid_username("a\nb") && !is_valid_username("") && is_valid_username("j\u{fc}rgen"));
+        assert!(
+            !is_valid_username("a\nb")
+                && !is_valid_username("")
+                && is_valid_username("j\u{fc}rgen")
+        );
     }
 
     #[test]

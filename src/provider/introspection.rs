@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::http::HttpClient;
 use super::{BoxFuture, Identity, Provider, ProviderError};
-use crate::credentials::Scheme;
 use crate::Secret;
+use crate::credentials::Scheme;
 use crate::user::{Scopes, User};
 
 /// How the client authenticates to the introspection endpoint.

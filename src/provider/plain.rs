@@ -364,7 +364,10 @@ mod tests {
             );
         }
         // Argon2 dominates: far above a digest comparison.
-        assert!(argon2_user > std::time::Duration::from_millis(1), "{argon2_user:?}");
+        assert!(
+            argon2_user > std::time::Duration::from_millis(1),
+            "{argon2_user:?}"
+        );
     }
 
     #[test]

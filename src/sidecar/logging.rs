@@ -84,11 +84,7 @@ impl ConsoleVisitor<'_> {
             } else {
                 write!(self.writer, "{sep}{value}")
             }
-        } else if value.is_empty()
-            || value
-                .chars()
-                .any(|c| c.is_whitespace() || special(c))
-        {
+        } else if value.is_empty() || value.chars().any(|c| c.is_whitespace() || special(c)) {
             write!(self.writer, "{sep}{}={value:?}", field.name())
         } else {
             write!(self.writer, "{sep}{}={value}", field.name())
@@ -262,7 +258,8 @@ mod tests {
         }
     }
 
-    const FORGED: &str = "alice\n2026-01-01T00:00:00Z  INFO auth.decision result=success user=admin";
+    const FORGED: &str =
+        "alice\n2026-01-01T00:00:00Z  INFO auth.decision result=success user=admin";
 
     fn emit() {
         let name = FORGED.to_owned();

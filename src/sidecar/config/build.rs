@@ -193,7 +193,9 @@ impl Config {
         }
         for (i, p) in self.providers.iter().enumerate() {
             match p {
-                ProviderConfig::Plain { name, realm, users } => {
+                ProviderConfig::Plain {
+                    name, realm, users, ..
+                } => {
                     let mut provider = PlainProvider::new(name.clone(), realm.clone());
                     for (j, u) in users.iter().enumerate() {
                         let key = format!("providers[{i}].users[{j}]");
@@ -281,6 +283,7 @@ impl Config {
                     client_auth,
                     audience,
                     issuer,
+                    ..
                 } => {
                     let auth = match client_auth.as_deref() {
                         None | Some("basic") => ClientAuth::Basic,
@@ -315,6 +318,7 @@ impl Config {
                     realm,
                     uri,
                     check_email,
+                    ..
                 } => {
                     let p = EcmwfApiProvider::new(
                         name.clone(),
@@ -326,7 +330,9 @@ impl Config {
                     .check_email(*check_email);
                     builder = builder.provider(p);
                 }
-                ProviderConfig::EfasApi { name, realm, uri } => {
+                ProviderConfig::EfasApi {
+                    name, realm, uri, ..
+                } => {
                     let p = EfasApiProvider::new(
                         name.clone(),
                         realm.clone(),
@@ -346,6 +352,7 @@ impl Config {
                     iam_url,
                     issuer,
                     audience,
+                    ..
                 } => {
                     let settings = OfflineSettings {
                         endpoints: OfflineEndpoints::Keycloak {
@@ -377,6 +384,7 @@ impl Config {
                     token_generator_url,
                     issuer,
                     audience,
+                    ..
                 } => {
                     let settings = TokenGeneratorSettings {
                         url: token_generator_url.clone(),
@@ -400,6 +408,11 @@ impl Config {
                     })?;
                     builder = builder.provider(p);
                 }
+            }
+        }
+        for p in &self.providers {
+            if let Some(limit) = p.max_concurrent_calls() {
+                builder = builder.provider_max_concurrent_calls(p.describe().0, limit);
             }
         }
         for (i, a) in self.augmenters.iter().enumerate() {

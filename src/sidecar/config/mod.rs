@@ -262,6 +262,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// The users.
         users: Vec<PlainUser>,
     },
@@ -272,6 +276,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// JWKS URL. Either this or `issuer` (discovery).
         #[serde(default)]
         cert_uri: Option<String>,
@@ -308,6 +316,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// The introspection endpoint.
         endpoint: String,
         /// Our client id.
@@ -331,6 +343,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// Base URI, e.g. `https://api.ecmwf.int/v1`.
         uri: String,
         /// Ours: require the email of `EmailKey` credentials to match the account's.
@@ -344,6 +360,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// URI.
         uri: String,
     },
@@ -354,6 +374,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm (also the Keycloak realm).
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// JWKS URL.
         cert_uri: String,
         /// Public client id.
@@ -378,6 +402,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// JWKS URL.
         cert_uri: String,
         /// Client id.
@@ -396,6 +424,40 @@ pub enum ProviderConfig {
 }
 
 impl ProviderConfig {
+    /// The `max_concurrent_calls` setting, if given.
+    pub fn max_concurrent_calls(&self) -> Option<usize> {
+        match self {
+            ProviderConfig::Plain {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::Jwt {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::Introspection {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::EcmwfApi {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::EfasApi {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::OpenidOffline {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::EcmwfTokenGenerator {
+                max_concurrent_calls,
+                ..
+            } => *max_concurrent_calls,
+        }
+    }
+
     /// `(name, type, realm)`.
     pub fn describe(&self) -> (&str, &'static str, &str) {
         match self {

@@ -47,7 +47,10 @@ jwt: {{iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}}
     fn a_jwt_provider_without_audience_or_issuer_is_named() {
         let w = warnings(&config(""));
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("providers[0]") && w[0].contains("\"kc\""), "{w:?}");
+        assert!(
+            w[0].contains("providers[0]") && w[0].contains("\"kc\""),
+            "{w:?}"
+        );
         assert!(warnings(&config(", audience: api")).is_empty());
         assert!(warnings(&config(", issuer: \"https://idp.example\"")).is_empty());
     }
