@@ -167,17 +167,21 @@ impl Default for Remote {
     }
 }
 
-/// `openid-offline`: the introspection answer for a refresh token.
+/// `openid-offline`: the introspection answer for a refresh token (the provider's steps: status,
+/// JSON, `active`, the exact scope word `offline_access`).
 pub fn offline_introspection(res: &Fetched) -> Result<(), ProviderError> {
-    crate::provider::offline::introspection_answer(res)
+    res.check_status("introspection", &[], "")?;
+    let doc: Value = res.json("introspection")?;
+    crate::provider::http::require_active(&doc, "introspection", "refresh token is not active")?;
+    let scope = doc.get("scope").and_then(Value::as_str).unwrap_or("");
+    if crate::provider::offline::word(scope, "offline_access") {
+        Ok(())
+    } else {
+        Err(ProviderError::invalid("not an offline_access token"))
+    }
 }
 
-/// `openid-offline`: the token endpoint's answer (access token, rotated refresh token).
-pub fn offline_exchange(res: &Fetched) -> Result<(String, Option<String>), ProviderError> {
-    crate::provider::offline::exchange_answer(res)
-}
-
-/// `ecmwf-token-generator`: the `validate-token` answer.
+/// `ecmwf-token-generator`: the `validate-token` answer (status, JSON, `active`).
 pub fn token_generator_validate(res: &Fetched) -> Result<(), ProviderError> {
     res.check_status("validate-token", &[], "")?;
     crate::provider::http::require_active(
@@ -185,11 +189,6 @@ pub fn token_generator_validate(res: &Fetched) -> Result<(), ProviderError> {
         "validate-token",
         "token is not active",
     )
-}
-
-/// `ecmwf-token-generator`: the `refresh-access-token` answer.
-pub fn token_generator_access(res: &Fetched) -> Result<String, ProviderError> {
-    crate::provider::token_generator::access_token(res)
 }
 
 /// The `ldap` augmenter's mapping of search results to roles.

@@ -11,7 +11,7 @@
 
 use auth_o_tron::__fuzz::asn1::{PL, StructureTag, TagClass};
 use auth_o_tron::__fuzz::{
-    Algorithm, Jwt, Ldap, Remote, ResultEntry, jwks_key, jwks_set, offline_exchange,
+    Algorithm, Jwt, Ldap, Remote, ResultEntry, jwks_key, jwks_set, offline_introspection,
 };
 use auth_o_tron::credentials::{Credentials, DEFAULT_MAX_HEADER_BYTES, Scheme};
 use auth_o_tron::provider::JwtSettings;
@@ -331,7 +331,7 @@ fn remote_answers_never_panic_and_need_success() {
         if remote.ecmwf(&res, Some("a@b"), true).is_ok() || remote.efas(&res).is_ok() {
             assert!((200..300).contains(&status));
         }
-        if offline_exchange(&res).is_ok() {
+        if offline_introspection(&res).is_ok() {
             assert!((200..300).contains(&status));
         }
     }

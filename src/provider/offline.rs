@@ -24,10 +24,11 @@ use std::time::Duration;
 use serde_json::Value;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::http::{Fetched, HttpClient};
+use super::http::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
 use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
 /// Where the endpoints are.
@@ -57,7 +58,7 @@ pub struct OfflineSettings {
     /// The private (confidential) client id.
     pub private_client_id: String,
     /// The private client's secret.
-    pub private_client_secret: String,
+    pub private_client_secret: Secret,
     /// Validation of the access token.
     pub jwt: JwtSettings,
     /// Maximum refresh-token chains remembered (rotation).
@@ -78,7 +79,7 @@ pub struct OfflineProvider {
     client: HttpClient,
     jwt: JwtProvider,
     resolved: Arc<RwLock<Option<Arc<Resolved>>>>,
-    chains: moka::sync::Cache<u128, Arc<str>>,
+    chains: moka::sync::Cache<u128, Secret>,
     key: (u64, u64),
 }
 
@@ -91,7 +92,7 @@ impl std::fmt::Debug for OfflineProvider {
     }
 }
 
-fn word(scope: &str, w: &str) -> bool {
+pub(crate) fn word(scope: &str, w: &str) -> bool {
     scope.split_ascii_whitespace().any(|s| s == w)
 }
 
@@ -189,60 +190,67 @@ impl OfflineProvider {
         let s = &self.settings;
         let ep = self.endpoints().await?;
         let chain = self.chain_key(original);
-        let current: Arc<str> = self.chains.get(&chain).unwrap_or_else(|| original.into());
+        let current: Secret = self.chains.get(&chain).unwrap_or_else(|| original.into());
 
         // 1. Introspect the refresh token.
         let req = self
             .client
             .inner()
             .post(&ep.introspect)
-            .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
-            .form(&[("token", &*current)]);
+            .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
+            .form(&[("token", current.expose())]);
         let res = self.client.send("introspection", req).await?;
-        introspection_answer(&res)?;
-
-        // 2. Exchange it for an access token.
-        let req = self
-            .client
-            .inner()
-            .post(&ep.token)
-            .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
-            .form(&[
-                ("client_id", s.public_client_id.as_str()),
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &*current),
-            ]);
-        let res = self.client.send("token exchange", req).await?;
-        let (access, rotated) = exchange_answer(&res)?;
-        if let Some(rotated) = rotated
-            && rotated != *current
-        {
-            self.chains.insert(chain, rotated.into());
+        res.check_status("introspection", &[], "")?;
+        let doc: Value = res.json("introspection")?;
+        super::http::require_active(&doc, "introspection", "refresh token is not active")?;
+        if !word(
+            doc.get("scope").and_then(Value::as_str).unwrap_or(""),
+            "offline_access",
+        ) {
+            return Err(ProviderError::invalid("not an offline_access token"));
         }
+
+        // 2. Exchange it for an access token, in a task of its own: if this request is cancelled
+        // or times out mid-exchange, the IdP may already have rotated the refresh token, and
+        // the new one must still be stored or the chain is lost.
+        let exchange = tokio::spawn(exchange(
+            self.client.clone(),
+            self.settings.clone(),
+            ep,
+            self.chains.clone(),
+            chain,
+            current,
+        ));
+        let access = exchange
+            .await
+            .map_err(|_| ProviderError::unavailable("token exchange: task failed"))??;
 
         // 3. Validate the access token like any JWT.
         self.jwt.check_issued(&access).await
     }
 }
 
-/// The introspection answer for a refresh token: active, with the `offline_access` scope word.
-pub(crate) fn introspection_answer(res: &Fetched) -> Result<(), ProviderError> {
-    res.check_status("introspection", &[], "")?;
-    let doc: Value = res.json("introspection")?;
-    super::http::require_active(&doc, "introspection", "refresh token is not active")?;
-    if !word(
-        doc.get("scope").and_then(Value::as_str).unwrap_or(""),
-        "offline_access",
-    ) {
-        return Err(ProviderError::invalid("not an offline_access token"));
-    }
-    Ok(())
-}
-
-/// The token endpoint's answer: the access token and, if the IdP rotated it, the new refresh
-/// token. `invalid_grant` means the refresh token is refused; anything else odd, that the IdP
-/// could not be understood.
-pub(crate) fn exchange_answer(res: &Fetched) -> Result<(String, Option<String>), ProviderError> {
+/// Exchanges `current` at the token endpoint (sent once, never retried: a repeated exchange of a
+/// rotating token would trip the IdP's reuse detection) and stores a rotated refresh token under
+/// `chain`. Returns the access token.
+async fn exchange(
+    client: HttpClient,
+    s: Arc<OfflineSettings>,
+    ep: Arc<Resolved>,
+    chains: moka::sync::Cache<u128, Secret>,
+    chain: u128,
+    current: Secret,
+) -> Result<String, ProviderError> {
+    let req = client
+        .inner()
+        .post(&ep.token)
+        .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
+        .form(&[
+            ("client_id", s.public_client_id.as_str()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", current.expose()),
+        ]);
+    let res = client.send_once("token exchange", req).await?;
     match res.status.as_u16() {
         200..=299 => {}
         400 | 401 => {
@@ -264,12 +272,16 @@ pub(crate) fn exchange_answer(res: &Fetched) -> Result<(String, Option<String>),
         }
     }
     let tokens: Value = res.json("token exchange")?;
-    let access = tokens
+    if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
+        && rotated != current.expose()
+    {
+        chains.insert(chain, rotated.into());
+    }
+    tokens
         .get("access_token")
         .and_then(Value::as_str)
-        .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))?;
-    let rotated = tokens.get("refresh_token").and_then(Value::as_str);
-    Ok((access.to_owned(), rotated.map(str::to_owned)))
+        .map(str::to_owned)
+        .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))
 }
 
 impl Provider for OfflineProvider {

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{Fetched, HttpClient};
+use super::http::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
 use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
 /// Settings of a [`TokenGeneratorProvider`].
@@ -28,7 +29,7 @@ pub struct TokenGeneratorSettings {
     /// Our client id.
     pub client_id: String,
     /// Our client secret.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Validation of the access token.
     pub jwt: JwtSettings,
 }
@@ -98,25 +99,21 @@ impl TokenGeneratorProvider {
             .client
             .inner()
             .post(format!("{}/admin/refresh-access-token", s.url))
-            .json(&json!({"client_id": s.client_id, "client_secret": s.client_secret, "refresh_token": token}));
-        let res = self.client.send("refresh-access-token", req).await?;
-        let access = access_token(&res)?;
-        self.jwt.check_issued(&access).await
+            .json(&json!({"client_id": s.client_id, "client_secret": s.client_secret.expose(), "refresh_token": token}));
+        // Not idempotent (the generator may rotate the offline token): never sent twice.
+        let res = self.client.send_once("refresh-access-token", req).await?;
+        res.check_status(
+            "refresh-access-token",
+            &[400, 401, 403],
+            "token refused by the token generator",
+        )?;
+        let v: Value = res.json("refresh-access-token")?;
+        let access = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProviderError::unavailable("refresh-access-token: no access_token"))?;
+        self.jwt.check_issued(access).await
     }
-}
-
-/// The access token in the `refresh-access-token` answer, or why there is none.
-pub(crate) fn access_token(res: &Fetched) -> Result<String, ProviderError> {
-    res.check_status(
-        "refresh-access-token",
-        &[400, 401, 403],
-        "token refused by the token generator",
-    )?;
-    let v: Value = res.json("refresh-access-token")?;
-    v.get("access_token")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| ProviderError::unavailable("refresh-access-token: no access_token"))
 }
 
 impl Provider for TokenGeneratorProvider {
