@@ -1,5 +1,31 @@
 //! The pipeline shared by the layer and the sidecar: credentials, eligible providers, cache,
 //! single flight, providers under a timeout, augmenters.
+//!
+//! # Who sees a credential
+//!
+//! A credential is offered only to the providers that accept its scheme (and match
+//! `X-Auth-Realm`), in three steps decided here and nowhere else:
+//!
+//! 1. **Owner.** A provider that [owns](Provider::owns) the credential (a `jwt` provider holding
+//!    the key named by a JWT's `kid`) decides alone: no other provider, local or remote, sees
+//!    the token. If the owner's answer shows it was not its after all (its keys loaded during
+//!    the call and lack the `kid`), the credential goes on to step 2.
+//! 2. **Local.** Every eligible [`Locality::Local`] provider (static users, `jwt`), concurrently;
+//!    the first success wins.
+//! 3. **Remote.** Only when every local provider refused (or none was eligible), the
+//!    [`Locality::Remote`] ones (introspection, `ecmwf-api`, `efas-api`, `openid-offline`,
+//!    `ecmwf-token-generator`), concurrently. So a token our own verifier accepts is never sent
+//!    to another operator's service.
+//!
+//! A local provider that could not decide (503) does not hold back a credential that is not
+//! bound to it: an opaque API key still reaches `ecmwf-api` while the `jwt` provider's IdP is
+//! down. A bound one stays: a `jwt` provider that has not loaded its keys yet counts every JWT
+//! with a `kid` under an algorithm it accepts as possibly its own, so such a token waits for
+//! the keys (503) rather than travel to a remote service.
+//!
+//! Each provider has a limit on concurrent calls (64 for remote providers by default): a call
+//! beyond it is not queued but answered at once as unavailable (503) and counted as
+//! [`busy`](crate::ProviderCounters::busy), so one slow upstream cannot pile up requests.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,7 +42,7 @@ use crate::credentials::{
     Credential, CredentialSource, Credentials, DEFAULT_MAX_HEADER_BYTES, Scheme,
 };
 use crate::error::AuthError;
-use crate::provider::{Identity, Provider, ProviderError};
+use crate::provider::{Identity, Locality, Provider, ProviderError};
 use crate::reject::Challenges;
 use crate::stats::Stats;
 use crate::user::{Principal, User};
@@ -26,6 +52,10 @@ pub const REALM_HEADER: http::HeaderName = http::HeaderName::from_static("x-auth
 
 /// Default per-provider timeout (auth-o-tron's `auth.timeout_in_ms`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default limit of concurrent calls to each remote provider (see
+/// [`AuthenticatorBuilder::max_concurrent_calls`]).
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 64;
 
 /// Default number of cached principals.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
@@ -40,6 +70,8 @@ pub enum BuildError {
     DuplicateProvider(String),
     /// A zero timeout or capacity.
     Zero(&'static str),
+    /// A per-provider setting names no configured provider.
+    UnknownProvider(String),
 }
 
 impl fmt::Display for BuildError {
@@ -48,6 +80,7 @@ impl fmt::Display for BuildError {
             BuildError::NoProviders => f.write_str("at least one provider is required"),
             BuildError::DuplicateProvider(n) => write!(f, "provider name {n:?} is used twice"),
             BuildError::Zero(what) => write!(f, "{what} must be greater than zero"),
+            BuildError::UnknownProvider(n) => write!(f, "no provider is named {n:?}"),
         }
     }
 }
@@ -64,6 +97,8 @@ pub struct AuthenticatorBuilder {
     capacity: u64,
     max_header_bytes: usize,
     negative: Option<(Duration, u64)>,
+    max_calls: usize,
+    provider_max_calls: Vec<(String, usize)>,
 }
 
 impl fmt::Debug for AuthenticatorBuilder {
@@ -128,6 +163,22 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Limit of concurrent calls to each [remote](Locality::Remote) provider. Default 64. A
+    /// call beyond it is answered at once as unavailable (503) rather than queued, and counted
+    /// as [`busy`](crate::ProviderCounters::busy). Local providers are not limited unless set
+    /// with [`provider_max_concurrent_calls`](Self::provider_max_concurrent_calls).
+    pub fn max_concurrent_calls(mut self, limit: usize) -> Self {
+        self.max_calls = limit;
+        self
+    }
+
+    /// Limit of concurrent calls to the provider named `name`, local or remote (overrides
+    /// [`max_concurrent_calls`](Self::max_concurrent_calls)).
+    pub fn provider_max_concurrent_calls(mut self, name: impl Into<String>, limit: usize) -> Self {
+        self.provider_max_calls.push((name.into(), limit));
+        self
+    }
+
     /// Maximum size of a credential header. Default 8 KiB.
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = bytes;
@@ -153,11 +204,38 @@ impl AuthenticatorBuilder {
         if self.max_header_bytes == 0 {
             return Err(BuildError::Zero("max header bytes"));
         }
+        if self.max_calls == 0 || self.provider_max_calls.iter().any(|(_, n)| *n == 0) {
+            return Err(BuildError::Zero("max concurrent calls"));
+        }
+        if let Some((name, _)) = self
+            .provider_max_calls
+            .iter()
+            .find(|(n, _)| !self.providers.iter().any(|p| p.name() == n))
+        {
+            return Err(BuildError::UnknownProvider(name.clone()));
+        }
+        let limits = self
+            .providers
+            .iter()
+            .map(|p| {
+                let own = self
+                    .provider_max_calls
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == p.name())
+                    .map(|(_, l)| *l);
+                own.or((p.locality() == Locality::Remote).then_some(self.max_calls))
+                    .map(|l| {
+                        tokio::sync::Semaphore::new(l.min(tokio::sync::Semaphore::MAX_PERMITS))
+                    })
+            })
+            .collect();
         let challenges = Challenges::new(self.providers.iter().map(|p| (p.scheme(), p.realm())));
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 stats: Stats::new(self.providers.len(), self.augmenters.len()),
                 providers: self.providers,
+                limits,
                 augmenters: self.augmenters,
                 sources: self.sources,
                 timeout: self.timeout,
@@ -189,6 +267,8 @@ pub struct Authenticator {
 
 struct Inner {
     providers: Vec<Arc<dyn Provider>>,
+    /// Per provider: the permits of concurrent calls, `None` when unlimited.
+    limits: Vec<Option<tokio::sync::Semaphore>>,
     augmenters: Vec<Arc<dyn Augmenter>>,
     sources: Vec<Box<dyn CredentialSource>>,
     timeout: Duration,
@@ -252,6 +332,8 @@ impl Authenticator {
             capacity: DEFAULT_CACHE_CAPACITY,
             negative: None,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            provider_max_calls: Vec::new(),
         }
     }
 
@@ -473,20 +555,70 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// Asks every eligible provider concurrently; the first success wins.
+    /// Asks the eligible providers in the order the module docs describe: the owner alone,
+    /// else the local ones, then (only if they all refused) the remote ones.
     async fn ask(
         &self,
         eligible: &[usize],
         credential: Credential<'_>,
     ) -> Result<(usize, Identity), AuthError> {
+        let providers = &self.inner.providers;
+        let owns = |i: &usize| providers[*i].owns(credential);
+        let owners: Vec<usize> = eligible.iter().copied().filter(owns).collect();
+        let mut unavailable = false;
+        let mut rest: Vec<usize> = eligible.to_vec();
+        if !owners.is_empty() {
+            match self.ask_group(&owners, credential).await {
+                Ok(found) => return Ok(found),
+                // Still bound to an owner: nobody else may see it.
+                Err(e) if owners.iter().any(owns) => return Err(e),
+                Err(e) => unavailable = e == AuthError::Unavailable,
+            }
+            rest.retain(|i| !owners.contains(i));
+        }
+        let (local, remote): (Vec<usize>, Vec<usize>) = rest
+            .into_iter()
+            .partition(|&i| providers[i].locality() == Locality::Local);
+        for group in [local, remote] {
+            if group.is_empty() {
+                continue;
+            }
+            match self.ask_group(&group, credential).await {
+                Ok(found) => return Ok(found),
+                Err(AuthError::Unavailable) => unavailable = true,
+                Err(_) => {}
+            }
+        }
+        Err(if unavailable {
+            AuthError::Unavailable
+        } else {
+            AuthError::Invalid
+        })
+    }
+
+    /// Asks `group` concurrently, each call under the timeout and the provider's call limit;
+    /// the first success wins.
+    async fn ask_group(
+        &self,
+        group: &[usize],
+        credential: Credential<'_>,
+    ) -> Result<(usize, Identity), AuthError> {
         let inner = &*self.inner;
-        let mut calls: FuturesUnordered<_> = eligible
+        let mut calls: FuturesUnordered<_> = group
             .iter()
             .map(|&i| async move {
                 let p = &inner.providers[i];
+                // Held for the whole call; a full provider answers at once instead of queueing.
+                let _permit = match &inner.limits[i] {
+                    Some(limit) => match limit.try_acquire() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return (i, None),
+                    },
+                    None => None,
+                };
                 (
                     i,
-                    tokio::time::timeout(inner.timeout, p.authenticate(credential)).await,
+                    Some(tokio::time::timeout(inner.timeout, p.authenticate(credential)).await),
                 )
             })
             .collect();
@@ -495,21 +627,37 @@ impl Authenticator {
             let p = &inner.providers[i];
             let counters = &inner.stats.providers[i];
             match outcome {
-                Ok(Ok(identity)) => {
+                None => {
+                    Stats::bump(&counters.busy);
+                    unavailable = true;
+                    tracing::warn!(provider = p.name(), "auth.provider.busy");
+                }
+                // Decided here for every provider: a name with control characters could forge
+                // log lines or header lines wherever it is written.
+                Some(Ok(Ok(identity)))
+                    if !crate::user::is_valid_username(&identity.user.username) =>
+                {
+                    Stats::bump(&counters.invalid);
+                    tracing::warn!(
+                        provider = p.name(),
+                        "auth.provider.bad_username: a user name that is empty or contains control characters is refused"
+                    );
+                }
+                Some(Ok(Ok(identity))) => {
                     Stats::bump(&counters.success);
                     tracing::debug!(provider = p.name(), user = %identity.user.username, "auth.provider.success");
                     return Ok((i, identity));
                 }
-                Ok(Err(ProviderError::Invalid(why))) => {
+                Some(Ok(Err(ProviderError::Invalid(why)))) => {
                     Stats::bump(&counters.invalid);
                     tracing::debug!(provider = p.name(), reason = %why, "auth.provider.failed");
                 }
-                Ok(Err(ProviderError::Unavailable(why))) => {
+                Some(Ok(Err(ProviderError::Unavailable(why)))) => {
                     Stats::bump(&counters.unavailable);
                     unavailable = true;
                     tracing::warn!(provider = p.name(), reason = %why, "auth.provider.unavailable");
                 }
-                Err(_) => {
+                Some(Err(_)) => {
                     Stats::bump(&counters.timeout);
                     unavailable = true;
                     tracing::warn!(

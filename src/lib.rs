@@ -11,15 +11,17 @@ pub mod layer;
 pub mod mint;
 pub mod provider;
 pub mod reject;
+mod secret;
 mod stats;
 mod user;
 
 pub use authenticator::{
-    Authenticator, AuthenticatorBuilder, BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_TIMEOUT,
-    REALM_HEADER,
+    Authenticator, AuthenticatorBuilder, BuildError, DEFAULT_CACHE_CAPACITY,
+    DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_TIMEOUT, REALM_HEADER,
 };
 pub use error::{AuthError, Forbidden};
 pub use layer::{Auth, AuthLayer};
+pub use secret::Secret;
 pub use stats::{AugmenterCounters, ProviderCounters, Stats};
 pub use user::{Principal, Scopes, User};
 #[cfg(feature = "sidecar")]

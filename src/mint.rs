@@ -386,7 +386,7 @@ impl Minter {
         now: u64,
     ) -> Result<MintedToken, MintError> {
         let inner = &*self.inner;
-        let mut exp = now + inner.lifetime.as_secs().max(1);
+        let mut exp = now.saturating_add(inner.lifetime.as_secs().max(1));
         if let Some(c) = credential_exp {
             exp = exp.min(c);
         }

@@ -14,6 +14,8 @@ pub struct ProviderCounters {
     pub unavailable: AtomicU64,
     /// Calls that ran out of time.
     pub timeout: AtomicU64,
+    /// Calls refused at once because the provider's concurrent-call limit was reached (503).
+    pub busy: AtomicU64,
 }
 
 /// Outcome counters of one augmenter.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use http::HeaderValue;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The scopes a user holds.
@@ -196,6 +197,75 @@ impl Principal {
     pub(crate) fn minted_slot(&self) -> &Mutex<Option<crate::mint::Minted>> {
         &self.0.minted
     }
+
+    /// The legacy `X-Auth-Username` value, or `None` (with a warning) when the name cannot be
+    /// one header value (not visible ASCII). The pipeline already refuses names with control
+    /// characters.
+    pub fn legacy_username_header(&self) -> Option<HeaderValue> {
+        legacy_value("username", &self.0.user.username)
+    }
+
+    /// The legacy `X-Auth-Realm` value, or `None` (with a warning) when the realm cannot be
+    /// one header value.
+    pub fn legacy_realm_header(&self) -> Option<HeaderValue> {
+        legacy_value("realm", &self.0.user.realm)
+    }
+
+    /// The legacy `X-Auth-Roles` value: the roles joined with `,`. Backends split that header
+    /// on commas (and trim blanks), so a role that would split differently or smuggle a line
+    /// (one containing `,`, a control character, non-ASCII text, blanks at either end, or
+    /// nothing) is left out of the header, with a warning; it stays in the JSON and in the
+    /// minted JWT, where it is one string. A user without roles gets an empty value, as
+    /// auth-o-tron sends it.
+    pub fn legacy_roles_header(&self) -> Option<HeaderValue> {
+        let mut joined = String::new();
+        for role in &self.0.user.roles {
+            if is_list_safe(role) {
+                if !joined.is_empty() {
+                    joined.push(',');
+                }
+                joined.push_str(role);
+            } else {
+                tracing::warn!(
+                    event_name = "auth.legacy_header.role_dropped",
+                    user = %self.0.user.username,
+                    role = %role,
+                    "a role that cannot be one item of X-Auth-Roles is left out of it"
+                );
+            }
+        }
+        HeaderValue::from_str(&joined).ok()
+    }
+}
+
+/// Whether `item` reads back as exactly itself from a comma-separated header.
+fn is_list_safe(item: &str) -> bool {
+    !item.is_empty()
+        && item.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !item.contains(',')
+        && !item.starts_with(' ')
+        && !item.ends_with(' ')
+}
+
+fn legacy_value(what: &'static str, value: &str) -> Option<HeaderValue> {
+    // Visible ASCII and inner spaces only: no control character, no obs-text.
+    let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    let v = ok.then(|| HeaderValue::from_str(value).ok()).flatten();
+    if v.is_none() {
+        tracing::warn!(
+            event_name = "auth.legacy_header.dropped",
+            field = what,
+            value = %value,
+            "a value that cannot be a header value is left out of the legacy headers"
+        );
+    }
+    v
+}
+
+/// Whether `name` may be a user name: not empty, no control characters (which could forge log
+/// lines or header lines anywhere the name is written).
+pub(crate) fn is_valid_username(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(char::is_control)
 }
 
 impl std::ops::Deref for Principal {
@@ -236,6 +306,35 @@ mod tests {
             serde_json::from_str(r#"{"username":"a","realm":"r","roles":[],"extra":1}"#).unwrap();
         assert_eq!(user.version, 1);
         assert_eq!(user.scopes, Scopes::All);
+    }
+
+    #[test]
+    fn legacy_headers_never_carry_a_role_that_splits() {
+        let user = User::new("alice", "r").with_roles([
+            "viewer,admin",
+            "ok",
+            "line\r\nX-Evil: 1",
+            " admin",
+            "",
+            "tab\tx",
+            "caf\u{e9}",
+            "two words",
+        ]);
+        let p = Principal::new(user, "p", None);
+        assert_eq!(p.legacy_roles_header().unwrap(), "ok,two words");
+        // The user keeps every role (JSON, minted JWT).
+        assert_eq!(p.roles.len(), 8);
+        let only_bad = Principal::new(User::new("a", "r").with_roles(["a,b"]), "p", None);
+        assert_eq!(only_bad.legacy_roles_header().unwrap(), "");
+        assert_eq!(p.legacy_username_header().unwrap(), "alice");
+        assert_eq!(p.legacy_realm_header().unwrap(), "r");
+        let odd = Principal::new(User::new("j\u{fc}rgen", "r"), "p", None);
+        assert!(odd.legacy_username_header().is_none());
+        assert!(
+            !is_valid_username("a\nb")
+                && !is_valid_username("")
+                && is_valid_username("j\u{fc}rgen")
+        );
     }
 
     #[test]

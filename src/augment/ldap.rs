@@ -33,7 +33,7 @@ pub struct LdapSettings {
     /// DN to bind as.
     pub bind_dn: String,
     /// Its password.
-    pub password: String,
+    pub password: crate::Secret,
     /// DN substring filter.
     pub filter: Option<String>,
     /// DN path filters.
@@ -200,7 +200,7 @@ impl LdapAugmenter {
             .map_err(|e| AugmentError(format!("ldap connect: {e}")))?;
         ldap3::drive!(conn);
         ldap.with_timeout(s.timeout)
-            .simple_bind(&s.bind_dn, &s.password)
+            .simple_bind(&s.bind_dn, s.password.expose())
             .await
             .and_then(|r| r.success())
             .map_err(|e| AugmentError(format!("ldap bind: {e}")))?;

@@ -145,13 +145,34 @@ impl HttpClient {
     /// oversized bodies are `Unavailable`; the message names `what`, never the URL.
     ///
     /// A request that failed before any answer, for a reason other than a timeout (typically a
-    /// pooled keep-alive connection the server had just closed), is sent once more.
+    /// pooled keep-alive connection the server had just closed), is sent once more. Use
+    /// [`send_once`](Self::send_once) for calls that must not be repeated.
     pub async fn send(
         &self,
         what: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<Fetched, ProviderError> {
-        let retry = request.try_clone();
+        self.send_with(what, request, true).await
+    }
+
+    /// Like [`send`](Self::send), but never sends the request twice: for calls that are not
+    /// idempotent, such as a refresh-token exchange (a repeated exchange of a rotating refresh
+    /// token trips the IdP's reuse detection and revokes the grant).
+    pub async fn send_once(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Fetched, ProviderError> {
+        self.send_with(what, request, false).await
+    }
+
+    async fn send_with(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+        retry: bool,
+    ) -> Result<Fetched, ProviderError> {
+        let retry = if retry { request.try_clone() } else { None };
         let first = request.send().await;
         let first = match (first, retry) {
             (Err(e), Some(again)) if !e.is_timeout() => again.send().await,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::http::HttpClient;
 use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::Secret;
 use crate::credentials::Scheme;
 use crate::user::{Scopes, User};
 
@@ -33,7 +34,7 @@ pub struct IntrospectionSettings {
     /// Our client id.
     pub client_id: String,
     /// Our client secret.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// How to send them.
     pub client_auth: ClientAuth,
     /// Accepted audiences (any of); `None` skips the check.
@@ -85,10 +86,10 @@ impl IntrospectionProvider {
         let mut form = vec![("token", token), ("token_type_hint", "access_token")];
         let mut req = self.client.inner().post(&s.endpoint);
         match s.client_auth {
-            ClientAuth::Basic => req = req.basic_auth(&s.client_id, Some(&s.client_secret)),
+            ClientAuth::Basic => req = req.basic_auth(&s.client_id, Some(s.client_secret.expose())),
             ClientAuth::Form => {
                 form.push(("client_id", &s.client_id));
-                form.push(("client_secret", &s.client_secret));
+                form.push(("client_secret", s.client_secret.expose()));
             }
         }
         let res = self.client.send("introspection", req.form(&form)).await?;
@@ -148,7 +149,7 @@ impl IntrospectionProvider {
         user.scopes = Scopes::from_scope_string(&self.name, scope);
         Ok(Identity {
             user,
-            expires_at: exp.map(|e| UNIX_EPOCH + Duration::from_secs(e)),
+            expires_at: exp.map(super::unix_time),
         })
     }
 }

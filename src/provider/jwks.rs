@@ -7,10 +7,16 @@
 //!
 //! Readers take a snapshot (an `Arc`) and never wait on the network while keys exist. An
 //! unknown `kid` triggers a refetch at most once per `min_refetch` interval, single flight; keys
-//! older than `max_age` are refreshed in the background; a failed fetch keeps the last good
-//! keys.
+//! older than `max_age` are refreshed by one background task at a time (never one per
+//! request); a failed fetch keeps the last good keys.
+//!
+//! Until keys were loaded once (a service started before its IdP), fetches are retried sooner:
+//! after 0.5 s, then twice as long each time up to `min_refetch`, by requests and by one
+//! background task, so the provider becomes ready soon after the IdP does without anyone
+//! asking.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -23,6 +29,8 @@ use super::http::HttpClient;
 
 /// At most this many keys are kept from one JWKS.
 const MAX_KEYS: usize = 100;
+/// First retry delay while no keys were ever loaded; doubles up to `min_refetch`.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
 
 /// One usable verification key.
 pub(crate) struct Key {
@@ -165,7 +173,18 @@ pub(crate) struct KeyStore {
     max_age: Duration,
     current: RwLock<Option<Arc<Keys>>>,
     jwks_uri: RwLock<Option<String>>,
-    fetching: tokio::sync::Mutex<Option<Instant>>,
+    fetching: tokio::sync::Mutex<Gate>,
+    /// A background refresh of old keys is running.
+    refreshing: AtomicBool,
+    /// The background retry of a first load is running.
+    retrying: AtomicBool,
+}
+
+/// When the last fetch started and how many failed in a row.
+#[derive(Default)]
+struct Gate {
+    last: Option<Instant>,
+    failures: u32,
 }
 
 impl KeyStore {
@@ -184,7 +203,9 @@ impl KeyStore {
             max_age,
             current: RwLock::new(None),
             jwks_uri: RwLock::new(None),
-            fetching: tokio::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(Gate::default()),
+            refreshing: AtomicBool::new(false),
+            retrying: AtomicBool::new(false),
         }
     }
 
@@ -242,30 +263,79 @@ impl KeyStore {
         Ok(keys)
     }
 
-    /// Refetches unless another caller did so within `min_refetch` (then returns what it got).
-    /// `stale`: keys fetched at or before this instant count as stale (`None`: any keys do).
+    /// How long after a fetch the next one may start: `min_refetch`, or while no keys were ever
+    /// loaded, 0.5 s doubling per failure up to `min_refetch`.
+    fn interval(&self, failures: u32) -> Duration {
+        if self.is_loaded() {
+            return self.min_refetch;
+        }
+        let backoff = FIRST_RETRY.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+        backoff.min(self.min_refetch)
+    }
+
+    /// Refetches unless another caller did so recently (see [`interval`](Self::interval); then
+    /// returns what it got). `stale`: keys fetched at or before this instant count as stale
+    /// (`None`: any keys do).
     pub(crate) async fn refresh(&self, stale: Option<Instant>) -> Result<Arc<Keys>, ProviderError> {
-        let mut last = self.fetching.lock().await;
+        let mut gate = self.fetching.lock().await;
         if let Some(current) = self.snapshot()
             && stale.is_none_or(|s| current.fetched > s)
         {
             return Ok(current);
         }
-        if let Some(at) = *last
-            && at.elapsed() < self.min_refetch
+        if let Some(at) = gate.last
+            && at.elapsed() < self.interval(gate.failures)
         {
             return self
                 .snapshot()
                 .ok_or_else(|| ProviderError::unavailable("JWKS not loaded yet"));
         }
-        *last = Some(Instant::now());
+        gate.last = Some(Instant::now());
         match self.fetch().await {
-            Ok(k) => Ok(k),
+            Ok(k) => {
+                gate.failures = 0;
+                Ok(k)
+            }
             Err(e) => {
+                gate.failures = gate.failures.saturating_add(1);
                 tracing::warn!(error = %e, "providers.jwt.jwks_fetch_failed");
                 Err(e)
             }
         }
+    }
+
+    /// Loads the keys now; while that fails and no keys were ever loaded, one background task
+    /// keeps retrying with backoff (it stops when the store is dropped).
+    pub(crate) async fn load(self: &Arc<Self>) -> Result<Arc<Keys>, ProviderError> {
+        let result = self.refresh(None).await;
+        if result.is_err() {
+            self.retry_in_background();
+        }
+        result
+    }
+
+    fn retry_in_background(self: &Arc<Self>) {
+        if self.is_loaded() || self.retrying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let wait = match weak.upgrade() {
+                    Some(me) => {
+                        let failures = me.fetching.lock().await.failures;
+                        me.interval(failures)
+                    }
+                    None => return,
+                };
+                tokio::time::sleep(wait).await;
+                let Some(me) = weak.upgrade() else { return };
+                if me.refresh(None).await.is_ok() || me.is_loaded() {
+                    me.retrying.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
     }
 
     /// The key for `kid` and `alg`, loading or refetching as needed.
@@ -276,16 +346,20 @@ impl KeyStore {
     ) -> Result<(Algorithm, DecodingKey), ProviderError> {
         let keys = match self.snapshot() {
             Some(k) => {
-                if k.fetched.elapsed() > self.max_age {
+                // One background refresh at a time, however many requests see old keys.
+                if k.fetched.elapsed() > self.max_age
+                    && !self.refreshing.swap(true, Ordering::AcqRel)
+                {
                     let me = self.clone();
                     let fetched = k.fetched;
                     tokio::spawn(async move {
                         let _ = me.refresh(Some(fetched)).await;
+                        me.refreshing.store(false, Ordering::Release);
                     });
                 }
                 k
             }
-            None => self.refresh(None).await?,
+            None => self.load().await?,
         };
         if let Some(found) = find(&keys, kid, alg)? {
             return Ok(found);

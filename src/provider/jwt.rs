@@ -10,6 +10,10 @@
 //! `realm_access.roles`, `entitlements`, `resource_access.*.roles` (plus a configured claim
 //! path); every other claim becomes a string attribute; scopes are the `scope` words under the
 //! provider's name.
+//!
+//! A `jwt` provider is [local](super::Locality::Local), and it [owns](super::Provider::owns)
+//! a JWT whose header names one of its keys' `kid`: the pipeline then shows the token to no
+//! other provider.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +23,7 @@ use serde_json::{Map, Value};
 
 use super::http::HttpClient;
 use super::jwks::{KeySource, KeyStore};
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::{BoxFuture, Identity, Locality, Provider, ProviderError};
 use crate::credentials::Scheme;
 use crate::user::{Scopes, User};
 
@@ -172,7 +176,7 @@ impl JwtProvider {
 
     /// Loads the keys now (for readiness); errors are reported, not fatal.
     pub async fn preload(&self) -> Result<(), ProviderError> {
-        self.keys.refresh(None).await.map(|_| ())
+        self.keys.load().await.map(|_| ())
     }
 
     /// Validates an access token the IdP itself just issued to us (refresh-token providers).
@@ -185,6 +189,30 @@ impl JwtProvider {
             )),
             other => other,
         })
+    }
+
+    /// Whether `token` is a JWT for us alone: its header names a `kid` and an algorithm we
+    /// accept, and our keys hold that `kid` (or no keys were loaded yet, so it cannot be ruled
+    /// out: until they are, such a token is ours to decide, and a 503 rather than a leak). A
+    /// token under an algorithm we never accept (a Keycloak refresh token signed with HS512, say)
+    /// is never ours, so `openid-offline` keeps getting its refresh tokens.
+    fn binds(&self, token: &str) -> bool {
+        if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return false;
+        }
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return false;
+        };
+        let Some(kid) = header.kid.as_deref() else {
+            return false;
+        };
+        if !self.settings.algorithms.contains(&header.alg) {
+            return false;
+        }
+        match self.keys.snapshot() {
+            Some(keys) => keys.keys.iter().any(|k| k.kid.as_deref() == Some(kid)),
+            None => true,
+        }
     }
 
     /// Validates `token` and maps its claims.
@@ -288,7 +316,7 @@ impl JwtProvider {
                 let iat = v
                     .as_u64()
                     .ok_or_else(|| ProviderError::invalid("iat is not a number"))?;
-                if iat > now + self.settings.leeway {
+                if iat > now.saturating_add(self.settings.leeway) {
                     return Err(ProviderError::invalid("iat is in the future"));
                 }
             }
@@ -334,7 +362,9 @@ impl JwtProvider {
         user.scopes = Scopes::from_scope_string(&self.name, scope);
         Ok(Identity {
             user,
-            expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
+            // Clamped, never an overflow: `exp = 2^64-1` is "far future", and the cache and the
+            // minted token are bounded by their own lifetimes anyway.
+            expires_at: Some(super::unix_time(exp)),
         })
     }
 }
@@ -380,6 +410,12 @@ impl Provider for JwtProvider {
     }
     fn scheme(&self) -> Scheme {
         Scheme::Bearer
+    }
+    fn locality(&self) -> Locality {
+        Locality::Local
+    }
+    fn owns(&self, credential: crate::credentials::Credential<'_>) -> bool {
+        credential.scheme() == Scheme::Bearer && self.binds(credential.secret())
     }
     fn cache_ttl(&self) -> Option<Duration> {
         Some(self.settings.cache_ttl)

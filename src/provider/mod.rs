@@ -47,6 +47,33 @@ pub use plain::PlainProvider;
 #[cfg(feature = "remote")]
 pub use token_generator::{TokenGeneratorProvider, TokenGeneratorSettings};
 
+/// Where a provider decides, which sets the order in which the pipeline asks providers.
+///
+/// A credential goes to a [`Remote`](Locality::Remote) provider (whose check sends it to
+/// another service) only after every eligible [`Local`](Locality::Local) one refused it, so a
+/// token one of our own verifiers accepts never leaves the process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Locality {
+    /// Decides in this process (static users, signature checks against cached keys).
+    Local,
+    /// Sends the credential to another service (introspection, API-key lookups, exchanges).
+    /// The default: a provider that does not say is assumed to send credentials away.
+    #[default]
+    Remote,
+}
+
+/// Latest instant an outside timestamp maps to (9999-12-31T23:59:59Z); later ones are clamped
+/// to it. Such an instant is "far future", never "forever": cache lifetimes and minted tokens
+/// are still bounded by their own limits.
+const MAX_UNIX_SECS: u64 = 253_402_300_799;
+
+/// A Unix time from outside (a token's `exp`, an introspection answer) as a [`SystemTime`],
+/// without overflow: values past the year 9999 are clamped to its end.
+pub(crate) fn unix_time(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(MAX_UNIX_SECS))
+}
+
 /// A boxed, sendable future (the miss path is async and dynamic; the hit path never builds one).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -116,6 +143,18 @@ pub trait Provider: Send + Sync + 'static {
     fn realm(&self) -> &str;
     /// The credential scheme this provider is challenged with in `WWW-Authenticate`.
     fn scheme(&self) -> Scheme;
+    /// Where this provider decides (default [`Locality::Remote`]). Local providers are asked
+    /// first; remote ones only when every local one refused.
+    fn locality(&self) -> Locality {
+        Locality::Remote
+    }
+    /// Whether `credential` is bound to this provider alone (a JWT whose `kid` names one of its
+    /// keys): then no other provider, local or remote, ever sees it. Must be cheap and must not
+    /// wait (it runs before any provider is asked). Default: never.
+    fn owns(&self, credential: crate::credentials::Credential<'_>) -> bool {
+        let _ = credential;
+        false
+    }
     /// Whether credentials of `scheme` are offered to this provider (default: only
     /// [`scheme`](Self::scheme)).
     fn accepts(&self, scheme: Scheme) -> bool {

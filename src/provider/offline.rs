@@ -13,7 +13,9 @@
 //! and presenting it again would trip the IdP's reuse detection and revoke the whole grant. The
 //! provider therefore remembers, in memory and keyed by a hash of the client's original token,
 //! the latest token of the chain, and uses that one for the next introspection and exchange.
-//! The client keeps sending its original token and keeps working. The chain lives in this
+//! The client keeps sending its original token and keeps working. The exchange runs in a task
+//! of its own, so a rotated token is stored even when the request that triggered it is
+//! cancelled or times out, and it is sent once, never retried. The chain lives in this
 //! process: behind several replicas, route a client to one replica, or turn rotation off for
 //! the offline client.
 
@@ -28,6 +30,7 @@ use super::http::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
 use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
 /// Where the endpoints are.
@@ -57,7 +60,7 @@ pub struct OfflineSettings {
     /// The private (confidential) client id.
     pub private_client_id: String,
     /// The private client's secret.
-    pub private_client_secret: String,
+    pub private_client_secret: Secret,
     /// Validation of the access token.
     pub jwt: JwtSettings,
     /// Maximum refresh-token chains remembered (rotation).
@@ -78,7 +81,7 @@ pub struct OfflineProvider {
     client: HttpClient,
     jwt: JwtProvider,
     resolved: Arc<RwLock<Option<Arc<Resolved>>>>,
-    chains: moka::sync::Cache<u128, Arc<str>>,
+    chains: moka::sync::Cache<u128, Secret>,
     key: (u64, u64),
 }
 
@@ -189,15 +192,15 @@ impl OfflineProvider {
         let s = &self.settings;
         let ep = self.endpoints().await?;
         let chain = self.chain_key(original);
-        let current: Arc<str> = self.chains.get(&chain).unwrap_or_else(|| original.into());
+        let current: Secret = self.chains.get(&chain).unwrap_or_else(|| original.into());
 
         // 1. Introspect the refresh token.
         let req = self
             .client
             .inner()
             .post(&ep.introspect)
-            .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
-            .form(&[("token", &*current)]);
+            .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
+            .form(&[("token", current.expose())]);
         let res = self.client.send("introspection", req).await?;
         res.check_status("introspection", &[], "")?;
         let doc: Value = res.json("introspection")?;
@@ -209,52 +212,78 @@ impl OfflineProvider {
             return Err(ProviderError::invalid("not an offline_access token"));
         }
 
-        // 2. Exchange it for an access token.
-        let req = self
-            .client
-            .inner()
-            .post(&ep.token)
-            .basic_auth(&s.private_client_id, Some(&s.private_client_secret))
-            .form(&[
-                ("client_id", s.public_client_id.as_str()),
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &*current),
-            ]);
-        let res = self.client.send("token exchange", req).await?;
-        match res.status.as_u16() {
-            200..=299 => {}
-            400 | 401 => {
-                let err: Value = serde_json::from_slice(&res.body).unwrap_or_default();
-                if err.get("error").and_then(Value::as_str) == Some("invalid_grant") {
-                    return Err(ProviderError::invalid(
-                        "refresh token refused (invalid_grant)",
-                    ));
-                }
-                return Err(ProviderError::unavailable(format!(
-                    "token exchange: status {}",
-                    res.status.as_u16()
-                )));
-            }
-            other => {
-                return Err(ProviderError::unavailable(format!(
-                    "token exchange: status {other}"
-                )));
-            }
-        }
-        let tokens: Value = res.json("token exchange")?;
-        let access = tokens
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))?;
-        if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
-            && rotated != &*current
-        {
-            self.chains.insert(chain, rotated.into());
-        }
+        // 2. Exchange it for an access token, in a task of its own: if this request is cancelled
+        // or times out mid-exchange, the IdP may already have rotated the refresh token, and
+        // the new one must still be stored or the chain is lost.
+        let exchange = tokio::spawn(exchange(
+            self.client.clone(),
+            self.settings.clone(),
+            ep,
+            self.chains.clone(),
+            chain,
+            current,
+        ));
+        let access = exchange
+            .await
+            .map_err(|_| ProviderError::unavailable("token exchange: task failed"))??;
 
         // 3. Validate the access token like any JWT.
-        self.jwt.check_issued(access).await
+        self.jwt.check_issued(&access).await
     }
+}
+
+/// Exchanges `current` at the token endpoint (sent once, never retried: a repeated exchange of a
+/// rotating token would trip the IdP's reuse detection) and stores a rotated refresh token under
+/// `chain`. Returns the access token.
+async fn exchange(
+    client: HttpClient,
+    s: Arc<OfflineSettings>,
+    ep: Arc<Resolved>,
+    chains: moka::sync::Cache<u128, Secret>,
+    chain: u128,
+    current: Secret,
+) -> Result<String, ProviderError> {
+    let req = client
+        .inner()
+        .post(&ep.token)
+        .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
+        .form(&[
+            ("client_id", s.public_client_id.as_str()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", current.expose()),
+        ]);
+    let res = client.send_once("token exchange", req).await?;
+    match res.status.as_u16() {
+        200..=299 => {}
+        400 | 401 => {
+            let err: Value = serde_json::from_slice(&res.body).unwrap_or_default();
+            if err.get("error").and_then(Value::as_str) == Some("invalid_grant") {
+                return Err(ProviderError::invalid(
+                    "refresh token refused (invalid_grant)",
+                ));
+            }
+            return Err(ProviderError::unavailable(format!(
+                "token exchange: status {}",
+                res.status.as_u16()
+            )));
+        }
+        other => {
+            return Err(ProviderError::unavailable(format!(
+                "token exchange: status {other}"
+            )));
+        }
+    }
+    let tokens: Value = res.json("token exchange")?;
+    if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
+        && rotated != current.expose()
+    {
+        chains.insert(chain, rotated.into());
+    }
+    tokens
+        .get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))
 }
 
 impl Provider for OfflineProvider {

@@ -1,9 +1,12 @@
 //! `plain`: static users for HTTP Basic.
 //!
 //! Passwords are Argon2 PHC strings (`password_hash`, recommended) or legacy plaintext
-//! (`password`, compared as SHA-256 digests in constant time). An unknown user costs the same
-//! work as a wrong password (a dummy verification), and Argon2 runs on the blocking pool with
-//! at most two verifications at a time, so a flood of Basic requests cannot starve the runtime.
+//! (`password`, compared as SHA-256 digests in constant time). Every check costs the same work,
+//! whether the user is unknown, a plaintext user or an Argon2 user: when any Argon2 user is
+//! configured, each check runs exactly one Argon2 verification (a dummy one of the same
+//! parameters where the user has no hash), so response times do not tell which users exist.
+//! Argon2 runs on the blocking pool with at most two verifications at a time, so a flood of
+//! Basic requests cannot starve the runtime.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,7 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::{BoxFuture, Identity, Locality, Provider, ProviderError};
 use crate::credentials::Scheme;
 use crate::user::User;
 
@@ -196,20 +199,22 @@ impl PlainProvider {
             .split_once(':')
             .ok_or_else(|| ProviderError::invalid("No username in Basic credentials"))?;
         let entry = self.users.get(username);
-        let secret = match entry {
-            Some(e) => e.secret.clone(),
-            // Unknown user: do the same work as for a wrong password.
-            None => match &self.dummy {
-                Some(d) => Secret::Argon2(d.clone()),
-                None => Secret::Plain([0; 32]),
-            },
+        // Every check costs the same, so timing tells nothing about which users exist: with any
+        // Argon2 user configured, each check runs exactly one Argon2 verification (the user's own
+        // hash, else a dummy of the same parameters, also for plaintext users), plus one digest
+        // comparison (against the plaintext user's digest, else a dummy one).
+        let stored_digest = match entry.map(|e| &e.secret) {
+            Some(Secret::Plain(d)) => *d,
+            _ => [0; 32],
         };
-        let ok = match secret {
-            Secret::Plain(stored) => {
-                let given: [u8; 32] = Sha256::digest(password.as_bytes()).into();
-                bool::from(given.ct_eq(&stored))
-            }
-            Secret::Argon2(hash) => {
+        let given: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        let digest_ok = bool::from(given.ct_eq(&stored_digest));
+        let argon2_target = match entry.map(|e| &e.secret) {
+            Some(Secret::Argon2(h)) => Some(h.clone()),
+            _ => self.dummy.clone(),
+        };
+        let argon2_ok = match argon2_target {
+            Some(hash) => {
                 let _permit = self
                     .permits
                     .acquire()
@@ -222,6 +227,12 @@ impl PlainProvider {
                 .await
                 .map_err(|_| ProviderError::unavailable("password verification failed"))?
             }
+            None => false,
+        };
+        let ok = match entry.map(|e| &e.secret) {
+            Some(Secret::Plain(_)) => digest_ok,
+            Some(Secret::Argon2(_)) => argon2_ok,
+            None => false,
         };
         match entry {
             Some(e) if ok => Ok(Identity::new(
@@ -259,6 +270,9 @@ impl Provider for PlainProvider {
     }
     fn scheme(&self) -> Scheme {
         Scheme::Basic
+    }
+    fn locality(&self) -> Locality {
+        Locality::Local
     }
     fn authenticate<'a>(
         &'a self,
@@ -316,6 +330,60 @@ mod tests {
             p.check(&not_utf8).await,
             Err(ProviderError::Invalid(_))
         ));
+    }
+
+    /// Median wall time of `n` checks of each credential, measured round-robin so that load
+    /// from other tests or processes falls on all of them alike.
+    async fn medians<const N: usize>(
+        p: &PlainProvider,
+        creds: [&str; N],
+        n: usize,
+    ) -> [std::time::Duration; N] {
+        let mut times = vec![Vec::with_capacity(n); N];
+        for _ in 0..n {
+            for (i, cred) in creds.iter().enumerate() {
+                let t = std::time::Instant::now();
+                assert!(p.check(cred).await.is_err());
+                times[i].push(t.elapsed());
+            }
+        }
+        std::array::from_fn(|i| {
+            times[i].sort();
+            times[i][n / 2]
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rejection_time_does_not_tell_whether_a_user_exists() {
+        let p = PlainProvider::new("local", "r")
+            .with_user_hash("alice", &hash_password("secret-a"), ["x"])
+            .unwrap()
+            .with_user_password("bob", "secret-b", ["x"])
+            .unwrap();
+        // Warm up the blocking pool.
+        let _ = p.check(&basic("alice:nope")).await;
+        let [argon2_user, plain_user, unknown] = medians(
+            &p,
+            [
+                &basic("alice:wrong"),
+                &basic("bob:wrong"),
+                &basic("nobody:wrong"),
+            ],
+            21,
+        )
+        .await;
+        for (what, t) in [("plaintext user", plain_user), ("unknown user", unknown)] {
+            let ratio = t.as_secs_f64() / argon2_user.as_secs_f64();
+            assert!(
+                (0.5..=2.0).contains(&ratio),
+                "{what}: {t:?} vs Argon2 user {argon2_user:?} (ratio {ratio:.2})"
+            );
+        }
+        // Argon2 dominates: far above a digest comparison.
+        assert!(
+            argon2_user > std::time::Duration::from_millis(1),
+            "{argon2_user:?}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::http::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
 use super::{BoxFuture, Identity, Provider, ProviderError};
+use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
 /// Settings of a [`TokenGeneratorProvider`].
@@ -28,7 +29,7 @@ pub struct TokenGeneratorSettings {
     /// Our client id.
     pub client_id: String,
     /// Our client secret.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Validation of the access token.
     pub jwt: JwtSettings,
 }
@@ -98,8 +99,9 @@ impl TokenGeneratorProvider {
             .client
             .inner()
             .post(format!("{}/admin/refresh-access-token", s.url))
-            .json(&json!({"client_id": s.client_id, "client_secret": s.client_secret, "refresh_token": token}));
-        let res = self.client.send("refresh-access-token", req).await?;
+            .json(&json!({"client_id": s.client_id, "client_secret": s.client_secret.expose(), "refresh_token": token}));
+        // Not idempotent (the generator may rotate the offline token): never sent twice.
+        let res = self.client.send_once("refresh-access-token", req).await?;
         res.check_status(
             "refresh-access-token",
             &[400, 401, 403],

@@ -1,6 +1,10 @@
 //! Logging: `RUST_LOG` wins over `logging.level`; `json` writes OpenTelemetry-shaped lines as
 //! auth-o-tron does (`timestamp`, `severityText`, `severityNumber`, `body`, `resource`,
 //! `attributes`), `console` writes human-readable lines.
+//!
+//! Field values come from outside (user names, roles, claims), so neither format lets one forge
+//! a line or a field: JSON escapes by construction, and the console format ([`ConsoleFields`])
+//! quotes and escapes any value that contains blanks, `=`, quotes or control characters.
 
 use std::fmt;
 
@@ -8,6 +12,7 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -34,9 +39,66 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
                     .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
             })
             .try_init(),
-        LogFormat::Console => builder.try_init(),
+        LogFormat::Console => builder.fmt_fields(ConsoleFields).try_init(),
     };
     result.map_err(|e| format!("cannot install the logger: {e}"))
+}
+
+/// The console format's fields: `name=value`, separated by spaces, the message first as it is.
+/// A value that is empty or holds a blank, `=`, `"`, `\` or a control character is written as a
+/// quoted string with Rust escapes (`user="alice\nlevel=ERROR"`), so it stays one field on one
+/// line; a message holding `=`, `"`, `\` or a control character is quoted the same way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsoleFields;
+
+impl<'w> FormatFields<'w> for ConsoleFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut v = ConsoleVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut v);
+        v.result
+    }
+}
+
+struct ConsoleVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl ConsoleVisitor<'_> {
+    fn write(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let sep = if self.first { "" } else { " " };
+        self.first = false;
+        let special = |c: char| c.is_control() || matches!(c, '=' | '"' | '\\');
+        self.result = if field.name() == "message" {
+            // Free text, written as it is unless it could pass for fields.
+            if value.chars().any(special) {
+                write!(self.writer, "{sep}{value:?}")
+            } else {
+                write!(self.writer, "{sep}{value}")
+            }
+        } else if value.is_empty() || value.chars().any(|c| c.is_whitespace() || special(c)) {
+            write!(self.writer, "{sep}{}={value:?}", field.name())
+        } else {
+            write!(self.writer, "{sep}{}={value}", field.name())
+        };
+    }
+}
+
+impl Visit for ConsoleVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.write(field, &format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, value);
+    }
 }
 
 /// One JSON object per event, shaped like auth-o-tron's OpenTelemetry logs.
@@ -171,6 +233,89 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects everything written, for assertions.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Sink {
+        type Writer = Sink;
+        fn make_writer(&'a self) -> Sink {
+            self.clone()
+        }
+    }
+
+    const FORGED: &str =
+        "alice\n2026-01-01T00:00:00Z  INFO auth.decision result=success user=admin";
+
+    fn emit() {
+        let name = FORGED.to_owned();
+        tracing::info!(
+            event_name = "auth.decision", result = "forbidden", user = %name, role = FORGED,
+            claim = ?name, "decision for {}", name
+        );
+    }
+
+    #[test]
+    fn console_lines_cannot_be_forged_by_field_values() {
+        let sink = Sink::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(sink.clone())
+            .with_ansi(false)
+            .fmt_fields(ConsoleFields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        // Outside quoted values there is exactly one `user=` and one `result=`.
+        let mut outside = String::new();
+        let mut quoted = false;
+        let mut escaped = false;
+        for c in out.chars() {
+            match (quoted, escaped, c) {
+                (true, false, '\\') => escaped = true,
+                (true, true, _) => escaped = false,
+                (_, false, '"') => quoted = !quoted,
+                (false, _, c) => outside.push(c),
+                _ => {}
+            }
+        }
+        assert_eq!(outside.matches("user=").count(), 1, "{out}");
+        assert_eq!(outside.matches("result=").count(), 1, "{out}");
+        assert!(out.contains(r#"user="alice\n2026"#), "{out}");
+    }
+
+    #[test]
+    fn json_lines_keep_values_whole() {
+        let sink = Sink::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(sink.clone())
+            .event_format(OtelJson {
+                service_name: "t".into(),
+                service_version: "1".into(),
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["attributes"]["user"], FORGED);
+        assert_eq!(v["attributes"]["result"], "forbidden");
+    }
+
     #[test]
     fn timestamps_are_rfc3339() {
         let t = super::timestamp();

@@ -160,6 +160,8 @@ impl Metrics {
                     c.invalid.load(Relaxed) + c.unavailable.load(Relaxed),
                 ),
                 ("timeout", c.timeout.load(Relaxed)),
+                // Refused at once: the provider's concurrent-call limit was reached.
+                ("busy", c.busy.load(Relaxed)),
             ] {
                 let _ = writeln!(
                     out,

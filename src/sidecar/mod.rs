@@ -102,7 +102,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    for w in &loaded.warnings {
+    for w in loaded.warnings.iter().chain(&config::warnings(&config)) {
         tracing::warn!(event_name = "startup.config.warning", "{w}");
     }
     match run(config, built, matches!(source, Source::Demo)).await {
@@ -121,6 +121,9 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 fn print_summary(config: &Config) {
+    for w in config::warnings(config) {
+        println!("warning: {w}");
+    }
     println!("listen: {}:{}", config.server.host, config.server.port);
     if config.metrics.enabled {
         println!(

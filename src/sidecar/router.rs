@@ -111,14 +111,15 @@ fn authenticate(state: &AppState, req: &Request) -> Response {
     h.insert(AUTHORIZATION, token.bearer_header());
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if state.legacy_headers {
-        // Values that cannot be header values (control characters) are left out, never a panic.
-        if let Ok(v) = HeaderValue::from_str(&principal.username) {
+        // Values that cannot be header values, and roles that would split differently in a
+        // comma-joined header, are left out (with a warning), never a panic.
+        if let Some(v) = principal.legacy_username_header() {
             h.insert(X_AUTH_USERNAME, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&principal.realm) {
+        if let Some(v) = principal.legacy_realm_header() {
             h.insert(X_AUTH_REALM, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&principal.roles.join(",")) {
+        if let Some(v) = principal.legacy_roles_header() {
             h.insert(X_AUTH_ROLES, v);
         }
     }

@@ -59,7 +59,9 @@ impl Config {
         }
         for (i, p) in self.providers.iter().enumerate() {
             match p {
-                ProviderConfig::Plain { name, realm, users } => {
+                ProviderConfig::Plain {
+                    name, realm, users, ..
+                } => {
                     let mut provider = PlainProvider::new(name.clone(), realm.clone());
                     for (j, u) in users.iter().enumerate() {
                         let key = format!("providers[{i}].users[{j}]");
@@ -69,7 +71,7 @@ impl Config {
                             }
                             (None, Some(pw)) => provider.with_user_password(
                                 &u.username,
-                                pw,
+                                pw.expose(),
                                 u.roles.iter().cloned(),
                             ),
                             (None, None) => {
@@ -147,6 +149,7 @@ impl Config {
                     client_auth,
                     audience,
                     issuer,
+                    ..
                 } => {
                     let auth = match client_auth.as_deref() {
                         None | Some("basic") => ClientAuth::Basic,
@@ -181,6 +184,7 @@ impl Config {
                     realm,
                     uri,
                     check_email,
+                    ..
                 } => {
                     let p = EcmwfApiProvider::new(
                         name.clone(),
@@ -192,7 +196,9 @@ impl Config {
                     .check_email(*check_email);
                     builder = builder.provider(p);
                 }
-                ProviderConfig::EfasApi { name, realm, uri } => {
+                ProviderConfig::EfasApi {
+                    name, realm, uri, ..
+                } => {
                     let p = EfasApiProvider::new(
                         name.clone(),
                         realm.clone(),
@@ -212,6 +218,7 @@ impl Config {
                     iam_url,
                     issuer,
                     audience,
+                    ..
                 } => {
                     let settings = OfflineSettings {
                         endpoints: OfflineEndpoints::Keycloak {
@@ -243,6 +250,7 @@ impl Config {
                     token_generator_url,
                     issuer,
                     audience,
+                    ..
                 } => {
                     let settings = TokenGeneratorSettings {
                         url: token_generator_url.clone(),
@@ -266,6 +274,11 @@ impl Config {
                     })?;
                     builder = builder.provider(p);
                 }
+            }
+        }
+        for p in &self.providers {
+            if let Some(limit) = p.max_concurrent_calls() {
+                builder = builder.provider_max_concurrent_calls(p.describe().0, limit);
             }
         }
         for (i, a) in self.augmenters.iter().enumerate() {
@@ -339,7 +352,7 @@ impl Config {
         let key = match jwt.algorithm {
             MintAlgorithm::HS256 => {
                 let secret = match (&jwt.secret, &jwt.secret_file) {
-                    (Some(s), _) => s.as_bytes().to_vec(),
+                    (Some(s), _) => s.expose().as_bytes().to_vec(),
                     (None, Some(path)) => {
                         let mut s = read_file("jwt.secret_file", path)?;
                         while s.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {

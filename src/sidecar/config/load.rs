@@ -230,7 +230,10 @@ fn convert_v1(root: &mut Map<String, Value>) -> Result<(), ConfigError> {
 }
 
 const PROVIDER_KEYS: &[(&str, &[&str])] = &[
-    ("plain", &["type", "name", "realm", "users"]),
+    (
+        "plain",
+        &["type", "name", "realm", "users", "max_concurrent_calls"],
+    ),
     (
         "jwt",
         &[
@@ -246,6 +249,7 @@ const PROVIDER_KEYS: &[(&str, &[&str])] = &[
             "typ",
             "username_claim",
             "roles_claim",
+            "max_concurrent_calls",
         ],
     ),
     (
@@ -260,13 +264,24 @@ const PROVIDER_KEYS: &[(&str, &[&str])] = &[
             "client_auth",
             "audience",
             "issuer",
+            "max_concurrent_calls",
         ],
     ),
     (
         "ecmwf-api",
-        &["type", "name", "realm", "uri", "check_email"],
+        &[
+            "type",
+            "name",
+            "realm",
+            "uri",
+            "check_email",
+            "max_concurrent_calls",
+        ],
     ),
-    ("efas-api", &["type", "name", "realm", "uri"]),
+    (
+        "efas-api",
+        &["type", "name", "realm", "uri", "max_concurrent_calls"],
+    ),
     (
         "openid-offline",
         &[
@@ -278,6 +293,9 @@ const PROVIDER_KEYS: &[(&str, &[&str])] = &[
             "private_client_id",
             "private_client_secret",
             "iam_url",
+            "issuer",
+            "audience",
+            "max_concurrent_calls",
         ],
     ),
     (
@@ -290,6 +308,9 @@ const PROVIDER_KEYS: &[(&str, &[&str])] = &[
             "client_id",
             "client_secret",
             "token_generator_url",
+            "issuer",
+            "audience",
+            "max_concurrent_calls",
         ],
     ),
 ];
@@ -586,7 +607,7 @@ logging: {level: info, format: json}
         assert_eq!(l.config.jwt.iss, "env-iss");
         assert_eq!(l.config.server.port, 9000);
         assert_eq!(
-            l.config.jwt.secret.as_deref(),
+            l.config.jwt.secret.as_ref().map(crate::Secret::expose),
             Some("12345678901234567890123456789012345")
         );
         assert!(l.config.include_legacy_headers);

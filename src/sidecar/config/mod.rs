@@ -11,11 +11,15 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::Secret;
+
 mod build;
 mod load;
+mod warnings;
 
 pub use build::Built;
 pub use load::{ConfigError, Loaded};
+pub use warnings::warnings;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -267,7 +271,7 @@ pub struct PlainUser {
     pub username: String,
     /// Legacy plaintext password (deprecated; compared in constant time).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Argon2id PHC string (recommended).
     #[serde(default)]
     pub password_hash: Option<String>,
@@ -287,6 +291,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// The users.
         users: Vec<PlainUser>,
     },
@@ -297,6 +305,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// JWKS URL. Either this or `issuer` (discovery).
         #[serde(default)]
         cert_uri: Option<String>,
@@ -333,12 +345,16 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// The introspection endpoint.
         endpoint: String,
         /// Our client id.
         client_id: String,
         /// Our client secret.
-        client_secret: String,
+        client_secret: Secret,
         /// `basic` (default) or `form`.
         #[serde(default)]
         client_auth: Option<String>,
@@ -356,6 +372,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// Base URI, e.g. `https://api.ecmwf.int/v1`.
         uri: String,
         /// Ours: require the email of `EmailKey` credentials to match the account's.
@@ -369,6 +389,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// URI.
         uri: String,
     },
@@ -379,6 +403,10 @@ pub enum ProviderConfig {
         name: String,
         /// Realm (also the Keycloak realm).
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// JWKS URL.
         cert_uri: String,
         /// Public client id.
@@ -386,7 +414,7 @@ pub enum ProviderConfig {
         /// Private client id.
         private_client_id: String,
         /// Private client secret.
-        private_client_secret: String,
+        private_client_secret: Secret,
         /// Keycloak base URL.
         iam_url: String,
         /// Ours: required `iss` of the access tokens.
@@ -403,12 +431,16 @@ pub enum ProviderConfig {
         name: String,
         /// Realm.
         realm: String,
+        /// Ours: calls to this provider at once; beyond it the answer is an immediate 503
+        /// (default 64 for providers that call out, unlimited for `plain` and `jwt`).
+        #[serde(default)]
+        max_concurrent_calls: Option<usize>,
         /// JWKS URL.
         cert_uri: String,
         /// Client id.
         client_id: String,
         /// Client secret.
-        client_secret: String,
+        client_secret: Secret,
         /// Token generator base URL.
         token_generator_url: String,
         /// Ours: required `iss` of the access tokens.
@@ -421,6 +453,40 @@ pub enum ProviderConfig {
 }
 
 impl ProviderConfig {
+    /// The `max_concurrent_calls` setting, if given.
+    pub fn max_concurrent_calls(&self) -> Option<usize> {
+        match self {
+            ProviderConfig::Plain {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::Jwt {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::Introspection {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::EcmwfApi {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::EfasApi {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::OpenidOffline {
+                max_concurrent_calls,
+                ..
+            }
+            | ProviderConfig::EcmwfTokenGenerator {
+                max_concurrent_calls,
+                ..
+            } => *max_concurrent_calls,
+        }
+    }
+
     /// `(name, type, realm)`.
     pub fn describe(&self) -> (&str, &'static str, &str) {
         match self {
@@ -498,7 +564,7 @@ pub enum AugmenterConfig {
         /// Search base.
         search_base: String,
         /// Bind password.
-        ldap_password: String,
+        ldap_password: Secret,
         /// Bind DN.
         #[serde(default)]
         bind_dn: Option<String>,
@@ -555,7 +621,7 @@ pub struct JwtConfig {
     pub exp: i64,
     /// HS256 secret (at least 32 bytes). Prefer `AOT_JWT__SECRET` or `secret_file`.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Ours: file holding the HS256 secret (trailing newline ignored).
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
