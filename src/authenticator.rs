@@ -17,6 +17,12 @@
 //!    `ecmwf-token-generator`), concurrently. So a token our own verifier accepts is never sent
 //!    to another operator's service.
 //!
+//! A local provider that could not decide (503) does not hold back a credential that is not
+//! bound to it: an opaque API key still reaches `ecmwf-api` while the `jwt` provider's IdP is
+//! down. A bound one stays: a `jwt` provider that has not loaded its keys yet counts every JWT
+//! with a `kid` under an algorithm it accepts as possibly its own, so such a token waits for
+//! the keys (503) rather than travel to a remote service.
+//!
 //! Each provider has a limit on concurrent calls (64 for remote providers by default): a call
 //! beyond it is not queued but answered at once as unavailable (503) and counted as
 //! [`busy`](crate::ProviderCounters::busy), so one slow upstream cannot pile up requests.

@@ -668,6 +668,66 @@ async fn offline_refresh_tokens_keycloak_layout_and_discovery() {
     );
 }
 
+#[tokio::test]
+async fn jwt_and_offline_together_each_token_goes_only_where_it_belongs() {
+    let op = Op::fresh_with(300, &[("KEYCLOAK_REALM", "desp")]);
+    let certs = format!("{}/realms/desp/protocol/openid-connect/certs", op.issuer());
+    let jwt = JwtProvider::new(
+        "keycloak",
+        "sso",
+        KeySource::Uri(certs),
+        client(),
+        JwtSettings {
+            audience: Some(vec!["api://jwt".into()]),
+            ..settings()
+        },
+    )
+    .unwrap();
+    let offline = OfflineProvider::new(
+        "desp",
+        "desp",
+        OfflineSettings {
+            endpoints: keycloak(&op),
+            public_client_id: "svc".into(),
+            private_client_id: "svc".into(),
+            private_client_secret: "svc-secret".into(),
+            jwt: JwtSettings {
+                issuer: Some(op.issuer()),
+                audience: Some(vec!["api://jwt".into()]),
+                ..settings()
+            },
+            max_chains: 1000,
+        },
+        client(),
+    )
+    .unwrap();
+    // The remote provider listed first, as in the configurations that leaked tokens.
+    let auth = Authenticator::builder()
+        .provider(offline)
+        .provider(jwt)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let at = op.token(&[("resource", "api://jwt")]).await;
+    let p = auth.authenticate(&bearer(&at)).await.unwrap();
+    assert_eq!(p.provider(), "keycloak");
+    let offline_calls = |auth: &Authenticator| {
+        let c = &auth.stats().providers[0];
+        c.success.load(Ordering::Relaxed)
+            + c.invalid.load(Ordering::Relaxed)
+            + c.unavailable.load(Ordering::Relaxed)
+    };
+    assert_eq!(
+        offline_calls(&auth),
+        0,
+        "the access token was sent to the offline provider"
+    );
+    // A refresh token still reaches openid-offline.
+    let rt = op.refresh_token("alice").await;
+    let p = auth.authenticate(&bearer(&rt)).await.unwrap();
+    assert_eq!((p.username.as_str(), p.provider()), ("alice", "desp"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_refresh_tokens_keep_working_for_the_original_token() {
     let op = Op::fresh_with(2, &[("KEYCLOAK_REALM", "desp"), ("ROTATE_RT", "1")]);

@@ -171,8 +171,14 @@ async fn a_jwt_whose_kid_a_jwt_provider_holds_is_decided_by_it_alone() {
     let (stranger, _) = es256_key(7, "k1");
     let forged = sign(&stranger, "k1", &valid_claims("alice"));
     // The first request loads the keys.
-    assert_eq!(bearer(&auth, &expired).await.unwrap_err(), AuthError::Invalid);
-    assert_eq!(bearer(&auth, &forged).await.unwrap_err(), AuthError::Invalid);
+    assert_eq!(
+        bearer(&auth, &expired).await.unwrap_err(),
+        AuthError::Invalid
+    );
+    assert_eq!(
+        bearer(&auth, &forged).await.unwrap_err(),
+        AuthError::Invalid
+    );
     assert!(!w.ecmwf_saw(&expired) && !w.ecmwf_saw(&forged));
     assert_eq!(w.ecmwf.hits(), 0);
 }
@@ -183,8 +189,15 @@ async fn a_jwt_stays_home_while_its_provider_cannot_load_keys() {
     w.idp.set(Fault::Status(503));
     let auth = w.auth();
     let token = sign(&w.key, "k1", &valid_claims("alice"));
-    assert_eq!(bearer(&auth, &token).await.unwrap_err(), AuthError::Unavailable);
-    assert_eq!(w.ecmwf.hits(), 0, "a JWT went to ECMWF while the IdP was down");
+    assert_eq!(
+        bearer(&auth, &token).await.unwrap_err(),
+        AuthError::Unavailable
+    );
+    assert_eq!(
+        w.ecmwf.hits(),
+        0,
+        "a JWT went to ECMWF while the IdP was down"
+    );
 }
 
 #[tokio::test]
@@ -196,12 +209,18 @@ async fn a_jwt_under_a_key_no_jwt_provider_holds_still_reaches_remote_providers(
     bearer(&auth, &warm).await.unwrap();
     let (other, _) = es256_key(5, "refresh-key");
     let refresh = sign(&other, "refresh-key", &valid_claims("bob"));
-    assert_eq!(bearer(&auth, &refresh).await.unwrap_err(), AuthError::Invalid);
+    assert_eq!(
+        bearer(&auth, &refresh).await.unwrap_err(),
+        AuthError::Invalid
+    );
     assert!(w.ecmwf_saw(&refresh), "the remote provider was never asked");
     // Before any key was loaded, too: the jwt provider loads its keys, finds the kid is not
     // its, and passes the token on.
     let fresh = w.auth();
-    assert_eq!(bearer(&fresh, &refresh).await.unwrap_err(), AuthError::Invalid);
+    assert_eq!(
+        bearer(&fresh, &refresh).await.unwrap_err(),
+        AuthError::Invalid
+    );
     assert_eq!(
         w.ecmwf
             .targets()
@@ -228,8 +247,15 @@ async fn a_busy_remote_provider_answers_503_at_once() {
     let second = tokio::spawn(async move { bearer(&b, "t2").await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let t = Instant::now();
-    assert_eq!(bearer(&auth, "t3").await.unwrap_err(), AuthError::Unavailable);
-    assert!(t.elapsed() < Duration::from_millis(300), "{:?}", t.elapsed());
+    assert_eq!(
+        bearer(&auth, "t3").await.unwrap_err(),
+        AuthError::Unavailable
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(first.await.unwrap().is_ok() && second.await.unwrap().is_ok());
     let c = &auth.stats().providers[0];
     assert_eq!(c.busy.load(Ordering::Relaxed), 1);
@@ -281,7 +307,10 @@ async fn user_names_with_control_characters_are_refused() {
         .token("tab", User::new("a\tb", "r"), None)
         .token("ok", User::new("jürgen, the second", "r"), None);
     let auth = Authenticator::builder().provider(p).build().unwrap();
-    assert_eq!(bearer(&auth, "forger").await.unwrap_err(), AuthError::Invalid);
+    assert_eq!(
+        bearer(&auth, "forger").await.unwrap_err(),
+        AuthError::Invalid
+    );
     assert_eq!(bearer(&auth, "tab").await.unwrap_err(), AuthError::Invalid);
     assert!(bearer(&auth, "ok").await.is_ok());
 }
@@ -361,7 +390,11 @@ async fn old_keys_are_refreshed_by_one_background_fetch() {
         assert!(r.is_ok(), "old keys still serve: {r:?}");
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(w.idp.hits(), 2, "20 requests with old keys caused one refresh");
+    assert_eq!(
+        w.idp.hits(),
+        2,
+        "20 requests with old keys caused one refresh"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,7 +434,11 @@ async fn keys_load_soon_after_an_idp_that_was_down_at_startup() {
     while !idle.is_ready() && start.elapsed() < Duration::from_millis(2500) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(idle.is_ready(), "not ready {:?} after start", start.elapsed());
+    assert!(
+        idle.is_ready(),
+        "not ready {:?} after start",
+        start.elapsed()
+    );
     // Backoff, not a busy loop: a handful of fetches in 2.5 s for two providers.
     assert!(w.idp.hits() <= 10, "{} fetches", w.idp.hits());
 }
@@ -477,7 +514,9 @@ async fn keycloak(mode: TokenEndpoint, access: String) -> Keycloak {
                         TokenEndpoint::Rotate(d) => {
                             tokio::time::sleep(d).await;
                             let n = exchanges.load(Ordering::SeqCst);
-                            format!(r#"{{"access_token":"{access}","refresh_token":"rotated-{n}"}}"#)
+                            format!(
+                                r#"{{"access_token":"{access}","refresh_token":"rotated-{n}"}}"#
+                            )
                         }
                     }
                 } else {
@@ -556,7 +595,11 @@ async fn a_token_exchange_is_never_sent_twice() {
         .authenticate(Credential::new(Scheme::Bearer, "original"))
         .await;
     assert!(matches!(got, Err(ProviderError::Unavailable(_))), "{got:?}");
-    assert_eq!(kc.exchanges.load(Ordering::SeqCst), 1, "the exchange was retried");
+    assert_eq!(
+        kc.exchanges.load(Ordering::SeqCst),
+        1,
+        "the exchange was retried"
+    );
     // Introspection (idempotent) keeps its one retry: it is not what reset here.
     assert_eq!(kc.introspected.lock().unwrap().len(), 1);
 }

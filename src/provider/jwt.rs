@@ -10,6 +10,10 @@
 //! `realm_access.roles`, `entitlements`, `resource_access.*.roles` (plus a configured claim
 //! path); every other claim becomes a string attribute; scopes are the `scope` words under the
 //! provider's name.
+//!
+//! A `jwt` provider is [local](super::Locality::Local), and it [owns](super::Provider::owns)
+//! a JWT whose header names one of its keys' `kid`: the pipeline then shows the token to no
+//! other provider.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -13,7 +13,9 @@
 //! and presenting it again would trip the IdP's reuse detection and revoke the whole grant. The
 //! provider therefore remembers, in memory and keyed by a hash of the client's original token,
 //! the latest token of the chain, and uses that one for the next introspection and exchange.
-//! The client keeps sending its original token and keeps working. The chain lives in this
+//! The client keeps sending its original token and keeps working. The exchange runs in a task
+//! of its own, so a rotated token is stored even when the request that triggered it is
+//! cancelled or times out, and it is sent once, never retried. The chain lives in this
 //! process: behind several replicas, route a client to one replica, or turn rotation off for
 //! the offline client.
 
