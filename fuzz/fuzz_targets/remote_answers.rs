@@ -138,7 +138,11 @@ fuzz_target!(|data: &[u8]| {
                 Ok(id) => {
                     assert!(ok_status);
                     check_user(&id.user);
-                    let who: Value = serde_json::from_slice(body).expect("accepted answer is JSON");
+                    // serde skips unknown members without checking their UTF-8, so an
+                    // accepted answer need not parse as a `Value`.
+                    let Ok(who) = serde_json::from_slice::<Value>(body) else {
+                        return;
+                    };
                     assert_eq!(who["uid"].as_str(), Some(id.user.username.as_str()));
                     if let (true, Some(given)) = (check_email, email) {
                         assert!(
