@@ -154,7 +154,10 @@ fn check_map(settings: &JwtSettings, jwt: &Jwt, claims: Map<String, Value>) {
     let exp = claims["exp"].as_u64().expect("mapped claims have exp");
     // Clamped to the end of year 9999 (`provider::unix_time`), never an overflow.
     let clamped = exp.min(253_402_300_799);
-    assert_eq!(id.expires_at, Some(UNIX_EPOCH + Duration::from_secs(clamped)));
+    assert_eq!(
+        id.expires_at,
+        Some(UNIX_EPOCH + Duration::from_secs(clamped))
+    );
     assert!(claims.get("iss").is_none_or(Value::is_string));
 }
 

@@ -56,11 +56,20 @@ fn check_strict(target: &str) {
         !target.bytes().any(|b| b < 0x21 || b == 0x7f),
         "control byte accepted in {target:?}"
     );
-    assert!(!path.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'\\'), "{path:?}");
+    assert!(
+        !path.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'\\'),
+        "{path:?}"
+    );
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     for (i, s) in segments.iter().enumerate() {
-        assert!(*s != "." && *s != "..", "dot segment in {path:?} from {target:?}");
-        assert!(!s.is_empty() || i == segments.len() - 1, "empty segment in {path:?}");
+        assert!(
+            *s != "." && *s != "..",
+            "dot segment in {path:?} from {target:?}"
+        );
+        assert!(
+            !s.is_empty() || i == segments.len() - 1,
+            "empty segment in {path:?}"
+        );
     }
     assert!(
         !has_escape(path.as_bytes()),
@@ -72,14 +81,20 @@ fn check_strict(target: &str) {
     } else {
         "/"
     };
-    assert_eq!(normal, trimmed, "strict and normalised readings differ for {target:?}");
+    assert_eq!(
+        normal, trimmed,
+        "strict and normalised readings differ for {target:?}"
+    );
 }
 
 fn check_normal(target: &str) {
     let p = normalize_path(target);
     assert!(p.starts_with('/'), "{target:?} -> {p:?}");
     assert!(
-        p == "/" || p.split('/').skip(1).all(|s| !s.is_empty() && s != "." && s != ".."),
+        p == "/"
+            || p.split('/')
+                .skip(1)
+                .all(|s| !s.is_empty() && s != "." && s != ".."),
         "{target:?} -> {p:?}"
     );
 }
