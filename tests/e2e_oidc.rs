@@ -556,6 +556,7 @@ rules:
     let res = c
         .get(format!("http://{addr}/authenticate"))
         .bearer_auth(&token)
+        .header("x-original-uri", "/")
         .send()
         .await
         .unwrap();

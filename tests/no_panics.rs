@@ -94,9 +94,10 @@ fn path_normaliser_and_config_loader_never_panic() {
             assert!(path.starts_with('/'), "{s:?} -> {path:?}");
             let inner = path.strip_suffix('/').unwrap_or(&path);
             assert!(
-                !inner[1..]
-                    .split('/')
-                    .any(|seg| seg.is_empty() || seg == "." || seg == ".."),
+                inner.is_empty()
+                    || !inner[1..]
+                        .split('/')
+                        .any(|seg| seg.is_empty() || seg == "." || seg == ".."),
                 "{s:?} -> {path:?}"
             );
             assert!(

@@ -171,6 +171,9 @@ async fn path_rules_use_the_original_request() {
                 let mut r = c
                     .get(format!("http://{addr}/authenticate"))
                     .header("authorization", basic(user, pass));
+                if !headers.iter().any(|(k, _)| k.ends_with("-method")) {
+                    r = r.header("x-original-method", "GET");
+                }
                 for (k, v) in headers {
                     r = r.header(k, v);
                 }
@@ -263,6 +266,11 @@ async fn raw_status(addr: SocketAddr, user: &str, pass: &str, headers: &[u8]) ->
     )
     .into_bytes();
     req.extend_from_slice(headers);
+    // The proxy names the original method; tests that are about its absence send none.
+    let lower = String::from_utf8_lossy(headers).to_ascii_lowercase();
+    if !lower.contains("-method:") && !lower.contains("x-no-method") {
+        req.extend_from_slice(b"X-Original-Method: GET\r\n");
+    }
     req.extend_from_slice(b"\r\n");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(&req).await.unwrap();
@@ -294,6 +302,9 @@ async fn original_uris_with_two_readings_are_refused_even_for_admins() {
         "/admin%0d%0aX-Injected:%20yes",
         "/%252e%252e/admin",
         "/admin%3fx",
+        "/public/%25%32%65%25%32%65/admin",
+        "/%25%36%31dmin",
+        "/%20admin",
         "/admin#frag",
         "/admin.",
         "/admin%20",
@@ -323,6 +334,9 @@ async fn original_uris_with_two_readings_are_refused_even_for_admins() {
         ("/public/a%20b.txt?x=/../admin", 200),
         ("/%61dmin", 403),
         ("/ADMIN/x", 403),
+        ("/admin.json", 403),
+        ("/adm%C4%B1n", 403),
+        ("/adm%C4%B0n/x", 403),
         ("/Admin", 403),
     ] {
         let line = format!("X-Original-URI: {target}\r\n");
@@ -420,6 +434,10 @@ rules:
     assert_eq!(raw_status(addr, "alice", "alicepass", list).await, 403);
     let twice = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org\r\nX-Forwarded-Host: admin.example.org\r\n";
     assert_eq!(raw_status(addr, "alice", "alicepass", twice).await, 403);
+    let query = b"X-Original-URI: /reports/1?x=1&_method=get\r\nX-Original-Method: POST\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", query).await, 403);
+    let ports = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: admin.example.org:80:80\r\n";
+    assert_eq!(raw_status(addr, "alice", "alicepass", ports).await, 403);
     let fine = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org:8443\r\n";
     assert_eq!(raw_status(addr, "alice", "alicepass", fine).await, 200);
 }
@@ -435,6 +453,34 @@ async fn rules_without_an_original_uri_deny() {
     assert_eq!(
         raw_status(addr, "adam", "adampass", b"X-Original-URI: /\r\n").await,
         200
+    );
+    // Method rules are configured: without the original method the sidecar would decide on
+    // its own request's (nginx's subrequest is always a GET), so it denies.
+    assert_eq!(
+        raw_status(
+            addr,
+            "adam",
+            "adampass",
+            b"X-Original-URI: /\r\nX-No-Method: 1\r\n"
+        )
+        .await,
+        403
+    );
+    let yaml = config("").replace(
+        "  - {path: /reports, methods: [DELETE], roles: [admin]}\n",
+        "",
+    );
+    let (no_method_rules, _, _stop3) = start(&yaml).await;
+    assert_eq!(
+        raw_status(
+            no_method_rules,
+            "alice",
+            "alicepass",
+            b"X-Original-URI: /x\r\nX-No-Method: 1\r\n"
+        )
+        .await,
+        200,
+        "no rule names a method, so none is needed"
     );
     // Without rules there is nothing to decide on a path: auth-o-tron's contract.
     let yaml = config("");
@@ -565,6 +611,7 @@ async fn informational_endpoints_and_metrics() {
     c.get(format!("http://{addr}/authenticate"))
         .header("authorization", basic("alice", "alicepass"))
         .header("x-original-uri", "/")
+        .header("x-original-method", "GET")
         .send()
         .await
         .unwrap();
@@ -623,6 +670,7 @@ async fn es256_minting_publishes_a_jwks_that_verifies_the_token() {
         .get(format!("http://{addr}/authenticate"))
         .header("authorization", basic("alice", "alicepass"))
         .header("x-original-uri", "/")
+        .header("x-original-method", "GET")
         .send()
         .await
         .unwrap();
@@ -837,4 +885,89 @@ async fn overload_is_shed_and_panics_become_500() {
         200,
         "still up"
     );
+}
+
+/// An HTTP/2 app whose answers name the connection (the peer port) they came over.
+async fn h2_app(limits: server::Limits) -> SocketAddr {
+    use auth_o_tron::sidecar::peers::Peer;
+    let app = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|axum::Extension(peer): axum::Extension<Peer>| async move {
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                peer.addr.port().to_string()
+            }),
+        )
+        .route(
+            "/port",
+            axum::routing::get(|axum::Extension(peer): axum::Extension<Peer>| async move {
+                peer.addr.port().to_string()
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(server::serve(l, app, limits, std::future::pending()));
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_http2_connection_is_timed_by_progress_not_by_its_oldest_request() {
+    let addr = h2_app(server::Limits {
+        request_timeout: Duration::from_millis(1500),
+        ..server::Limits::default()
+    })
+    .await;
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    // Overlapping 800 ms requests, one every 300 ms for 3 s: the connection is never idle,
+    // every request is quicker than the timeout, none may be cut.
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let c = c.clone();
+        calls.push(tokio::spawn(async move {
+            c.get(format!("http://{addr}/slow")).send().await
+        }));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut ports = std::collections::BTreeSet::new();
+    for call in calls {
+        let res = call.await.unwrap().expect("no request cut");
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        ports.insert(res.text().await.unwrap());
+    }
+    assert_eq!(ports.len(), 1, "one connection throughout: {ports:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_pings_after_an_answer_do_not_shorten_the_idle_timeout() {
+    let addr = h2_app(server::Limits {
+        header_read_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(5),
+        ..server::Limits::default()
+    })
+    .await;
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .http2_keep_alive_interval(Duration::from_millis(100))
+        .http2_keep_alive_while_idle(true)
+        .build()
+        .unwrap();
+    let port = |c: reqwest::Client| async move {
+        c.get(format!("http://{addr}/port"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let first = port(c.clone()).await;
+    // Idle for three head deadlines, with a PING every 100 ms: the same connection serves.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(port(c.clone()).await, first, "the connection was closed");
 }

@@ -181,6 +181,50 @@ async fn at_the_connection_cap_idle_connections_make_room() {
 }
 
 #[tokio::test]
+async fn at_the_cap_each_newcomer_evicts_one_keep_alive_connection_and_is_served() {
+    let side = start(
+        ", header_read_timeout_ms: 20000, idle_timeout_ms: 60000, max_connections: 16",
+        "",
+    );
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        let mut s = TcpStream::connect(side.addr).await.unwrap();
+        s.write_all(&request("alice", "alicepass", "/", false))
+            .await
+            .unwrap();
+        assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+        idle.push(s);
+    }
+    // Newcomers send their request at once: none may be reset, few keep-alives are lost.
+    let mut newcomers = Vec::new();
+    for _ in 0..4 {
+        let addr = side.addr;
+        newcomers.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(&request("alice", "alicepass", "/", true))
+                .await
+                .unwrap();
+            tokio::time::timeout(Duration::from_secs(5), read_response(&mut s))
+                .await
+                .expect("served")
+        }));
+    }
+    for n in newcomers {
+        assert!(n.await.unwrap().starts_with("HTTP/1.1 200"));
+    }
+    let mut closed = 0;
+    for s in &mut idle {
+        if closed_within(s, Duration::from_millis(100)).await.is_some() {
+            closed += 1;
+        }
+    }
+    assert!(
+        (1..=8).contains(&closed),
+        "{closed} of 16 keep-alive connections evicted"
+    );
+}
+
+#[tokio::test]
 async fn refused_targets_are_audited_and_a_missing_uri_is_logged_once() {
     let side = start("", "rules:\n  - {path: /admin, roles: [admin]}\n");
     for target in ["/admin/..%2fpublic", "/admin/../public"] {
@@ -213,7 +257,10 @@ async fn refused_targets_are_audited_and_a_missing_uri_is_logged_once() {
     let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
     assert_eq!(lines("auth.proxy.misconfigured"), 1, "rate-limited: {log}");
     assert_eq!(
-        lines("no X-Original-URI or X-Forwarded-Uri"),
+        log.lines()
+            .filter(|l| l.contains("auth.decision")
+                && l.contains("no X-Original-URI or X-Forwarded-Uri"))
+            .count(),
         20,
         "every denial is audited: {log}"
     );

@@ -50,8 +50,14 @@ pub struct ConnState {
     last_done: AtomicU64,
     /// Milliseconds since `start` + 1 of the first byte read while no request ran; 0: none.
     first_read: AtomicU64,
-    /// Milliseconds since `start` + 1 when the oldest running request started.
+    /// Milliseconds since `start` + 1 of the last request start or answer while busy: a busy
+    /// connection must make progress, one answer at a time.
     busy_since: AtomicU64,
+    /// An HTTP/2 connection: frames after an answer (PING, SETTINGS ACK, WINDOW_UPDATE) are
+    /// not a request head.
+    h2: AtomicBool,
+    /// Bytes were read at all.
+    any_read: AtomicBool,
     wake: Notify,
 }
 
@@ -64,6 +70,8 @@ impl ConnState {
             last_done: AtomicU64::new(0),
             first_read: AtomicU64::new(0),
             busy_since: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            any_read: AtomicBool::new(false),
             wake: Notify::new(),
         })
     }
@@ -72,7 +80,16 @@ impl ConnState {
         self.start.elapsed().as_millis() as u64 + 1
     }
 
+    fn on_first_read(&self, bytes: &[u8]) {
+        if bytes.starts_with(b"PRI ") {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn on_read(&self) {
+        if self.h2.load(Ordering::Relaxed) && self.last_done.load(Ordering::Relaxed) != 0 {
+            return;
+        }
         if self.in_flight.load(Ordering::Relaxed) == 0
             && self.first_read.load(Ordering::Relaxed) == 0
             && self
@@ -85,46 +102,61 @@ impl ConnState {
     }
 
     fn on_start(&self) {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.busy_since.store(self.now(), Ordering::Relaxed);
-        }
+        self.busy_since.store(self.now(), Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
     fn on_done(&self) {
+        let now = self.now();
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.last_done.store(self.now(), Ordering::Relaxed);
+            self.last_done.store(now, Ordering::Relaxed);
             self.first_read.store(0, Ordering::Relaxed);
             self.wake.notify_one();
+        } else {
+            self.busy_since.store(now, Ordering::Relaxed);
         }
     }
 
-    fn idle(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0 && self.first_read.load(Ordering::Relaxed) == 0
+    /// Idle and safe to close: no request running or arriving, and either it has answered one
+    /// (keep-alive) or it has been silent for a while (a new connection's request may already
+    /// be in the socket, unread).
+    fn evictable(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.first_read.load(Ordering::Relaxed) == 0
+            && (self.last_done.load(Ordering::Relaxed) != 0
+                || (!self.any_read.load(Ordering::Relaxed) && self.now() > 500))
     }
 }
 
-/// Set while the server is at its connection cap and a new connection waits: idle
-/// connections close themselves to make room.
+/// Raised while the server is at its connection cap and a new connection waits: one idle
+/// connection closes itself to make room (not all of them).
 #[derive(Debug, Default)]
 pub struct Pressure {
-    on: AtomicBool,
+    wanted: AtomicUsize,
     changed: Notify,
 }
 
 impl Pressure {
-    /// Asks idle connections to close.
+    /// Asks one idle connection to close.
     pub fn raise(&self) {
-        self.on.store(true, Ordering::Release);
+        self.wanted.store(1, Ordering::Release);
         self.changed.notify_waiters();
     }
 
     /// Room was made.
     pub fn lower(&self) {
-        self.on.store(false, Ordering::Release);
+        self.wanted.store(0, Ordering::Release);
+    }
+
+    /// Takes the one eviction asked for, if it is still open.
+    fn claim(&self) -> bool {
+        self.wanted
+            .compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 
     fn is_on(&self) -> bool {
-        self.on.load(Ordering::Acquire)
+        self.wanted.load(Ordering::Acquire) != 0
     }
 }
 
@@ -150,7 +182,7 @@ pub async fn watchdog(state: &ConnState, limits: Deadlines, pressure: &Pressure)
     loop {
         // Registered before the check, so a raise between the two is not missed.
         let raised = pressure.changed.notified();
-        if pressure.is_on() && state.idle() {
+        if pressure.is_on() && state.evictable() && pressure.claim() {
             return Closed::Evicted;
         }
         let now = state.now();
@@ -172,6 +204,13 @@ pub async fn watchdog(state: &ConnState, limits: Deadlines, pressure: &Pressure)
         if now >= deadline {
             return why;
         }
+        // Under pressure a silent new connection becomes evictable at 500 ms: look again then.
+        let deadline = if pressure.is_on() && now <= 500 && !state.any_read.load(Ordering::Relaxed)
+        {
+            deadline.min(502)
+        } else {
+            deadline
+        };
         sleep
             .as_mut()
             .reset(tokio::time::Instant::now() + Duration::from_millis(deadline - now));
@@ -210,6 +249,9 @@ impl<T: AsyncRead> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
+            if !this.state.any_read.swap(true, Ordering::Relaxed) {
+                this.state.on_first_read(&buf.filled()[before..]);
+            }
             this.state.on_read();
         }
         res

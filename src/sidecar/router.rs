@@ -77,7 +77,7 @@ fn authenticate(state: &AppState, req: &Request) -> Response {
             target: "auth_o_tron::audit",
             event_name = "auth.decision", result = "forbidden", status = 403u16,
             user = %principal.username, realm = %principal.realm, provider = principal.provider(),
-            method = %decision.method, path = target, reason = denial.reason(),
+            method = %decision.method, path = target, host = decision.host.as_deref().unwrap_or("-"), reason = denial.reason(),
         );
         let challenge = state.auth.challenges().for_error(&error);
         return Rejection {
@@ -97,7 +97,7 @@ fn authenticate(state: &AppState, req: &Request) -> Response {
         target: "auth_o_tron::audit",
         event_name = "auth.decision", result = "success", status = 200u16,
         user = %principal.username, realm = %principal.realm, provider = principal.provider(),
-        method = %decision.method, path = target,
+        method = %decision.method, path = target, host = decision.host.as_deref().unwrap_or("-"),
     );
     let mut res = Response::new(axum::body::Body::from("Authenticated successfully"));
     // Sized for every header of this answer, including the ones hyper and axum add: growing a

@@ -69,8 +69,8 @@ pub enum Ambiguous {
     EncodedDelimiter,
     /// A raw `#`: a fragment is never sent by a browser; nginx forwards it raw.
     Fragment,
-    /// A segment ending in `.` or a space (`/admin.`, `/admin%20`): ignored by some matchers
-    /// and by Windows.
+    /// A segment ending in `.`, or starting or ending with a space (`/admin.`, `/admin%20`,
+    /// `/%20admin`): trimmed by some matchers and by Windows.
     TrailingDotOrSpace,
 }
 
@@ -90,7 +90,9 @@ impl Ambiguous {
             Ambiguous::DoubleEncoding => "original URI is double-encoded",
             Ambiguous::EncodedDelimiter => "original URI has an encoded ? or #",
             Ambiguous::Fragment => "original URI has a fragment",
-            Ambiguous::TrailingDotOrSpace => "original URI has a segment ending in a dot or space",
+            Ambiguous::TrailingDotOrSpace => {
+                "original URI has a segment ending in a dot or with a space at either end"
+            }
         }
     }
 }
@@ -145,11 +147,6 @@ pub fn strict_path(target: &str) -> Result<String, Ambiguous> {
                         b'/' | b'\\' => return Err(Ambiguous::EncodedSeparator),
                         b';' => return Err(Ambiguous::PathParameter),
                         b'?' | b'#' => return Err(Ambiguous::EncodedDelimiter),
-                        b'%' if s.get(i).copied().and_then(hex).is_some()
-                            && s.get(i + 1).copied().and_then(hex).is_some() =>
-                        {
-                            return Err(Ambiguous::DoubleEncoding);
-                        }
                         d => d,
                     }
                 }
@@ -174,8 +171,16 @@ pub fn strict_path(target: &str) -> Result<String, Ambiguous> {
         if decoded == b"." || decoded == b".." {
             return Err(Ambiguous::DotSegment);
         }
-        if matches!(decoded.last(), Some(b'.' | b' ')) {
+        if matches!(decoded.last(), Some(b'.' | b' ')) || decoded.first() == Some(&b' ') {
             return Err(Ambiguous::TrailingDotOrSpace);
+        }
+        // Any `%` left after decoding came from `%25`; followed by two hex digits (raw or
+        // themselves encoded, as in `%25%32%65`), one more decoding makes a new escape.
+        if decoded
+            .windows(3)
+            .any(|w| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some())
+        {
+            return Err(Ambiguous::DoubleEncoding);
         }
     }
     String::from_utf8(out).map_err(|_| Ambiguous::NotUtf8)
@@ -297,8 +302,8 @@ impl Rule {
         })
     }
 
-    /// Whether this rule applies to `method` on `path` (decoded; compared case-insensitively,
-    /// so that case-insensitive routers cannot skip it) at `host` (as sent; `None` when the
+    /// Whether this rule applies to `method` on `path` (decoded and case-folded by the caller;
+    /// a format suffix counts, `/admin.json` is `/admin` to Rails and old Spring) at `host` (as sent; `None` when the
     /// proxy did not say, which lets host rules apply).
     pub fn applies(&self, method: &Method, path: &str, host: Option<&str>) -> bool {
         let host_ok = match (&self.host, host) {
@@ -316,7 +321,7 @@ impl Rule {
         let on_boundary = n == 0
             || (p.len() >= n
                 && p[..n].eq_ignore_ascii_case(self.prefix.as_bytes())
-                && (p.len() == n || p[n] == b'/'));
+                && (p.len() == n || p[n] == b'/' || p[n] == b'.'));
         on_boundary
             && (self.methods.is_empty()
                 || self.methods.contains(method)
@@ -334,6 +339,8 @@ pub enum Denial {
     Ambiguous(Ambiguous),
     /// Rules are configured but the proxy named no original URI.
     NoOriginalUri,
+    /// Method rules are configured but the proxy named no original method.
+    NoOriginalMethod,
     /// The original request headers are unusable (conflicting families, not ASCII).
     BadOriginal(&'static str),
 }
@@ -347,6 +354,7 @@ impl Denial {
             Denial::Requirement(Forbidden::Scope(_)) => "missing scope",
             Denial::Ambiguous(a) => a.reason(),
             Denial::NoOriginalUri => "no X-Original-URI or X-Forwarded-Uri",
+            Denial::NoOriginalMethod => "no X-Original-Method or X-Forwarded-Method",
             Denial::BadOriginal(why) => why,
         }
     }
@@ -367,6 +375,8 @@ pub struct Decision {
     pub method: Method,
     /// The original target as sent by the proxy (for the audit line).
     pub target: Option<String>,
+    /// The forwarded host, when it is one plain host (for the audit line).
+    pub host: Option<String>,
     /// `Some` when denied.
     pub denial: Option<Denial>,
 }
@@ -376,6 +386,7 @@ pub struct Decision {
 pub struct Rules {
     rules: Vec<Rule>,
     mode: PathMode,
+    methods_matter: bool,
     warnings: Vec<String>,
 }
 
@@ -389,8 +400,32 @@ impl Rules {
             .collect::<Result<Vec<_>, _>>()?;
         let mut warnings = Vec::new();
         for (i, r) in rules.iter().enumerate() {
+            // Rule paths are written as text: `/café` is `/caf%C3%A9` on the wire.
+            let encoded: String = r
+                .path
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            if r.path.contains(['*', '{', '}']) || r.path.ends_with("/**") {
+                warnings.push(format!(
+                    "rules[{i}].path {:?} is a literal prefix, not a pattern: `*`, `{{` and `}}` match only themselves",
+                    r.path
+                ));
+            }
+            if r.host.as_deref().is_some_and(|h| h.contains('*')) {
+                warnings.push(format!(
+                    "rules[{i}].host {:?} is a literal host name, not a pattern",
+                    r.host.as_deref().unwrap_or_default()
+                ));
+            }
             if mode == PathMode::Reject
-                && let Err(why) = strict_path(&r.path)
+                && let Err(why) = strict_path(&encoded)
             {
                 warnings.push(format!(
                     "rules[{i}].path {:?} can never apply: every request for it is refused first ({})",
@@ -427,6 +462,7 @@ impl Rules {
             }
         }
         Ok(Rules {
+            methods_matter: rules.iter().any(|r| !r.methods.is_empty()),
             rules: compiled,
             mode,
             warnings,
@@ -444,30 +480,34 @@ impl Rules {
     }
 
     /// Decides the request described by `headers` (sent by the proxy) for `principal`.
-    /// `own` is the decision request's own method, used when the proxy names none.
+    /// `own` is the decision request's own method, reported when the proxy names none.
     pub fn decide(&self, headers: &HeaderMap, own: &Method, principal: &Principal) -> Decision {
-        let (method, target) = match original(headers, own) {
+        let (method, target) = match original(headers) {
             Ok(x) => x,
             Err(why) => {
                 return Decision {
                     method: own.clone(),
                     target: None,
+                    host: None,
                     denial: Some(Denial::BadOriginal(why)),
                 };
             }
         };
-        let denial = self.check(&method, target, headers, principal);
+        let host = forwarded_host(headers);
+        let denial = self.check(method.as_ref(), target, host, headers, principal);
         Decision {
-            method,
+            method: method.unwrap_or_else(|| own.clone()),
             target: target.map(str::to_owned),
+            host: host.map(str::to_owned),
             denial,
         }
     }
 
     fn check(
         &self,
-        method: &Method,
+        method: Option<&Method>,
         target: Option<&str>,
+        host: Option<&str>,
         headers: &HeaderMap,
         principal: &Principal,
     ) -> Option<Denial> {
@@ -475,8 +515,18 @@ impl Rules {
             return None;
         }
         let Some(target) = target else {
-            warn_no_original_uri();
+            warn_misconfigured(Denial::NoOriginalUri.reason());
             return Some(Denial::NoOriginalUri);
+        };
+        // The decision request's own method is the proxy's (nginx's subrequest is a GET), not
+        // the client's: method rules cannot be decided without the original one.
+        let method = match method {
+            Some(m) => m,
+            None if self.methods_matter => {
+                warn_misconfigured(Denial::NoOriginalMethod.reason());
+                return Some(Denial::NoOriginalMethod);
+            }
+            None => &Method::GET,
         };
         let path = match self.mode {
             PathMode::Reject => match strict_path(target) {
@@ -485,8 +535,8 @@ impl Rules {
             },
             PathMode::Normalize => normalize_path(target),
         };
-        let host = forwarded_host(headers);
-        let overrides = method_overrides(headers);
+        let path = fold_case(path);
+        let overrides = method_overrides(headers, target);
         self.rules
             .iter()
             .filter(|r| {
@@ -498,22 +548,65 @@ impl Rules {
     }
 }
 
-/// The host the proxy names, when it names exactly one plain `host[:port]`. A list (several
-/// proxies appending), two header lines or anything else count as no host, so host rules apply.
+/// Lower-cases ASCII and the few non-ASCII letters that Unicode-aware case-insensitive
+/// matchers (Java's `equalsIgnoreCase`, JavaScript's `/iu`) equate with ASCII ones:
+/// `ı`, `İ`, `ſ` and the Kelvin sign.
+fn fold_case(path: String) -> String {
+    if path.is_ascii() {
+        return path.to_ascii_lowercase();
+    }
+    path.chars()
+        .map(|c| match c {
+            '\u{131}' | '\u{130}' => 'i',
+            '\u{17f}' => 's',
+            '\u{212a}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// The host the proxy names, when it names exactly one plain `name[:digits]` or
+/// `[v6][:digits]`. A list (several proxies appending), two header lines, a second port
+/// (`admin.example.org:80:80`, which some apps cut at the first `:`) or anything else count as
+/// no host, so host rules apply.
 fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
     let mut all = headers.get_all(&X_FORWARDED_HOST).iter();
     let host = all.next()?.to_str().ok()?.trim();
-    let plain = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
-    (all.next().is_none() && plain).then_some(host)
+    if all.next().is_some() {
+        return None;
+    }
+    let (name_ok, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        let ok = !v6.is_empty()
+            && v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        let port = match after {
+            "" => None,
+            a => Some(a.strip_prefix(':')?),
+        };
+        (ok, port)
+    } else {
+        let (name, port) = match host.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        };
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        (ok, port)
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    (name_ok && port_ok).then_some(host)
 }
 
 /// Methods the client asked the app to use instead of the request's own (frameworks that
-/// honour `X-HTTP-Method-Override` and friends route a POST as DELETE): a rule on any of them
-/// applies too. Proxies pass the client's headers to the decision request.
-fn method_overrides(headers: &HeaderMap) -> Vec<Method> {
+/// honour `X-HTTP-Method-Override` and friends, or a `_method` query parameter, route a POST as
+/// DELETE): a rule on any of them applies too. Proxies pass the client's headers to the
+/// decision request. A `_method` in a form body cannot be seen here.
+fn method_overrides(headers: &HeaderMap, target: &str) -> Vec<Method> {
     const OVERRIDES: [HeaderName; 3] = [
         HeaderName::from_static("x-http-method-override"),
         HeaderName::from_static("x-http-method"),
@@ -530,20 +623,27 @@ fn method_overrides(headers: &HeaderMap) -> Vec<Method> {
             }
         }
     }
+    if let Some((_, query)) = target.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((k, v)) = pair.split_once('=')
+                && k.eq_ignore_ascii_case("_method")
+                && let Ok(m) = Method::from_bytes(v.to_ascii_uppercase().as_bytes())
+            {
+                out.push(m);
+            }
+        }
+    }
     out
 }
 
 /// The request the proxy is asking about: method and target from `X-Original-*` (nginx) or
-/// `X-Forwarded-*` (Caddy, Traefik), else this request's own method and no target.
+/// `X-Forwarded-*` (Caddy, Traefik), each `None` when the proxy names none.
 ///
 /// Proxies pass the client's own headers along, so a client can send the family its proxy does
 /// not set. When both families are present and disagree, the answer is `Err`: deny rather than
 /// guess which one the proxy wrote. Two values of one header are refused the same way.
-fn original<'h>(
-    headers: &'h HeaderMap,
-    own: &Method,
-) -> Result<(Method, Option<&'h str>), &'static str> {
-    let get = |name: &HeaderName| -> Result<Option<&'h str>, &'static str> {
+fn original(headers: &HeaderMap) -> Result<(Option<Method>, Option<&str>), &'static str> {
+    let get = |name: &HeaderName| -> Result<Option<&str>, &'static str> {
         let mut all = headers.get_all(name).iter();
         let Some(v) = all.next() else {
             return Ok(None);
@@ -555,26 +655,26 @@ fn original<'h>(
             .map(Some)
             .map_err(|_| "original request header is not ASCII")
     };
-    let pick = |a: &HeaderName, b: &HeaderName| -> Result<Option<&'h str>, &'static str> {
+    let pick = |a: &HeaderName, b: &HeaderName| -> Result<Option<&str>, &'static str> {
         match (get(a)?, get(b)?) {
             (Some(x), Some(y)) if x != y => Err("X-Original-* and X-Forwarded-* disagree"),
             (x, y) => Ok(x.or(y)),
         }
     };
     let method = match pick(&X_ORIGINAL_METHOD, &X_FORWARDED_METHOD)? {
-        Some(m) => {
-            // Routers differ on method case; a rule on GET must cover `get`.
+        // Routers differ on method case; a rule on GET must cover `get`.
+        Some(m) => Some(
             Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                .map_err(|_| "original method is not a method")?
-        }
-        None => own.clone(),
+                .map_err(|_| "original method is not a method")?,
+        ),
+        None => None,
     };
     Ok((method, pick(&X_ORIGINAL_URI, &X_FORWARDED_URI)?))
 }
 
-/// Logs a proxy that names no original URI, at most once every 10 s per process: the
-/// misconfiguration concerns every request, the log must not flood.
-fn warn_no_original_uri() {
+/// Logs a proxy that names no original URI or method, at most once every 10 s per process:
+/// the misconfiguration concerns every request, the log must not flood.
+fn warn_misconfigured(what: &'static str) {
     static LAST: AtomicU64 = AtomicU64::new(0);
     static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
@@ -589,9 +689,11 @@ fn warn_no_original_uri() {
         tracing::warn!(
             event_name = "auth.proxy.misconfigured",
             suppressed = SUPPRESSED.swap(0, Ordering::Relaxed),
-            "rules are configured but the proxy sent neither X-Original-URI nor X-Forwarded-Uri: \
-             every decision is denied; set `proxy_set_header X-Original-URI $request_uri;` (nginx) \
-             or use forward_auth (Caddy)"
+            missing = what,
+            "rules are configured but the proxy does not name the original request: every \
+             decision is denied; set `proxy_set_header X-Original-URI $request_uri;` and \
+             `proxy_set_header X-Original-Method $request_method;` (nginx) or use forward_auth \
+             (Caddy, Traefik)"
         );
     } else {
         SUPPRESSED.fetch_add(1, Ordering::Relaxed);
@@ -642,6 +744,10 @@ mod tests {
             ("/admin.", TrailingDotOrSpace),
             ("/admin%20", TrailingDotOrSpace),
             ("/admin%2e", TrailingDotOrSpace),
+            ("/%20admin", TrailingDotOrSpace),
+            ("/public/%25%32%65%25%32%65/admin", DoubleEncoding),
+            ("/%25%36%31dmin", DoubleEncoding),
+            ("/%2561dmin", DoubleEncoding),
             ("*", NotOriginForm),
             ("http://h/admin", NotOriginForm),
             ("admin", NotOriginForm),
@@ -694,6 +800,8 @@ mod tests {
         assert!(!r.matches(&Method::POST, "/admin"));
         let head_only = Rule::compile(&rule("/x", &["HEAD"]), 0).unwrap();
         assert!(!head_only.matches(&Method::GET, "/x"));
+        assert!(r.matches(&Method::GET, "/admin.json"));
+        assert!(!r.matches(&Method::GET, "/admins"));
         let root = Rule::compile(&rule("/", &[]), 0).unwrap();
         assert!(root.matches(&Method::DELETE, "/anything"));
         let empty = RuleConfig {
@@ -720,6 +828,59 @@ mod tests {
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].starts_with("rules[0].path") && w[0].contains("never apply"));
         assert!(w[1].starts_with("rules[2] matches exactly what rules[1]"));
+    }
+
+    #[test]
+    fn unicode_case_twins_of_ascii_letters_fold() {
+        assert_eq!(fold_case("/Adm\u{131}n".into()), "/admin");
+        assert_eq!(fold_case("/ADM\u{130}N".into()), "/admin");
+        assert_eq!(fold_case("/report\u{17f}".into()), "/reports");
+        assert_eq!(fold_case("/\u{212a}ey".into()), "/key");
+        assert_eq!(fold_case("/café".into()), "/café");
+    }
+
+    #[test]
+    fn only_one_plain_host_counts() {
+        let host = |v: &[&str]| {
+            let mut h = HeaderMap::new();
+            for x in v {
+                h.append(X_FORWARDED_HOST, x.parse().unwrap());
+            }
+            forwarded_host(&h).map(str::to_owned)
+        };
+        assert_eq!(
+            host(&["admin.example.org"]).as_deref(),
+            Some("admin.example.org")
+        );
+        assert_eq!(
+            host(&["admin.example.org:8443"]).as_deref(),
+            Some("admin.example.org:8443")
+        );
+        assert_eq!(host(&["[::1]:80"]).as_deref(), Some("[::1]:80"));
+        for bad in [
+            "admin.example.org:80:80",
+            "a.example, admin.example.org",
+            "admin.example.org:",
+            "admin.example.org:x",
+            "[::1]x",
+            "",
+            "a b",
+        ] {
+            assert_eq!(host(&[bad]), None, "{bad:?}");
+        }
+        assert_eq!(host(&["a.example", "b.example"]), None);
+    }
+
+    #[test]
+    fn patterns_and_non_ascii_rule_paths_are_reported_correctly() {
+        let rules = Rules::compile(
+            &[rule("/admin/*", &[]), rule("/café", &[])],
+            PathMode::Reject,
+        )
+        .unwrap();
+        let w = rules.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("literal prefix"), "{w:?}");
     }
 
     #[test]

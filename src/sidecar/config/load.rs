@@ -517,6 +517,15 @@ impl Config {
                 "must be greater than zero",
             ));
         }
+        for (key, v) in [
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+            ("server.request_timeout_ms", self.server.request_timeout_ms),
+            ("server.max_connections", self.server.max_connections as u64),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::key(key, "must be greater than zero"));
+            }
+        }
         if self.server.header_read_timeout_ms == 0 {
             return Err(ConfigError::key(
                 "server.header_read_timeout_ms",
