@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-15}"
 if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "fuzz-smoke: skipped, no nightly toolchain (rustup toolchain install nightly)"
+    echo 'fuzz-smoke: skipped, cargo +nightly is not available (rustup toolchain install nightly)'
     exit 0
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
