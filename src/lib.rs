@@ -26,3 +26,9 @@ pub use stats::{AugmenterCounters, ProviderCounters, Stats};
 pub use user::{Principal, Scopes, User};
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
+
+/// Internal entry points for the fuzz targets in `fuzz/`; no stability guarantee.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzz_api.rs"]
+pub mod __fuzz;

@@ -16,7 +16,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use ldap3::asn1::StructureTag;
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope};
 use tokio::sync::Mutex;
 
 use super::{AugmentError, Augmentation, Augmenter};
@@ -103,6 +104,50 @@ fn components(dn: &str) -> Option<Vec<(String, String)>> {
             Some((k.trim().to_owned(), v.trim().to_owned()))
         })
         .collect()
+}
+
+/// The `memberOf` values of one search result entry. The entry is the server's BER as received:
+/// `SearchEntry::construct` panics on a malformed one (a DN that is not UTF-8, a missing
+/// attribute list, ...), so the shape is checked here and anything unexpected gives no value.
+/// Values that are not UTF-8 are skipped.
+fn member_of(entry: ResultEntry) -> Vec<String> {
+    // SearchResultEntry ::= [APPLICATION 4] SEQUENCE { objectName, attributes } (RFC 4511 §4.5.2)
+    let Some(mut parts) = entry
+        .0
+        .match_id(4)
+        .and_then(StructureTag::expect_constructed)
+        .map(Vec::into_iter)
+    else {
+        return Vec::new();
+    };
+    let object_name = parts.next().and_then(StructureTag::expect_primitive);
+    if object_name.is_none_or(|dn| std::str::from_utf8(&dn).is_err()) {
+        return Vec::new();
+    }
+    let Some(attributes) = parts.next().and_then(StructureTag::expect_constructed) else {
+        return Vec::new();
+    };
+    let mut values = Vec::new();
+    for attribute in attributes {
+        // PartialAttribute ::= SEQUENCE { type, vals SET OF value }
+        let Some(mut attribute) = attribute.expect_constructed().map(Vec::into_iter) else {
+            continue;
+        };
+        let is_member_of = attribute
+            .next()
+            .and_then(StructureTag::expect_primitive)
+            .is_some_and(|t| t == b"memberOf");
+        if !is_member_of {
+            continue;
+        }
+        let vals = attribute.next().and_then(StructureTag::expect_constructed);
+        for v in vals.into_iter().flatten() {
+            if let Some(Ok(dn)) = v.expect_primitive().map(String::from_utf8) {
+                values.push(dn);
+            }
+        }
+    }
+    values
 }
 
 fn same(a: &(String, String), b: &(String, String)) -> bool {
@@ -235,16 +280,24 @@ impl LdapAugmenter {
                 return Err(AugmentError(format!("ldap search: {e}")));
             }
         };
-        let mut roles = Vec::new();
-        for entry in entries {
-            let entry = SearchEntry::construct(entry);
-            for dn in entry.attrs.get("memberOf").into_iter().flatten() {
-                roles.extend(roles_of(dn, self.settings.filter.as_deref(), &self.filters));
-            }
-        }
-        let roles = Arc::new(roles);
+        let roles = Arc::new(self.entry_roles(entries));
         self.cache.insert(username.to_owned(), roles.clone());
         Ok(roles)
+    }
+
+    /// The roles the `memberOf` values of the search result `entries` give (no I/O).
+    pub(crate) fn entry_roles(&self, entries: Vec<ResultEntry>) -> Vec<String> {
+        let mut roles = Vec::new();
+        for entry in entries {
+            for dn in member_of(entry) {
+                roles.extend(roles_of(
+                    &dn,
+                    self.settings.filter.as_deref(),
+                    &self.filters,
+                ));
+            }
+        }
+        roles
     }
 }
 

@@ -85,6 +85,16 @@ impl EcmwfApiProvider {
         let req = self.client.inner().get(url).query(&[("token", key)]);
         let res = self.client.send("who-am-i", req).await?;
         res.check_status("who-am-i", &[401, 403], "Invalid API token")?;
+        self.answer(&res, email)
+    }
+
+    /// Turns a 2xx `who-am-i` answer into an identity or a refusal (no I/O); `email` is the
+    /// one an `EmailKey` credential gave.
+    pub(crate) fn answer(
+        &self,
+        res: &super::http::Fetched,
+        email: Option<&str>,
+    ) -> Result<Identity, ProviderError> {
         let who: WhoAmI = res.json("who-am-i")?;
         let uid = who
             .uid

@@ -65,6 +65,11 @@ impl EfasApiProvider {
             .query(&[("token", token)]);
         let res = self.client.send("EFAS user details", req).await?;
         res.check_status("EFAS user details", &[401, 403], "Invalid API token")?;
+        self.answer(&res)
+    }
+
+    /// Turns a 2xx answer into an identity or a refusal (no I/O).
+    pub(crate) fn answer(&self, res: &super::http::Fetched) -> Result<Identity, ProviderError> {
         let d: Details = res.json("EFAS user details")?;
         if d.username.is_empty() {
             return Err(ProviderError::unavailable(

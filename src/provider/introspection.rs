@@ -95,8 +95,13 @@ impl IntrospectionProvider {
         let res = self.client.send("introspection", req.form(&form)).await?;
         // 401/403 mean *our* client was refused: nothing is known about the token.
         res.check_status("introspection", &[], "")?;
-        let doc: Value = res.json("introspection")?;
-        super::http::require_active(&doc, "introspection", "token is not active")?;
+        self.answer(&res.json("introspection")?)
+    }
+
+    /// Turns the endpoint's JSON answer into an identity or a refusal (no I/O).
+    pub(crate) fn answer(&self, doc: &Value) -> Result<Identity, ProviderError> {
+        let s = &self.settings;
+        super::http::require_active(doc, "introspection", "token is not active")?;
         let doc = doc
             .as_object()
             .ok_or_else(|| ProviderError::unavailable("introspection: not a JSON object"))?;

@@ -217,6 +217,16 @@ impl JwtProvider {
 
     /// Validates `token` and maps its claims.
     async fn check(&self, token: &str) -> Result<Identity, ProviderError> {
+        let header = self.unverified_checks(token)?;
+        self.verify(token, header).await
+    }
+
+    /// Everything decided before a key is looked up: the token's shape, its header (algorithm,
+    /// `typ`, no `cty`) and the [`precheck`](Self::precheck) of its claims.
+    pub(crate) fn unverified_checks(
+        &self,
+        token: &str,
+    ) -> Result<jsonwebtoken::Header, ProviderError> {
         if token.split('.').count() != 3 {
             return Err(ProviderError::invalid("not a compact JWS"));
         }
@@ -236,6 +246,15 @@ impl JwtProvider {
             return Err(ProviderError::invalid("nested JWTs are not accepted"));
         }
         self.precheck(token)?;
+        Ok(header)
+    }
+
+    /// The signature and the standard claims, then [`map`](Self::map).
+    async fn verify(
+        &self,
+        token: &str,
+        header: jsonwebtoken::Header,
+    ) -> Result<Identity, ProviderError> {
         let (alg, key) = self.keys.key(header.kid.as_deref(), header.alg).await?;
         let mut v = Validation::new(alg);
         v.leeway = self.settings.leeway;
@@ -287,7 +306,7 @@ impl JwtProvider {
         Ok(())
     }
 
-    fn map(&self, claims: Map<String, Value>) -> Result<Identity, ProviderError> {
+    pub(crate) fn map(&self, claims: Map<String, Value>) -> Result<Identity, ProviderError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()

@@ -94,7 +94,7 @@ impl std::fmt::Debug for OfflineProvider {
     }
 }
 
-fn word(scope: &str, w: &str) -> bool {
+pub(crate) fn word(scope: &str, w: &str) -> bool {
     scope.split_ascii_whitespace().any(|s| s == w)
 }
 
