@@ -869,7 +869,6 @@ async fn log_05_library_errors_are_logged_by_kind_without_claim_values() {
         format!(r#"{{"sub":"a","iss":"{ISSUER}","aud":"api","exp":{n},"nbf":"canary-nbf-3"}}"#),
         format!(r#"{{"sub":{{"canary-sub-4":1}},"iss":"{ISSUER}","aud":"api","exp":{n}}}"#),
         format!(r#"{{"sub":"a","iss":"{ISSUER}","aud":"canary-aud-5","exp":{n}}}"#),
-        format!(r#"{{"sub":"canary-sub-6\n","iss":"{ISSUER}","aud":"api","exp":{n}}}"#),
         format!(r#"{{"sub":"a","iss":"{ISSUER}","aud":"canary-aud-7\n","exp":{n}}}"#),
         format!(r#"{{"sub":8675309,"iss":"{ISSUER}","aud":"api","exp":{n}}}"#),
     ] {
