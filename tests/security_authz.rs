@@ -157,7 +157,8 @@ async fn authz_04_characters_outside_b64token_are_invalid_request() {
     }
     // Non-ASCII and obs-text bytes: a non-UTF-8 header value must not panic anything.
     for bytes in [&b"Bearer r\xc3\xa9ader"[..], b"Bearer \xff\xfe"] {
-        let mut req = b"GET /me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: ".to_vec();
+        let mut req =
+            b"GET /me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: ".to_vec();
         req.extend_from_slice(bytes);
         req.extend_from_slice(b"\r\n\r\n");
         let text = raw(addr, &String::from_utf8_lossy(&req)).await;
@@ -254,7 +255,10 @@ async fn authz_08_a_token_sent_by_two_methods_is_rejected_and_query_tokens_are_n
     // `?access_token=` is not a credential source at all.
     let res = get_with(addr, "/me?access_token=writer", &[]).await;
     assert_eq!(res.status(), 401);
-    assert!(!challenge(&res).contains("error="), "treated as no credential");
+    assert!(
+        !challenge(&res).contains("error="),
+        "treated as no credential"
+    );
 }
 
 #[tokio::test]
@@ -304,7 +308,9 @@ async fn authz_11_a_megabyte_of_dots_is_refused_by_the_length_cap() {
     let mut h = http::HeaderMap::new();
     h.insert(
         "authorization",
-        format!("Bearer {}", ".".repeat(1024 * 1024)).parse().unwrap(),
+        format!("Bearer {}", ".".repeat(1024 * 1024))
+            .parse()
+            .unwrap(),
     );
     let started = std::time::Instant::now();
     assert_eq!(
@@ -334,7 +340,10 @@ async fn err_01_each_outcome_has_its_rfc6750_status_and_challenge() {
     let t = tokens();
     let addr = start(t.clone()).await;
     let none = get_with(addr, "/me", &[]).await;
-    assert_eq!((none.status().as_u16(), challenge(&none)), (401, CHALLENGE.to_owned()));
+    assert_eq!(
+        (none.status().as_u16(), challenge(&none)),
+        (401, CHALLENGE.to_owned())
+    );
     let malformed = get_with(addr, "/me", &[("authorization", "Bearer a b")]).await;
     assert_eq!(malformed.status(), 401);
     assert_eq!(
@@ -369,7 +378,10 @@ async fn err_04_rejections_never_echo_the_credential_and_are_not_stored() {
     for (path, value) in [
         ("/me", "Bearer canary-reflect-7c1d"),
         ("/me", "Bearer canary-reflect-7c1d extra"),
-        ("/me", "Bearer canary-reflect-7c1d, Bearer canary-reflect-7c1d"),
+        (
+            "/me",
+            "Bearer canary-reflect-7c1d, Bearer canary-reflect-7c1d",
+        ),
         ("/admin", "Bearer reader"),
         ("/read", "Bearer writer"),
     ] {
@@ -377,7 +389,10 @@ async fn err_04_rejections_never_echo_the_credential_and_are_not_stored() {
         assert!(res.status().is_client_error(), "{value}");
         let headers = format!("{:?}", res.headers());
         let body = res.text().await.unwrap();
-        assert!(!body.contains("canary") && !body.contains("reader"), "{body}");
+        assert!(
+            !body.contains("canary") && !body.contains("reader"),
+            "{body}"
+        );
         assert!(!headers.contains("canary"), "{headers}");
         assert!(
             serde_json::from_str::<serde_json::Value>(&body).is_ok(),
@@ -397,18 +412,36 @@ async fn err_04_rejections_never_echo_the_credential_and_are_not_stored() {
 #[tokio::test]
 async fn rbac_01_authenticated_but_not_authorized_is_403_and_invalid_is_401() {
     let addr = start(tokens()).await;
-    let res = get_with(addr, "/admin", &[("authorization", &basic("bob", "builder"))]).await;
+    let res = get_with(
+        addr,
+        "/admin",
+        &[("authorization", &basic("bob", "builder"))],
+    )
+    .await;
     assert_eq!(res.status(), 403);
     let res = get_with(addr, "/admin", &[("authorization", &basic("bob", "nope"))]).await;
     assert_eq!(res.status(), 401);
-    let res = get_with(addr, "/admin", &[("authorization", &basic("adam", "adampass"))]).await;
+    let res = get_with(
+        addr,
+        "/admin",
+        &[("authorization", &basic("adam", "adampass"))],
+    )
+    .await;
     assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]
 async fn rbac_02_near_miss_roles_are_denied() {
     let mut t = Tokens::new("tokens", "sso");
-    let near = ["superadmin", "admin ", "Admin", "аdmin", "admin\u{0}", "admi", "ADMIN"];
+    let near = [
+        "superadmin",
+        "admin ",
+        "Admin",
+        "аdmin",
+        "admin\u{0}",
+        "admi",
+        "ADMIN",
+    ];
     for (i, role) in near.iter().enumerate() {
         t = t.token(
             &format!("t{i}"),
@@ -418,7 +451,12 @@ async fn rbac_02_near_miss_roles_are_denied() {
     }
     let addr = start(t).await;
     for (i, role) in near.iter().enumerate() {
-        let res = get_with(addr, "/admin", &[("authorization", &format!("Bearer t{i}"))]).await;
+        let res = get_with(
+            addr,
+            "/admin",
+            &[("authorization", &format!("Bearer t{i}"))],
+        )
+        .await;
         assert_eq!(res.status(), 403, "{role:?}");
     }
 }
@@ -436,7 +474,12 @@ async fn rbac_06_routes_without_a_guard_still_need_authentication_and_unknown_ro
         .route_layer(AuthLayer::new(auth));
     let addr = serve(router).await;
     assert_eq!(get_with(addr, "/open", &[]).await.status(), 401);
-    let ok = get_with(addr, "/open", &[("authorization", &basic("adam", "adampass"))]).await;
+    let ok = get_with(
+        addr,
+        "/open",
+        &[("authorization", &basic("adam", "adampass"))],
+    )
+    .await;
     assert_eq!(ok.status(), 200);
     for who in [basic("adam", "adampass"), basic("bob", "builder")] {
         let res = get_with(addr, "/ghost", &[("authorization", &who)]).await;
@@ -520,8 +563,15 @@ async fn bas_06_basic_results_are_cached_per_credential_and_a_wrong_password_is_
     auth.authenticate(&ok).await.unwrap();
     auth.authenticate(&ok).await.unwrap();
     let success = &auth.stats().providers[0].success;
-    assert_eq!(success.load(Ordering::Relaxed), 1, "second request is a hit");
-    assert_eq!(auth.authenticate(&wrong).await.unwrap_err(), AuthError::Invalid);
+    assert_eq!(
+        success.load(Ordering::Relaxed),
+        1,
+        "second request is a hit"
+    );
+    assert_eq!(
+        auth.authenticate(&wrong).await.unwrap_err(),
+        AuthError::Invalid
+    );
     assert_eq!(auth.stats().providers[0].invalid.load(Ordering::Relaxed), 1);
     assert!(!format!("{auth:?}").contains("builder"));
 }
@@ -536,10 +586,16 @@ async fn cache_01_entries_are_per_scheme_and_provider_never_the_raw_credential()
     let auth = authenticator(t.clone());
     let h = |scheme: &str| {
         let mut h = http::HeaderMap::new();
-        h.insert("authorization", format!("{scheme} {secret}").parse().unwrap());
+        h.insert(
+            "authorization",
+            format!("{scheme} {secret}").parse().unwrap(),
+        );
         h
     };
-    assert_eq!(auth.authenticate(&h("Bearer")).await.unwrap().username, "tok-user");
+    assert_eq!(
+        auth.authenticate(&h("Bearer")).await.unwrap().username,
+        "tok-user"
+    );
     assert_eq!(auth.cached_entries(), 1);
     assert_eq!(
         auth.authenticate(&h("Basic")).await.unwrap_err(),
@@ -554,7 +610,10 @@ async fn cache_04_an_expired_entry_is_never_served() {
     let soon = SystemTime::now() + Duration::from_millis(1000);
     let mut t = Tokens::new("tokens", "sso").token("short", User::new("s", "sso"), Some(soon));
     t.ttl = Some(Duration::from_secs(3600));
-    let auth = Authenticator::builder().provider(t.clone()).build().unwrap();
+    let auth = Authenticator::builder()
+        .provider(t.clone())
+        .build()
+        .unwrap();
     let h = common_bearer("short");
     auth.authenticate(&h).await.unwrap();
     auth.authenticate(&h).await.unwrap();
@@ -571,7 +630,10 @@ fn common_bearer(token: &str) -> http::HeaderMap {
 #[tokio::test]
 async fn cache_06_refusals_are_remembered_only_when_asked_and_outages_never() {
     let t = tokens();
-    let plain = Authenticator::builder().provider(t.clone()).build().unwrap();
+    let plain = Authenticator::builder()
+        .provider(t.clone())
+        .build()
+        .unwrap();
     for _ in 0..2 {
         assert!(plain.authenticate(&common_bearer("bad")).await.is_err());
     }
@@ -588,7 +650,9 @@ async fn cache_06_refusals_are_remembered_only_when_asked_and_outages_never() {
     assert_eq!(t.calls(), 1, "second refusal: no-net");
     t.set_mode(Mode::Down);
     assert_eq!(
-        neg.authenticate(&common_bearer("reader")).await.unwrap_err(),
+        neg.authenticate(&common_bearer("reader"))
+            .await
+            .unwrap_err(),
         AuthError::Unavailable
     );
     t.set_mode(Mode::Normal);
@@ -598,7 +662,10 @@ async fn cache_06_refusals_are_remembered_only_when_asked_and_outages_never() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_08_a_cancelled_leader_does_not_strand_its_waiters() {
     let t = tokens().delay(Duration::from_millis(300));
-    let auth = Authenticator::builder().provider(t.clone()).build().unwrap();
+    let auth = Authenticator::builder()
+        .provider(t.clone())
+        .build()
+        .unwrap();
     let a = auth.clone();
     let leader = tokio::spawn(async move { a.authenticate(&common_bearer("reader")).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -631,9 +698,15 @@ async fn cache_10_floods_stay_within_capacity_and_refusals_cannot_evict_good_ent
     }
     let calls = t.calls();
     auth.authenticate(&common_bearer("tok0")).await.unwrap();
-    assert_eq!(t.calls(), calls, "the good entry survived the flood of refusals");
+    assert_eq!(
+        t.calls(),
+        calls,
+        "the good entry survived the flood of refusals"
+    );
     for i in 0..2000 {
-        auth.authenticate(&common_bearer(&format!("tok{i}"))).await.unwrap();
+        auth.authenticate(&common_bearer(&format!("tok{i}")))
+            .await
+            .unwrap();
     }
     let n = auth.cached_entries();
     assert!(n > 0 && n <= 50, "{n} entries");
@@ -685,17 +758,29 @@ async fn cache_12_a_role_removed_at_the_idp_takes_effect_within_the_ttl_or_on_in
         calls: Arc::default(),
         ttl: Duration::from_millis(800),
     };
-    let auth = Authenticator::builder().provider(p.clone()).build().unwrap();
+    let auth = Authenticator::builder()
+        .provider(p.clone())
+        .build()
+        .unwrap();
     let h = common_bearer("tok");
     assert!(auth.authenticate(&h).await.unwrap().has_role("admin"));
     p.roles.lock().unwrap().clear();
-    assert!(auth.authenticate(&h).await.unwrap().has_role("admin"), "cached");
+    assert!(
+        auth.authenticate(&h).await.unwrap().has_role("admin"),
+        "cached"
+    );
     auth.invalidate_user("r", "u");
-    assert!(!auth.authenticate(&h).await.unwrap().has_role("admin"), "hook");
+    assert!(
+        !auth.authenticate(&h).await.unwrap().has_role("admin"),
+        "hook"
+    );
     p.roles.lock().unwrap().push("admin".into());
     assert!(!auth.authenticate(&h).await.unwrap().has_role("admin"));
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(auth.authenticate(&h).await.unwrap().has_role("admin"), "after the TTL");
+    assert!(
+        auth.authenticate(&h).await.unwrap().has_role("admin"),
+        "after the TTL"
+    );
     assert_eq!(p.calls.load(Ordering::SeqCst), 3);
 }
 
@@ -734,7 +819,12 @@ async fn minted_through_layer(minter: &Minter, t: Tokens, token: &str) -> String
         )
         .layer(AuthLayer::new(auth).mint(minter.clone()));
     let addr = serve(router).await;
-    let res = get_with(addr, "/mint", &[("authorization", &format!("Bearer {token}"))]).await;
+    let res = get_with(
+        addr,
+        "/mint",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
     assert_eq!(res.status(), 200);
     res.text().await.unwrap()
 }
@@ -753,7 +843,10 @@ async fn mint_01_the_minted_token_is_well_formed_and_bounded_by_the_source_expir
     assert_eq!(header.kid.as_deref(), Some("m1"));
     assert_eq!(header.typ.as_deref(), Some("JWT"), "explicit typ");
     let now = support::now();
-    let (a, b) = (decode_minted(&short, &minter, "backend"), decode_minted(&long, &minter, "backend"));
+    let (a, b) = (
+        decode_minted(&short, &minter, "backend"),
+        decode_minted(&long, &minter, "backend"),
+    );
     for c in [&a, &b] {
         assert_eq!(c["iss"], "layer");
         assert_eq!(c["aud"], "backend");
@@ -762,8 +855,14 @@ async fn mint_01_the_minted_token_is_well_formed_and_bounded_by_the_source_expir
         assert_eq!(c["jti"].as_str().unwrap().len(), 32);
     }
     assert_ne!(a["jti"], b["jti"], "unique jti");
-    assert!(a["exp"].as_u64().unwrap() <= now + 21, "capped by the source exp");
-    assert!(b["exp"].as_u64().unwrap() <= now + 61, "capped by the lifetime");
+    assert!(
+        a["exp"].as_u64().unwrap() <= now + 21,
+        "capped by the source exp"
+    );
+    assert!(
+        b["exp"].as_u64().unwrap() <= now + 61,
+        "capped by the lifetime"
+    );
 }
 
 #[test]
@@ -783,11 +882,17 @@ fn mint_06_tokens_of_the_previous_key_verify_across_a_rotation() {
         .map(|k| k.common.key_id.clone().unwrap())
         .collect();
     assert_eq!(kids, ["new", "old"], "new key published, old key kept");
-    assert_eq!(decode_minted(before.as_str(), &new, "backend")["iss"], "layer");
+    assert_eq!(
+        decode_minted(before.as_str(), &new, "backend")["iss"],
+        "layer"
+    );
     let p2 = Principal::new(User::new("a", "r"), "p", None);
     let after = new.mint(&p2).unwrap();
     assert_eq!(
-        jsonwebtoken::decode_header(after.as_str()).unwrap().kid.as_deref(),
+        jsonwebtoken::decode_header(after.as_str())
+            .unwrap()
+            .kid
+            .as_deref(),
         Some("new")
     );
     decode_minted(after.as_str(), &new, "backend");
@@ -799,8 +904,13 @@ fn mint_08_nbf_is_backdated_for_clock_skew() {
         SigningKey::generate_es256("k").unwrap(),
         SigningKey::generate_eddsa("k").unwrap(),
     ] {
-        let m = Minter::builder("layer", key).audience("backend").build().unwrap();
-        let t = m.mint(&Principal::new(User::new("a", "r"), "p", None)).unwrap();
+        let m = Minter::builder("layer", key)
+            .audience("backend")
+            .build()
+            .unwrap();
+        let t = m
+            .mint(&Principal::new(User::new("a", "r"), "p", None))
+            .unwrap();
         let c = decode_minted(t.as_str(), &m, "backend");
         assert_eq!(
             c["iat"].as_u64().unwrap() - c["nbf"].as_u64().unwrap(),

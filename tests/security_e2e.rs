@@ -30,7 +30,10 @@ fn free_port() -> u16 {
 
 async fn wait_for(port: u16) {
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -92,11 +95,18 @@ rules:
     let loaded = Config::from_yaml(&yaml, Vec::<(String, String)>::new()).unwrap();
     let built = loaded.config.build().unwrap();
     let app = router::app(&loaded.config, &built, Metrics::new(&built.authenticator));
-    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve(l, app, server::Limits::default(), async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(server::serve(
+        l,
+        app,
+        server::Limits::default(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     tx
 }
 
@@ -151,7 +161,10 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn get(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut r = client().request(method.parse().unwrap(), format!("http://{}{path}", self.proxy));
+        let mut r = client().request(
+            method.parse().unwrap(),
+            format!("http://{}{path}", self.proxy),
+        );
         for (k, v) in headers {
             r = r.header(*k, *v);
         }
@@ -170,15 +183,32 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ngx_01_nginx_passes_401_challenges_and_fails_closed_on_503() {
     let s = setup().await;
-    let res = s.get("GET", "/x", &[("authorization", &basic("alice", "nope"))]).await;
+    let res = s
+        .get("GET", "/x", &[("authorization", &basic("alice", "nope"))])
+        .await;
     assert_eq!(res.status(), 401);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("Basic realm=\"e2e\""));
-    let res = s.get("GET", "/admin", &[("authorization", &basic("alice", "alicepass"))]).await;
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("Basic realm=\"e2e\"")
+    );
+    let res = s
+        .get(
+            "GET",
+            "/admin",
+            &[("authorization", &basic("alice", "alicepass"))],
+        )
+        .await;
     assert_eq!(res.status(), 403);
     let ec = support::es256(9, "k1");
     let token = format!("Bearer {}", ec.token(&support::claims("")));
     let res = s.get("GET", "/x", &[("authorization", &token)]).await;
-    assert_eq!(res.status(), 500, "the sidecar's 503 becomes nginx's 500: closed, never open");
+    assert_eq!(
+        res.status(),
+        500,
+        "the sidecar's 503 becomes nginx's 500: closed, never open"
+    );
     assert_eq!(s.hits(), 0, "nothing reached the app");
 }
 
@@ -191,7 +221,9 @@ async fn ngx_03_nginx_overwrites_a_spoofed_original_uri() {
         ("x-forwarded-uri", "/public"),
         ("x-original-method", "GET"),
     ] {
-        let res = s.get("DELETE", "/admin/x", &[("authorization", &alice), spoof]).await;
+        let res = s
+            .get("DELETE", "/admin/x", &[("authorization", &alice), spoof])
+            .await;
         assert_eq!(res.status(), 403, "{spoof:?}");
     }
     assert_eq!(s.hits(), 0);
@@ -199,6 +231,7 @@ async fn ngx_03_nginx_overwrites_a_spoofed_original_uri() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ngx_05_client_copies_of_the_identity_headers_never_reach_the_app() {
+    // Also RBAC-07 behind the proxy: spoofed identity headers grant nothing upstream.
     let s = setup().await;
     let res = s
         .get(
@@ -263,7 +296,13 @@ async fn ngx_10_options_and_head_are_authenticated_through_nginx() {
         assert_eq!(res.status(), 401, "{method}");
     }
     assert_eq!(s.hits(), 0);
-    let res = s.get("OPTIONS", "/x", &[("authorization", &basic("alice", "alicepass"))]).await;
+    let res = s
+        .get(
+            "OPTIONS",
+            "/x",
+            &[("authorization", &basic("alice", "alicepass"))],
+        )
+        .await;
     assert_eq!(res.status(), 200);
 }
 
@@ -283,7 +322,9 @@ async fn mint_04_the_app_sees_the_minted_token_not_the_clients_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mint_05_an_identity_too_large_for_the_proxy_fails_closed() {
     let s = setup().await;
-    let res = s.get("GET", "/x", &[("authorization", &basic("big", "bigpass"))]).await;
+    let res = s
+        .get("GET", "/x", &[("authorization", &basic("big", "bigpass"))])
+        .await;
     assert!(res.status().is_server_error(), "{}", res.status());
     assert_eq!(s.hits(), 0, "never passed on truncated");
 }

@@ -45,16 +45,22 @@ async fn alg_02_hs256_keyed_with_the_rsa_public_key_is_refused_in_every_encoding
     let idp = jwks(vec![rsa.jwk.clone()]).await;
     let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
     let p = claims("");
-    assert!(check(&auth, &rsa.token(&p)).await.is_ok(), "the genuine RS256 token");
+    assert!(
+        check(&auth, &rsa.token(&p)).await.is_ok(),
+        "the genuine RS256 token"
+    );
     let n = rsa.jwk["n"].as_str().unwrap();
-    let n_bytes = base64::Engine::decode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        n,
-    )
-    .unwrap();
+    let n_bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, n).unwrap();
     let secrets: Vec<(&str, Vec<u8>)> = vec![
-        ("SPKI PEM", std::fs::read(fixture("rsa2048.pub.pem")).unwrap()),
-        ("PKCS#1 PEM", std::fs::read(fixture("rsa2048.pkcs1.pub.pem")).unwrap()),
+        (
+            "SPKI PEM",
+            std::fs::read(fixture("rsa2048.pub.pem")).unwrap(),
+        ),
+        (
+            "PKCS#1 PEM",
+            std::fs::read(fixture("rsa2048.pkcs1.pub.pem")).unwrap(),
+        ),
         ("DER", std::fs::read(fixture("rsa2048.pub.der")).unwrap()),
         ("JWK text", rsa.jwk.to_string().into_bytes()),
         ("n text", n.as_bytes().to_vec()),
@@ -80,7 +86,10 @@ async fn alg_03_hs256_keyed_with_ec_public_key_bytes_is_refused() {
     let dec = |s: &str| {
         base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s).unwrap()
     };
-    let (x, y) = (dec(ec.jwk["x"].as_str().unwrap()), dec(ec.jwk["y"].as_str().unwrap()));
+    let (x, y) = (
+        dec(ec.jwk["x"].as_str().unwrap()),
+        dec(ec.jwk["y"].as_str().unwrap()),
+    );
     let sec1 = [&[4u8][..], &x, &y].concat();
     for (what, secret) in [
         ("x||y", [x.clone(), y.clone()].concat()),
@@ -88,7 +97,12 @@ async fn alg_03_hs256_keyed_with_ec_public_key_bytes_is_refused() {
         ("JWK text", ec.jwk.to_string().into_bytes()),
         ("x text", ec.jwk["x"].as_str().unwrap().as_bytes().to_vec()),
     ] {
-        refused(&auth, &hs256(&secret, r#"{"alg":"HS256","kid":"ec1"}"#, &p), what).await;
+        refused(
+            &auth,
+            &hs256(&secret, r#"{"alg":"HS256","kid":"ec1"}"#, &p),
+            what,
+        )
+        .await;
     }
 }
 
@@ -145,9 +159,12 @@ async fn alg_09_a_high_s_twin_verifies_and_is_only_a_separate_cache_entry() {
     let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
     let t = ec.token(&claims(""));
     let (msg, sig) = t.rsplit_once('.').unwrap();
-    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig)
-        .unwrap();
-    let twin = format!("{msg}.{}", b64(&[&raw[..32], &negate_s(&raw[32..])].concat()));
+    let raw =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).unwrap();
+    let twin = format!(
+        "{msg}.{}",
+        b64(&[&raw[..32], &negate_s(&raw[32..])].concat())
+    );
     assert_ne!(twin, t);
     // The library accepts the twin (catalog L20); nothing here keys trust by token bytes.
     assert!(check(&auth, &t).await.is_ok());
@@ -181,9 +198,22 @@ async fn alg_13_unsupported_algorithms_are_refused_without_panicking() {
     let idp = jwks(vec![ec.jwk.clone()]).await;
     let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
     let p = claims("");
-    let (msg, sig) = ec.token(&p).rsplit_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+    let (msg, sig) = ec
+        .token(&p)
+        .rsplit_once('.')
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .unwrap();
     let _ = msg;
-    for alg in ["ES512", "Ed448", "ML-DSA-44", "EdDSA", "ES256K", "RSA-OAEP", "dir", ""] {
+    for alg in [
+        "ES512",
+        "Ed448",
+        "ML-DSA-44",
+        "EdDSA",
+        "ES256K",
+        "RSA-OAEP",
+        "dir",
+        "",
+    ] {
         let header = format!(r#"{{"alg":"{alg}","kid":"ec1"}}"#);
         let t = format!("{}.{}.{sig}", b64(header.as_bytes()), b64(p.as_bytes()));
         refused(&auth, &t, alg).await;
@@ -223,7 +253,10 @@ async fn hdr_04_jku_is_never_fetched() {
     let bad = attacker(&evil).await;
     let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
     for kid in ["evil", "k1"] {
-        let h = format!(r#"{{"alg":"ES256","kid":"{kid}","jku":"{}"}}"#, bad.url("/jwks"));
+        let h = format!(
+            r#"{{"alg":"ES256","kid":"{kid}","jku":"{}"}}"#,
+            bad.url("/jwks")
+        );
         refused(&auth, &evil.raw(&h, &claims("")), kid).await;
     }
     assert_eq!(bad.hits(), 0, "the attacker's server saw nothing");
@@ -236,7 +269,10 @@ async fn hdr_05_x5u_is_never_fetched() {
     let bad = attacker(&evil).await;
     let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
     for kid in ["evil", "k1"] {
-        let h = format!(r#"{{"alg":"ES256","kid":"{kid}","x5u":"{}"}}"#, bad.url("/cert.pem"));
+        let h = format!(
+            r#"{{"alg":"ES256","kid":"{kid}","x5u":"{}"}}"#,
+            bad.url("/cert.pem")
+        );
         refused(&auth, &evil.raw(&h, &claims("")), kid).await;
     }
     assert_eq!(bad.hits(), 0);
@@ -356,7 +392,9 @@ async fn clm_16_duplicate_custom_claims_never_resolve_to_the_first_value() {
 async fn clm_21_id_logout_and_refresh_tokens_are_not_access_tokens() {
     let ec = es256(9, "k1");
     let idp = jwks(vec![ec.jwk.clone()]).await;
-    let auth = authenticator(jwt_provider("idp", idp.url(), |s| s.typ = Some("at+jwt".into())));
+    let auth = authenticator(jwt_provider("idp", idp.url(), |s| {
+        s.typ = Some("at+jwt".into())
+    }));
     let n = now();
     let id_token = format!(
         r#"{{"sub":"alice","iss":"{ISSUER}","aud":"client-app","nonce":"n","at_hash":"x","iat":{n},"exp":{}}}"#,
@@ -443,10 +481,29 @@ async fn jwks_03_inconsistent_keys_are_rejected_at_load() {
     let idp = jwks(vec![mis, crv, e1, good.jwk.clone()]).await;
     let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
     let p = claims("");
-    refused(&auth, &mislabelled.token(&p), "JWK alg ES384 on a P-256 key").await;
-    refused(&auth, &mislabelled.raw(r#"{"alg":"ES384","kid":"mis"}"#, &p), "ES384 header").await;
-    refused(&auth, &wrong_crv.token(&p), "P-384 label on P-256 coordinates").await;
-    let m = format!("{}.{}", b64(br#"{"alg":"RS256","kid":"e1"}"#), b64(p.as_bytes()));
+    refused(
+        &auth,
+        &mislabelled.token(&p),
+        "JWK alg ES384 on a P-256 key",
+    )
+    .await;
+    refused(
+        &auth,
+        &mislabelled.raw(r#"{"alg":"ES384","kid":"mis"}"#, &p),
+        "ES384 header",
+    )
+    .await;
+    refused(
+        &auth,
+        &wrong_crv.token(&p),
+        "P-384 label on P-256 coordinates",
+    )
+    .await;
+    let m = format!(
+        "{}.{}",
+        b64(br#"{"alg":"RS256","kid":"e1"}"#),
+        b64(p.as_bytes())
+    );
     let forged = format!("{m}.{}", b64(&pkcs1_encoding(m.as_bytes())));
     refused(&auth, &forged, "e = 1 forgery").await;
     assert!(check(&auth, &good.token(&p)).await.is_ok());
@@ -461,8 +518,16 @@ async fn jwks_04_symmetric_keys_are_never_taken_and_ambiguous_kids_are_refused()
     let idp = jwks(vec![oct, good.jwk.clone(), a.jwk.clone(), b.jwk.clone()]).await;
     let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
     let p = claims("");
-    refused(&auth, &hs256(secret, r#"{"alg":"HS256","kid":"k1"}"#, &p), "oct key").await;
-    assert!(check(&auth, &good.token(&p)).await.is_ok(), "the RSA/EC key with that kid");
+    refused(
+        &auth,
+        &hs256(secret, r#"{"alg":"HS256","kid":"k1"}"#, &p),
+        "oct key",
+    )
+    .await;
+    assert!(
+        check(&auth, &good.token(&p)).await.is_ok(),
+        "the RSA/EC key with that kid"
+    );
     refused(&auth, &a.token(&p), "two keys for kid dup").await;
     refused(&auth, &b.token(&p), "two keys for kid dup").await;
 }
@@ -503,13 +568,26 @@ async fn jwks_07_rotation_costs_one_refetch_and_removed_keys_stop_working() {
     idp.set(vec![k2.jwk.clone()]);
     assert!(check(&auth, &k1.token(&claims(r#""n":4"#))).await.is_ok());
     tokio::time::sleep(Duration::from_millis(250)).await;
-    refused(&auth, &k3.token(&claims(r#""n":5"#)), "unknown kid, triggers the refresh").await;
+    refused(
+        &auth,
+        &k3.token(&claims(r#""n":5"#)),
+        "unknown kid, triggers the refresh",
+    )
+    .await;
     assert_eq!(idp.fake.hits(), 3);
-    refused(&auth, &k1.token(&claims(r#""n":6"#)), "K1 after the refresh").await;
+    refused(
+        &auth,
+        &k1.token(&claims(r#""n":6"#)),
+        "K1 after the refresh",
+    )
+    .await;
 }
 
 /// A JWKS server that answers with a `Cache-Control` header, counting requests.
-async fn jwks_with_cache_control(doc: String, cache_control: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+async fn jwks_with_cache_control(
+    doc: String,
+    cache_control: &'static str,
+) -> (SocketAddr, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -517,7 +595,9 @@ async fn jwks_with_cache_control(doc: String, cache_control: &'static str) -> (S
     let h = hits.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             let (doc, h) = (doc.clone(), h.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
@@ -551,13 +631,25 @@ async fn jwks_11_cache_headers_cannot_move_the_refresh_interval_out_of_its_bound
             s.min_refetch = Duration::from_millis(200);
         }));
         for i in 0..20 {
-            assert!(check(&auth, &ec.token(&claims(&format!(r#""i":{i}"#)))).await.is_ok());
+            assert!(
+                check(&auth, &ec.token(&claims(&format!(r#""i":{i}"#))))
+                    .await
+                    .is_ok()
+            );
         }
         assert_eq!(hits.load(Ordering::SeqCst), 1, "{cc}: no refetch storm");
         tokio::time::sleep(Duration::from_millis(450)).await;
-        assert!(check(&auth, &ec.token(&claims(r#""late":1"#))).await.is_ok());
+        assert!(
+            check(&auth, &ec.token(&claims(r#""late":1"#)))
+                .await
+                .is_ok()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(hits.load(Ordering::SeqCst), 2, "{cc}: refreshed after max_key_age");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "{cc}: refreshed after max_key_age"
+        );
     }
 }
 
@@ -582,7 +674,10 @@ async fn jwks_12_a_discovery_document_for_another_issuer_loads_no_keys() {
     let t = ec.token(&claims_for(&issuer, ""));
     assert_eq!(check(&auth, &t).await.unwrap_err(), AuthError::Unavailable);
     assert!(
-        idp.fake.targets().iter().all(|t| t.starts_with("/.well-known/")),
+        idp.fake
+            .targets()
+            .iter()
+            .all(|t| t.starts_with("/.well-known/")),
         "the JWKS was never fetched: {:?}",
         idp.fake.targets()
     );
@@ -604,11 +699,11 @@ async fn jwks_12_a_discovery_document_for_another_issuer_loads_no_keys() {
     assert!(check(&auth, &t).await.is_ok());
 }
 
-async fn two_providers(
-    a: &Signer,
-    b: &Signer,
-) -> (Authenticator, support::Jwks, support::Jwks) {
-    let (ja, jb) = (jwks(vec![a.jwk.clone()]).await, jwks(vec![b.jwk.clone()]).await);
+async fn two_providers(a: &Signer, b: &Signer) -> (Authenticator, support::Jwks, support::Jwks) {
+    let (ja, jb) = (
+        jwks(vec![a.jwk.clone()]).await,
+        jwks(vec![b.jwk.clone()]).await,
+    );
     let pa = jwt_provider("A", ja.url(), |s| s.issuer = Some("https://a".into()));
     let pb = jwt_provider("B", jb.url(), |s| s.issuer = Some("https://b".into()));
     let auth = Authenticator::builder()
@@ -625,24 +720,51 @@ async fn iss_01_a_key_of_one_issuer_cannot_sign_for_another() {
     let (a, b) = (es256(9, "ka"), es256(10, "kb"));
     let (auth, _ja, _jb) = two_providers(&a, &b).await;
     assert_eq!(
-        check(&auth, &a.token(&claims_for("https://a", ""))).await.unwrap().provider(),
+        check(&auth, &a.token(&claims_for("https://a", "")))
+            .await
+            .unwrap()
+            .provider(),
         "A"
     );
-    refused(&auth, &a.token(&claims_for("https://b", "")), "A's key, B's iss").await;
+    refused(
+        &auth,
+        &a.token(&claims_for("https://b", "")),
+        "A's key, B's iss",
+    )
+    .await;
     let kb_header = r#"{"alg":"ES256","kid":"kb"}"#;
-    refused(&auth, &a.raw(kb_header, &claims_for("https://b", "")), "A's key, B's kid").await;
+    refused(
+        &auth,
+        &a.raw(kb_header, &claims_for("https://b", "")),
+        "A's key, B's kid",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn iss_02_the_same_kid_at_two_providers_is_never_cross_used() {
     let (a, b) = (es256(9, "1"), es256(10, "1"));
     let (auth, _ja, _jb) = two_providers(&a, &b).await;
-    let pa = check(&auth, &a.token(&claims_for("https://a", ""))).await.unwrap();
+    let pa = check(&auth, &a.token(&claims_for("https://a", "")))
+        .await
+        .unwrap();
     assert_eq!((pa.provider(), pa.realm.as_str()), ("A", "A"));
-    let pb = check(&auth, &b.token(&claims_for("https://b", ""))).await.unwrap();
+    let pb = check(&auth, &b.token(&claims_for("https://b", "")))
+        .await
+        .unwrap();
     assert_eq!(pb.provider(), "B");
-    refused(&auth, &a.token(&claims_for("https://b", "")), "A's key as B").await;
-    refused(&auth, &b.token(&claims_for("https://a", "")), "B's key as A").await;
+    refused(
+        &auth,
+        &a.token(&claims_for("https://b", "")),
+        "A's key as B",
+    )
+    .await;
+    refused(
+        &auth,
+        &b.token(&claims_for("https://a", "")),
+        "B's key as A",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -652,8 +774,19 @@ async fn iss_03_another_tenant_of_a_shared_jwks_is_refused() {
     let auth = authenticator(jwt_provider("t1", idp.url(), |s| {
         s.issuer = Some("https://idp/realms/tenant1".into())
     }));
-    assert!(check(&auth, &k.token(&claims_for("https://idp/realms/tenant1", ""))).await.is_ok());
-    for iss in ["https://idp/realms/tenant2", "https://idp/realms/tenant1/../tenant2", "https://idp/realms/Tenant1"] {
+    assert!(
+        check(
+            &auth,
+            &k.token(&claims_for("https://idp/realms/tenant1", ""))
+        )
+        .await
+        .is_ok()
+    );
+    for iss in [
+        "https://idp/realms/tenant2",
+        "https://idp/realms/tenant1/../tenant2",
+        "https://idp/realms/Tenant1",
+    ] {
         refused(&auth, &k.token(&claims_for(iss, "")), iss).await;
     }
 }
@@ -661,7 +794,10 @@ async fn iss_03_another_tenant_of_a_shared_jwks_is_refused() {
 #[tokio::test]
 async fn iss_06_each_provider_maps_roles_with_its_own_layout() {
     let (a, b) = (es256(9, "ka"), es256(10, "kb"));
-    let (ja, jb) = (jwks(vec![a.jwk.clone()]).await, jwks(vec![b.jwk.clone()]).await);
+    let (ja, jb) = (
+        jwks(vec![a.jwk.clone()]).await,
+        jwks(vec![b.jwk.clone()]).await,
+    );
     let pa = jwt_provider("A", ja.url(), |s| {
         s.issuer = Some("https://a".into());
         s.roles_claim = Some(vec!["groups".into()]);
@@ -670,8 +806,15 @@ async fn iss_06_each_provider_maps_roles_with_its_own_layout() {
         s.issuer = Some("https://b".into());
         s.roles_claim = Some(vec!["roles".into()]);
     });
-    let auth = Authenticator::builder().provider(pa).provider(pb).build().unwrap();
-    let t = a.token(&claims_for("https://a", r#""groups":["a-user"],"roles":["admin"]"#));
+    let auth = Authenticator::builder()
+        .provider(pa)
+        .provider(pb)
+        .build()
+        .unwrap();
+    let t = a.token(&claims_for(
+        "https://a",
+        r#""groups":["a-user"],"roles":["admin"]"#,
+    ));
     let p = check(&auth, &t).await.unwrap();
     assert_eq!(p.provider(), "A");
     assert_eq!(p.roles, ["a-user"], "B's layout means nothing to A");
@@ -680,7 +823,10 @@ async fn iss_06_each_provider_maps_roles_with_its_own_layout() {
 #[tokio::test]
 async fn iss_07_one_provider_down_leaves_the_others_fast() {
     let (a, b) = (es256(9, "ka"), es256(10, "kb"));
-    let (ja, jb) = (jwks(vec![a.jwk.clone()]).await, jwks(vec![b.jwk.clone()]).await);
+    let (ja, jb) = (
+        jwks(vec![a.jwk.clone()]).await,
+        jwks(vec![b.jwk.clone()]).await,
+    );
     ja.fake.set(Fault::Delay(Duration::from_secs(5)));
     let pa = jwt_provider("A", ja.url(), |s| s.issuer = Some("https://a".into()));
     let pb = jwt_provider("B", jb.url(), |s| s.issuer = Some("https://b".into()));
@@ -694,7 +840,11 @@ async fn iss_07_one_provider_down_leaves_the_others_fast() {
         let started = Instant::now();
         let t = b.token(&claims_for("https://b", &format!(r#""i":{i}"#)));
         assert_eq!(check(&auth, &t).await.unwrap().provider(), "B");
-        assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let started = Instant::now();
     let t = a.token(&claims_for("https://a", ""));
@@ -731,7 +881,10 @@ async fn rbac_04_missing_or_wrongly_typed_role_claims_mean_no_roles_and_403() {
         s.roles_claim = Some(vec!["roles".into()])
     }));
     let router = Router::new()
-        .route("/admin", get(|a: Guarded<Admin>| async move { a.username.clone() }))
+        .route(
+            "/admin",
+            get(|a: Guarded<Admin>| async move { a.username.clone() }),
+        )
         .route_layer(AuthLayer::new(auth));
     let addr = common::serve(router).await;
     for extra in [
@@ -790,14 +943,24 @@ async fn err_02_the_challenge_is_static_whatever_the_token_contains() {
     let nasty = r#"a\"b\\c\r\nX-Injected: 1\u001b[31m"#;
     for (h, p) in [
         (format!(r#"{{"alg":"ES256","kid":"{nasty}"}}"#), claims("")),
-        (ec.header(), claims(&format!(r#""iss2":"{nasty}","exp2":"{nasty}""#)).replace(r#""iss":"https://idp""#, &format!(r#""iss":"{nasty}""#))),
-        (ec.header(), format!(r#"{{"sub":"{nasty}","iss":"{ISSUER}","aud":"api","exp":1}}"#)),
+        (
+            ec.header(),
+            claims(&format!(r#""iss2":"{nasty}","exp2":"{nasty}""#))
+                .replace(r#""iss":"https://idp""#, &format!(r#""iss":"{nasty}""#)),
+        ),
+        (
+            ec.header(),
+            format!(r#"{{"sub":"{nasty}","iss":"{ISSUER}","aud":"api","exp":1}}"#),
+        ),
     ] {
         let (status, challenge, body) = answer(addr, &ec.raw(&h, &p)).await;
         assert_eq!(status, 401);
         assert_eq!(challenge, r#"Bearer realm="idp", error="invalid_token""#);
         assert!(!challenge.contains("error_description"));
-        assert!(!body.contains("Injected") && !body.contains("a\\\"b"), "{body}");
+        assert!(
+            !body.contains("Injected") && !body.contains("a\\\"b"),
+            "{body}"
+        );
     }
 }
 
@@ -811,14 +974,25 @@ async fn err_03_unknown_kid_bad_signature_and_expiry_look_the_same() {
         now() - 3600
     );
     let answers = [
-        answer(addr, &ec.raw(r#"{"alg":"ES256","kid":"nope"}"#, &claims(""))).await,
+        answer(
+            addr,
+            &ec.raw(r#"{"alg":"ES256","kid":"nope"}"#, &claims("")),
+        )
+        .await,
         answer(addr, &other.token(&claims(""))).await,
         answer(addr, &ec.token(&expired)).await,
-        answer(addr, &ec.token(&claims(r#""aud":"x""#).replace(r#""aud":"api","#, ""))).await,
+        answer(
+            addr,
+            &ec.token(&claims(r#""aud":"x""#).replace(r#""aud":"api","#, "")),
+        )
+        .await,
     ];
     for a in &answers {
         assert_eq!(a.0, 401);
-        assert_eq!(a, &answers[0], "one public answer for every validation failure");
+        assert_eq!(
+            a, &answers[0],
+            "one public answer for every validation failure"
+        );
     }
 }
 
@@ -863,7 +1037,10 @@ async fn cache_07_a_stampede_on_one_new_token_or_one_unknown_kid_costs_one_fetch
     idp.fake.set(Fault::Delay(Duration::from_millis(150)));
     for (token, ok) in [
         (ec.token(&claims("")), true),
-        (ec.raw(r#"{"alg":"ES256","kid":"unknown"}"#, &claims("")), false),
+        (
+            ec.raw(r#"{"alg":"ES256","kid":"unknown"}"#, &claims("")),
+            false,
+        ),
     ] {
         let before = idp.fake.hits();
         let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
@@ -882,7 +1059,10 @@ async fn cache_07_a_stampede_on_one_new_token_or_one_unknown_kid_costs_one_fetch
         assert_eq!(idp.fake.hits() - before, 1, "one JWKS fetch (ok = {ok})");
         let validations = auth.stats().providers[0].success.load(Ordering::Relaxed)
             + auth.stats().providers[0].invalid.load(Ordering::Relaxed);
-        assert_eq!(validations, 1, "one validation for 100 requests (ok = {ok})");
+        assert_eq!(
+            validations, 1,
+            "one validation for 100 requests (ok = {ok})"
+        );
     }
 }
 
@@ -892,7 +1072,10 @@ async fn mint_02_source_claims_cannot_override_the_minted_claims() {
     let idp = jwks(vec![ec.jwk.clone()]).await;
     let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
     let key = SigningKey::generate_es256("m").unwrap();
-    let minter = Minter::builder("layer", key).audience("backend").build().unwrap();
+    let minter = Minter::builder("layer", key)
+        .audience("backend")
+        .build()
+        .unwrap();
     let router = Router::new()
         .route(
             "/mint",
@@ -927,10 +1110,20 @@ async fn mint_02_source_claims_cannot_override_the_minted_claims() {
     assert_eq!(c["aud"], "backend");
     assert_eq!(c["username"], "alice");
     assert_eq!(c["realm"], "idp");
-    assert_eq!(c["roles"], json!([]), "an unmapped `roles` claim grants nothing");
+    assert_eq!(
+        c["roles"],
+        json!([]),
+        "an unmapped `roles` claim grants nothing"
+    );
     assert_ne!(c["jti"], "fixed");
-    assert!(c.get("admin").is_none(), "no top-level claim from the source");
-    assert!(c["attributes"].get("big").is_none(), "oversized values are left out");
+    assert!(
+        c.get("admin").is_none(),
+        "no top-level claim from the source"
+    );
+    assert!(
+        c["attributes"].get("big").is_none(),
+        "oversized values are left out"
+    );
     assert!(minted.len() < 4096, "{} bytes", minted.len());
 }
 
@@ -950,8 +1143,16 @@ async fn avail_05_a_hanging_refresh_does_not_block_known_keys() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     for i in 0..5 {
         let started = Instant::now();
-        assert!(check(&auth, &ec.token(&claims(&format!(r#""i":{i}"#)))).await.is_ok());
-        assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(
+            check(&auth, &ec.token(&claims(&format!(r#""i":{i}"#))))
+                .await
+                .is_ok()
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
     }
     assert!(stuck.await.unwrap().is_err());
 }
@@ -975,11 +1176,23 @@ async fn avail_09_random_signatures_for_a_known_kid_cost_no_network() {
                 x as u8
             })
             .collect();
-        let msg = if i % 2 == 0 { msg.to_owned() } else { ec.token(&claims(&format!(r#""i":{i}"#))).rsplit_once('.').unwrap().0.to_owned() };
+        let msg = if i % 2 == 0 {
+            msg.to_owned()
+        } else {
+            ec.token(&claims(&format!(r#""i":{i}"#)))
+                .rsplit_once('.')
+                .unwrap()
+                .0
+                .to_owned()
+        };
         refused(&auth, &format!("{msg}.{}", b64(&sig)), "random signature").await;
     }
     assert_eq!(idp.fake.hits(), 1, "a bad signature never refetches keys");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -995,5 +1208,9 @@ async fn avail_12_an_unresolvable_idp_gives_503_within_the_timeout() {
         check(&auth, &ec.token(&claims(""))).await.unwrap_err(),
         AuthError::Unavailable
     );
-    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
 }

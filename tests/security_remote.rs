@@ -13,12 +13,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use auth_o_tron::mint::{MintedToken, Minter, SigningKey};
 use auth_o_tron::provider::introspection::ClientAuth;
 use auth_o_tron::provider::{
     EcmwfApiProvider, EfasApiProvider, IntrospectionProvider, IntrospectionSettings, KeySource,
     OfflineEndpoints, OfflineProvider, OfflineSettings, PlainProvider,
 };
-use auth_o_tron::mint::{MintedToken, Minter, SigningKey};
 use auth_o_tron::{AuthError, AuthLayer, Authenticator, Principal};
 use axum::Router;
 use axum::routing::get;
@@ -133,7 +133,11 @@ fn introspection(fake: &FakeApi, ttl: Duration, auth: ClientAuth) -> Introspecti
 
 fn intro_auth(fake: &FakeApi) -> Authenticator {
     Authenticator::builder()
-        .provider(introspection(fake, Duration::from_secs(60), ClientAuth::Basic))
+        .provider(introspection(
+            fake,
+            Duration::from_secs(60),
+            ClientAuth::Basic,
+        ))
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap()
@@ -145,7 +149,11 @@ async fn opq_01_an_inactive_token_is_401_and_may_be_negative_cached() {
     let auth = intro_auth(&fake);
     assert_eq!(check(&auth, "gone").await.unwrap_err(), AuthError::Invalid);
     let neg = Authenticator::builder()
-        .provider(introspection(&fake, Duration::from_secs(60), ClientAuth::Basic))
+        .provider(introspection(
+            &fake,
+            Duration::from_secs(60),
+            ClientAuth::Basic,
+        ))
         .negative_cache(Duration::from_secs(30), 100)
         .build()
         .unwrap();
@@ -174,10 +182,18 @@ async fn opq_02_a_malformed_introspection_answer_is_503_and_never_cached() {
     {
         let token = format!("tok{i}");
         state.set_raw(&token, 200, body);
-        assert_eq!(check(&auth, &token).await.unwrap_err(), AuthError::Unavailable, "{body:?}");
+        assert_eq!(
+            check(&auth, &token).await.unwrap_err(),
+            AuthError::Unavailable,
+            "{body:?}"
+        );
         // Not cached either way: a proper answer is asked for and used at once.
         state.set(&token, 200, active(json!({})));
-        assert_eq!(check(&auth, &token).await.unwrap().username, "olga", "{body:?}");
+        assert_eq!(
+            check(&auth, &token).await.unwrap().username,
+            "olga",
+            "{body:?}"
+        );
     }
 }
 
@@ -194,7 +210,11 @@ async fn opq_03_active_but_unusable_tokens_are_401() {
         ("no-subject", json!({"sub": null})),
     ] {
         state.set(token, 200, active(extra));
-        assert_eq!(check(&auth, token).await.unwrap_err(), AuthError::Invalid, "{token}");
+        assert_eq!(
+            check(&auth, token).await.unwrap_err(),
+            AuthError::Invalid,
+            "{token}"
+        );
     }
     state.set("fine", 200, active(json!({"aud": ["other", "api"]})));
     assert!(check(&auth, "fine").await.is_ok());
@@ -205,13 +225,21 @@ async fn opq_04_our_client_refused_is_503_and_users_are_not_marked_invalid() {
     let (state, fake) = introspection_server().await;
     state.set("tok", 200, active(json!({})));
     let auth = Authenticator::builder()
-        .provider(introspection(&fake, Duration::from_secs(60), ClientAuth::Basic))
+        .provider(introspection(
+            &fake,
+            Duration::from_secs(60),
+            ClientAuth::Basic,
+        ))
         .negative_cache(Duration::from_secs(30), 100)
         .build()
         .unwrap();
     for status in [401, 403] {
         fake.set(Fault::Status(status));
-        assert_eq!(check(&auth, "tok").await.unwrap_err(), AuthError::Unavailable, "{status}");
+        assert_eq!(
+            check(&auth, "tok").await.unwrap_err(),
+            AuthError::Unavailable,
+            "{status}"
+        );
     }
     fake.set(Fault::None);
     assert!(check(&auth, "tok").await.is_ok(), "not negative-cached");
@@ -231,8 +259,19 @@ async fn opq_05_the_token_reaches_the_server_as_exactly_one_exact_form_value() {
         let tokens: Vec<_> = params.iter().filter(|(k, _)| k == "token").collect();
         assert_eq!(tokens.len(), 1, "{body}");
         assert_eq!(tokens[0].1, token, "exact bytes");
-        assert_eq!(params.iter().filter(|(k, _)| k == "token_type_hint").count(), 1);
-        assert!(params.iter().all(|(k, _)| k == "token" || k == "token_type_hint"), "{body}");
+        assert_eq!(
+            params
+                .iter()
+                .filter(|(k, _)| k == "token_type_hint")
+                .count(),
+            1
+        );
+        assert!(
+            params
+                .iter()
+                .all(|(k, _)| k == "token" || k == "token_type_hint"),
+            "{body}"
+        );
     }
     // Characters that could inject form parameters never leave the process.
     let hits = fake.hits();
@@ -242,7 +281,10 @@ async fn opq_05_the_token_reaches_the_server_as_exactly_one_exact_form_value() {
         "tok%2Bx",
         "a;b",
     ] {
-        assert!(matches!(check(&auth, token).await, Err(AuthError::Malformed(_))), "{token}");
+        assert!(
+            matches!(check(&auth, token).await, Err(AuthError::Malformed(_))),
+            "{token}"
+        );
     }
     assert_eq!(fake.hits(), hits);
 }
@@ -262,15 +304,25 @@ async fn opq_06_tokens_and_client_secrets_travel_only_in_the_body() {
         assert_eq!(target, "/introspect", "nothing in the path or query");
     }
     let bodies = state.bodies();
-    assert!(!bodies[0].contains(CLIENT_SECRET), "Basic: the secret is in the header");
-    assert!(bodies[1].contains("client_secret="), "Form: the secret is in the body");
+    assert!(
+        !bodies[0].contains(CLIENT_SECRET),
+        "Basic: the secret is in the header"
+    );
+    assert!(
+        bodies[1].contains("client_secret="),
+        "Form: the secret is in the body"
+    );
 }
 
 #[tokio::test]
 async fn opq_07_a_positive_answer_is_not_cached_past_the_token_exp() {
     let (state, fake) = introspection_server().await;
     let auth = Authenticator::builder()
-        .provider(introspection(&fake, Duration::from_secs(300), ClientAuth::Basic))
+        .provider(introspection(
+            &fake,
+            Duration::from_secs(300),
+            ClientAuth::Basic,
+        ))
         .build()
         .unwrap();
     state.set("short", 200, active(json!({"exp": now() + 2})));
@@ -288,7 +340,10 @@ async fn opq_07_a_positive_answer_is_not_cached_past_the_token_exp() {
 async fn opq_08_remote_user_apis_ignore_extra_fields_and_never_accept_bad_ones() {
     let answer: Arc<Mutex<String>> = Arc::default();
     let a = answer.clone();
-    let fake = FakeApi::start(Arc::new(move |_: &str, _: &str| (200, a.lock().unwrap().clone()))).await;
+    let fake = FakeApi::start(Arc::new(move |_: &str, _: &str| {
+        (200, a.lock().unwrap().clone())
+    }))
+    .await;
     let auth = Authenticator::builder()
         .provider(EfasApiProvider::new("efas", "efas", fake.url("/user"), http_client()).unwrap())
         .build()
@@ -296,7 +351,10 @@ async fn opq_08_remote_user_apis_ignore_extra_fields_and_never_accept_bad_ones()
     *answer.lock().unwrap() =
         json!({"username":"erin","roles":["f"],"admin":true,"x":{"y":[1,2]}}).to_string();
     let p = check(&auth, "t1").await.unwrap();
-    assert_eq!((p.username.as_str(), p.roles.clone()), ("erin", vec!["f".to_owned()]));
+    assert_eq!(
+        (p.username.as_str(), p.roles.clone()),
+        ("erin", vec!["f".to_owned()])
+    );
     assert!(!p.has_role("admin"));
     for (i, bad) in [
         json!({"username":"erin","roles":"admin"}),
@@ -316,7 +374,10 @@ async fn opq_08_remote_user_apis_ignore_extra_fields_and_never_accept_bad_ones()
         );
     }
     fake.set(Fault::Huge);
-    assert_eq!(check(&auth, "huge").await.unwrap_err(), AuthError::Unavailable);
+    assert_eq!(
+        check(&auth, "huge").await.unwrap_err(),
+        AuthError::Unavailable
+    );
 }
 
 #[tokio::test]
@@ -324,14 +385,26 @@ async fn opq_11_a_slow_or_broken_authorization_server_gives_503_within_the_timeo
     let (state, fake) = introspection_server().await;
     state.set("tok", 200, active(json!({})));
     let auth = Authenticator::builder()
-        .provider(introspection(&fake, Duration::from_secs(60), ClientAuth::Basic))
+        .provider(introspection(
+            &fake,
+            Duration::from_secs(60),
+            ClientAuth::Basic,
+        ))
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    for fault in [Fault::Delay(Duration::from_secs(5)), Fault::Reset, Fault::Status(502)] {
+    for fault in [
+        Fault::Delay(Duration::from_secs(5)),
+        Fault::Reset,
+        Fault::Status(502),
+    ] {
         fake.set(fault);
         let started = Instant::now();
-        assert_eq!(check(&auth, "tok").await.unwrap_err(), AuthError::Unavailable, "{fault:?}");
+        assert_eq!(
+            check(&auth, "tok").await.unwrap_err(),
+            AuthError::Unavailable,
+            "{fault:?}"
+        );
         assert!(started.elapsed() < Duration::from_millis(2500), "{fault:?}");
     }
 }
@@ -340,13 +413,20 @@ async fn opq_11_a_slow_or_broken_authorization_server_gives_503_within_the_timeo
 async fn cache_05_a_revoked_token_is_refused_within_the_configured_ttl() {
     let (state, fake) = introspection_server().await;
     let auth = Authenticator::builder()
-        .provider(introspection(&fake, Duration::from_millis(800), ClientAuth::Basic))
+        .provider(introspection(
+            &fake,
+            Duration::from_millis(800),
+            ClientAuth::Basic,
+        ))
         .build()
         .unwrap();
     state.set("tok", 200, active(json!({})));
     assert!(check(&auth, "tok").await.is_ok());
     state.set("tok", 200, json!({"active": false}));
-    assert!(check(&auth, "tok").await.is_ok(), "inside the revocation budget");
+    assert!(
+        check(&auth, "tok").await.is_ok(),
+        "inside the revocation budget"
+    );
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(check(&auth, "tok").await.unwrap_err(), AuthError::Invalid);
 }
@@ -402,8 +482,16 @@ async fn avail_01_blackholed_endpoints_give_503_within_the_budget() {
         ("openid-offline", &offline, "rt".to_owned()),
     ] {
         let started = Instant::now();
-        assert_eq!(check(auth, &token).await.unwrap_err(), AuthError::Unavailable, "{what}");
-        assert!(started.elapsed() < budget, "{what}: {:?}", started.elapsed());
+        assert_eq!(
+            check(auth, &token).await.unwrap_err(),
+            AuthError::Unavailable,
+            "{what}"
+        );
+        assert!(
+            started.elapsed() < budget,
+            "{what}: {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -412,12 +500,19 @@ async fn avail_11_rate_limiting_is_503_and_never_an_invalid_token() {
     let (state, fake) = introspection_server().await;
     state.set("tok", 200, active(json!({})));
     let auth = Authenticator::builder()
-        .provider(introspection(&fake, Duration::from_secs(60), ClientAuth::Basic))
+        .provider(introspection(
+            &fake,
+            Duration::from_secs(60),
+            ClientAuth::Basic,
+        ))
         .negative_cache(Duration::from_secs(30), 100)
         .build()
         .unwrap();
     fake.set(Fault::Status(429));
-    assert_eq!(check(&auth, "tok").await.unwrap_err(), AuthError::Unavailable);
+    assert_eq!(
+        check(&auth, "tok").await.unwrap_err(),
+        AuthError::Unavailable
+    );
     fake.set(Fault::None);
     assert!(check(&auth, "tok").await.is_ok());
 }
@@ -440,7 +535,11 @@ struct Kc {
 
 impl Kc {
     fn count(&self, suffix: &str) -> usize {
-        self.fake.targets().iter().filter(|t| t.ends_with(suffix)).count()
+        self.fake
+            .targets()
+            .iter()
+            .filter(|t| t.ends_with(suffix))
+            .count()
     }
     fn bodies_of(&self, suffix: &str) -> Vec<String> {
         self.bodies
@@ -574,7 +673,11 @@ async fn rt_02_a_rotated_refresh_token_is_used_for_the_next_exchange_and_repeats
     for _ in 0..3 {
         assert!(check(&auth, "rt-1").await.is_ok());
     }
-    assert_eq!(kc.fake.hits(), hits, "inside the access-token lifetime: no-net");
+    assert_eq!(
+        kc.fake.hits(),
+        hits,
+        "inside the access-token lifetime: no-net"
+    );
     tokio::time::sleep(Duration::from_millis(2200)).await;
     *kc.token_answer.lock().unwrap() = (200, json!({"expires_in": 2, "refresh_token": "rt-3"}));
     assert!(check(&auth, "rt-1").await.is_ok());
@@ -588,7 +691,11 @@ async fn rt_02_a_rotated_refresh_token_is_used_for_the_next_exchange_and_repeats
             .1
     };
     assert_eq!(rt(&exchanges[0]), "rt-1");
-    assert_eq!(rt(&exchanges[1]), "rt-2", "the spent token is never presented again");
+    assert_eq!(
+        rt(&exchanges[1]),
+        "rt-2",
+        "the spent token is never presented again"
+    );
 }
 
 #[tokio::test]
@@ -614,10 +721,20 @@ async fn rt_04_invalid_grant_is_401_and_server_trouble_is_503_and_not_cached() {
         .build()
         .unwrap();
     *kc.token_answer.lock().unwrap() = (400, json!({"error": "invalid_grant"}));
-    assert_eq!(check(&auth, "rt-dead").await.unwrap_err(), AuthError::Invalid);
+    assert_eq!(
+        check(&auth, "rt-dead").await.unwrap_err(),
+        AuthError::Invalid
+    );
     *kc.active.lock().unwrap() = false;
-    assert_eq!(check(&auth, "rt-revoked").await.unwrap_err(), AuthError::Invalid);
-    assert_eq!(kc.count("/token"), 1, "an inactive refresh token is never exchanged");
+    assert_eq!(
+        check(&auth, "rt-revoked").await.unwrap_err(),
+        AuthError::Invalid
+    );
+    assert_eq!(
+        kc.count("/token"),
+        1,
+        "an inactive refresh token is never exchanged"
+    );
     *kc.active.lock().unwrap() = true;
     for answer in [
         (500, json!({"error": "server_error"})),
@@ -627,7 +744,11 @@ async fn rt_04_invalid_grant_is_401_and_server_trouble_is_503_and_not_cached() {
         (401, json!({"error": "invalid_client"})),
     ] {
         *kc.token_answer.lock().unwrap() = answer.clone();
-        assert_eq!(check(&auth, "rt-1").await.unwrap_err(), AuthError::Unavailable, "{answer:?}");
+        assert_eq!(
+            check(&auth, "rt-1").await.unwrap_err(),
+            AuthError::Unavailable,
+            "{answer:?}"
+        );
     }
     *kc.token_answer.lock().unwrap() = (200, json!({"expires_in": 300}));
     assert!(check(&auth, "rt-1").await.is_ok(), "no failure was cached");
@@ -638,8 +759,10 @@ async fn rt_05_a_refresh_token_of_another_client_is_401_and_our_secret_never_sho
     let (logs, _guard) = Captured::install();
     let kc = keycloak("api:read").await;
     let auth = offline_auth(&kc.fake, "desp");
-    *kc.token_answer.lock().unwrap() =
-        (400, json!({"error": "invalid_grant", "error_description": "Token client and authorized client don't match"}));
+    *kc.token_answer.lock().unwrap() = (
+        400,
+        json!({"error": "invalid_grant", "error_description": "Token client and authorized client don't match"}),
+    );
     let err = check(&auth, "rt-of-client-x").await.unwrap_err();
     assert_eq!(err, AuthError::Invalid);
     assert!(!err.to_string().contains(CLIENT_SECRET));
@@ -651,15 +774,19 @@ async fn rt_05_a_refresh_token_of_another_client_is_401_and_our_secret_never_sho
 #[tokio::test]
 async fn rt_06_scopes_come_from_the_validated_access_token_not_the_token_response() {
     let kc = keycloak("api:read").await;
-    *kc.token_answer.lock().unwrap() =
-        (200, json!({"expires_in": 300, "scope": "api:read api:write admin"}));
+    *kc.token_answer.lock().unwrap() = (
+        200,
+        json!({"expires_in": 300, "scope": "api:read api:write admin"}),
+    );
     let auth = offline_auth(&kc.fake, "desp");
     let p = check(&auth, "rt-1").await.unwrap();
     assert!(p.scopes.allows("desp", "api:read"));
     assert!(!p.scopes.allows("desp", "api:write"));
     assert!(!p.scopes.allows("desp", "admin"));
-    *kc.token_answer.lock().unwrap() =
-        (200, json!({"expires_in": 300, "access_token": "an-opaque-access-token"}));
+    *kc.token_answer.lock().unwrap() = (
+        200,
+        json!({"expires_in": 300, "access_token": "an-opaque-access-token"}),
+    );
     assert_eq!(
         check(&auth, "rt-2").await.unwrap_err(),
         AuthError::Unavailable,
@@ -691,18 +818,30 @@ async fn rt_07_the_new_access_token_is_never_returned_or_logged() {
     let at = kc.issued.lock().unwrap()[0].clone();
     let sig = at.rsplit('.').next().unwrap().to_owned();
     for leak in [&at, &sig] {
-        assert!(!body.contains(leak.as_str()) && !headers.contains(leak.as_str()), "{body}");
+        assert!(
+            !body.contains(leak.as_str()) && !headers.contains(leak.as_str()),
+            "{body}"
+        );
         assert!(!logs.text().contains(leak.as_str()));
     }
 }
 
 #[tokio::test]
-async fn rt_08_a_refresh_token_given_to_a_provider_without_refresh_mode_never_reaches_a_token_endpoint() {
+async fn rt_08_a_refresh_token_given_to_a_provider_without_refresh_mode_never_reaches_a_token_endpoint()
+ {
     let kc = keycloak("api:read").await;
     let (_state, intro_fake) = introspection_server().await;
     let auth = Authenticator::builder()
-        .provider(jwt_provider("jwt", kc.fake.url("/realms/desp/protocol/openid-connect/certs"), |_| {}))
-        .provider(introspection(&intro_fake, Duration::from_secs(60), ClientAuth::Basic))
+        .provider(jwt_provider(
+            "jwt",
+            kc.fake.url("/realms/desp/protocol/openid-connect/certs"),
+            |_| {},
+        ))
+        .provider(introspection(
+            &intro_fake,
+            Duration::from_secs(60),
+            ClientAuth::Basic,
+        ))
         .build()
         .unwrap();
     assert_eq!(check(&auth, "rt-1").await.unwrap_err(), AuthError::Invalid);
@@ -737,7 +876,11 @@ async fn canary_run() -> (String, String, Vec<String>) {
                 .unwrap(),
         )
         .provider(jwt_provider("jwt", idp.url(), |_| {}))
-        .provider(introspection(&intro_fake, Duration::from_secs(60), ClientAuth::Form))
+        .provider(introspection(
+            &intro_fake,
+            Duration::from_secs(60),
+            ClientAuth::Form,
+        ))
         .provider(offline_provider(&kc.fake, "desp"))
         .provider(EcmwfApiProvider::new("ecmwf", "ecmwf", dead_url, http_client()).unwrap())
         .timeout(Duration::from_secs(2))
@@ -802,7 +945,10 @@ async fn canary_run() -> (String, String, Vec<String>) {
     ];
     secrets.extend(minted.lock().unwrap().iter().cloned());
     secrets.extend(kc.issued.lock().unwrap().iter().cloned());
-    assert!(minted.lock().unwrap().len() >= 2, "the good credentials got through");
+    assert!(
+        minted.lock().unwrap().len() >= 2,
+        "the good credentials got through"
+    );
     (logs.text(), output, secrets)
 }
 
@@ -812,7 +958,10 @@ async fn log_01_no_credential_or_secret_appears_in_logs_or_output() {
     assert!(logs.contains("auth.provider"), "logging was on");
     for s in &secrets {
         assert!(!logs.contains(s.as_str()), "{s} leaked into the logs");
-        assert!(!output.contains(s.as_str()), "{s} leaked into responses or Debug output");
+        assert!(
+            !output.contains(s.as_str()),
+            "{s} leaked into responses or Debug output"
+        );
     }
 }
 
@@ -830,7 +979,10 @@ async fn log_08_no_digest_or_encoding_of_a_secret_is_logged_either() {
             base64::engine::general_purpose::STANDARD.encode(d),
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes()),
         ] {
-            assert!(!logs.contains(&form), "a derivative of {s} was logged: {form}");
+            assert!(
+                !logs.contains(&form),
+                "a derivative of {s} was logged: {form}"
+            );
         }
     }
     let pair: [u8; 32] = sha2::Sha256::digest(format!("bob:{CANARY_PASSWORD}")).into();
@@ -845,10 +997,21 @@ async fn log_04_client_errors_never_log_the_url_that_carried_a_credential() {
     drop(dead);
     let auth = Authenticator::builder()
         .provider(EcmwfApiProvider::new("ecmwf", "ecmwf", url, http_client()).unwrap())
-        .provider(EfasApiProvider::new("efas", "efas", "http://no-such-host.invalid/u", http_client()).unwrap())
+        .provider(
+            EfasApiProvider::new(
+                "efas",
+                "efas",
+                "http://no-such-host.invalid/u",
+                http_client(),
+            )
+            .unwrap(),
+        )
         .build()
         .unwrap();
-    assert_eq!(check(&auth, CANARY_API_KEY).await.unwrap_err(), AuthError::Unavailable);
+    assert_eq!(
+        check(&auth, CANARY_API_KEY).await.unwrap_err(),
+        AuthError::Unavailable
+    );
     let text = logs.text();
     assert!(text.contains("auth.provider.unavailable"), "{text}");
     assert!(!text.contains(CANARY_API_KEY), "{text}");
@@ -875,6 +1038,12 @@ async fn log_05_library_errors_are_logged_by_kind_without_claim_values() {
         let _ = check(&auth, &ec.token(&payload)).await;
     }
     let text = logs.text();
-    assert!(text.contains("JWT rejected"), "the library's own checks ran: {text}");
-    assert!(!text.contains("canary") && !text.contains("8675309"), "{text}");
+    assert!(
+        text.contains("JWT rejected"),
+        "the library's own checks ran: {text}"
+    );
+    assert!(
+        !text.contains("canary") && !text.contains("8675309"),
+        "{text}"
+    );
 }

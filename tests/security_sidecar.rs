@@ -89,7 +89,10 @@ async fn start(yaml: &str) -> Sidecar {
 }
 
 async fn ask(addr: SocketAddr, method: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut r = client().request(method.parse().unwrap(), format!("http://{addr}/authenticate"));
+    let mut r = client().request(
+        method.parse().unwrap(),
+        format!("http://{addr}/authenticate"),
+    );
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
@@ -120,17 +123,34 @@ async fn ngx_01_the_sidecar_answers_only_2xx_401_403_or_503() {
     assert_eq!(ok.status(), 200);
     let wrong = ask(s.addr, "GET", &[("authorization", &basic("alice", "x"))]).await;
     assert_eq!(wrong.status(), 401);
-    assert!(wrong.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic realm=\"localrealm\""));
+    assert!(
+        wrong.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic realm=\"localrealm\"")
+    );
     for bad in ["Bearer a b", "Bearer", "Basic %%", "Bearer a, Bearer b"] {
-        assert_eq!(ask(s.addr, "GET", &[("authorization", bad)]).await.status(), 401, "{bad}: never 400");
+        assert_eq!(
+            ask(s.addr, "GET", &[("authorization", bad)]).await.status(),
+            401,
+            "{bad}: never 400"
+        );
     }
-    let forbidden = ask(s.addr, "GET", &[("authorization", &alice), ("x-original-uri", "/admin")]).await;
+    let forbidden = ask(
+        s.addr,
+        "GET",
+        &[("authorization", &alice), ("x-original-uri", "/admin")],
+    )
+    .await;
     assert_eq!(forbidden.status(), 403);
     let ec = support::es256(9, "k1");
     let down = ask(
         s.addr,
         "GET",
-        &[("authorization", &format!("Bearer {}", ec.token(&support::claims(""))))],
+        &[(
+            "authorization",
+            &format!("Bearer {}", ec.token(&support::claims(""))),
+        )],
     )
     .await;
     assert_eq!(down.status(), 503, "the IdP is down: cannot decide");
@@ -140,9 +160,22 @@ async fn ngx_01_the_sidecar_answers_only_2xx_401_403_or_503() {
 async fn ngx_03_rules_are_decided_on_the_original_uri_the_proxy_sends() {
     let s = start(&config("", "")).await;
     let alice = basic("alice", "alicepass");
-    let res = ask(s.addr, "GET", &[("authorization", &alice), ("x-original-uri", "/admin/panel")]).await;
+    let res = ask(
+        s.addr,
+        "GET",
+        &[
+            ("authorization", &alice),
+            ("x-original-uri", "/admin/panel"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 403);
-    let res = ask(s.addr, "GET", &[("authorization", &alice), ("x-original-uri", "/public")]).await;
+    let res = ask(
+        s.addr,
+        "GET",
+        &[("authorization", &alice), ("x-original-uri", "/public")],
+    )
+    .await;
     assert_eq!(res.status(), 200);
     // A client-added copy of the other header family cannot override what the proxy set.
     let res = ask(
@@ -180,7 +213,10 @@ async fn ngx_04_the_sidecar_never_waits_for_a_request_body() {
     let conf = nginx_conf();
     let auth = auth_location(&conf);
     assert!(auth.contains("proxy_pass_request_body off;"), "{auth}");
-    assert!(auth.contains("proxy_set_header Content-Length \"\";"), "{auth}");
+    assert!(
+        auth.contains("proxy_set_header Content-Length \"\";"),
+        "{auth}"
+    );
 }
 
 fn nginx_conf() -> String {
@@ -224,7 +260,12 @@ async fn ngx_05_the_answer_carries_the_sidecars_identity_whatever_the_client_sen
     assert!(minted.starts_with("Bearer ey"), "{minted}");
     // nginx copies these answers over whatever the client sent (an empty value removes it).
     let conf = directives(&nginx_conf());
-    for name in ["Authorization", "X-Auth-Username", "X-Auth-Realm", "X-Auth-Roles"] {
+    for name in [
+        "Authorization",
+        "X-Auth-Username",
+        "X-Auth-Realm",
+        "X-Auth-Roles",
+    ] {
         assert!(
             conf.lines().any(|l| l
                 .split_whitespace()
@@ -239,7 +280,10 @@ async fn ngx_05_the_answer_carries_the_sidecars_identity_whatever_the_client_sen
 #[test]
 fn ngx_07_the_decision_is_never_cached_by_nginx() {
     let conf = directives(&nginx_conf());
-    assert!(!conf.contains("proxy_cache"), "no shared decision cache in the shipped config");
+    assert!(
+        !conf.contains("proxy_cache"),
+        "no shared decision cache in the shipped config"
+    );
     assert!(auth_location(&conf).contains("internal;"));
 }
 
@@ -261,7 +305,9 @@ fn ngx_09_the_shipped_nginx_config_never_logs_credentials() {
     assert!(!conf.contains("$http_cookie"));
     assert!(conf.contains("access_log off;") || !conf.contains("log_format"));
     assert!(
-        !conf.lines().any(|l| l.contains("error_log") && l.contains("debug")),
+        !conf
+            .lines()
+            .any(|l| l.contains("error_log") && l.contains("debug")),
         "error_log not at debug"
     );
 }
@@ -271,7 +317,12 @@ async fn ngx_10_every_method_is_authenticated() {
     let s = start(&config("", "")).await;
     for method in ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"] {
         assert_eq!(ask(s.addr, method, &[]).await.status(), 401, "{method}");
-        let ok = ask(s.addr, method, &[("authorization", &basic("alice", "alicepass"))]).await;
+        let ok = ask(
+            s.addr,
+            method,
+            &[("authorization", &basic("alice", "alicepass"))],
+        )
+        .await;
         assert_eq!(ok.status(), 200, "{method}");
     }
 }
@@ -295,12 +346,22 @@ async fn rbac_08_path_tricks_cannot_slip_past_a_rule() {
         "/admin;jsessionid=1/users",
         "\\admin",
     ] {
-        let res = ask(s.addr, "GET", &[("authorization", &alice), ("x-original-uri", sneaky)]).await;
+        let res = ask(
+            s.addr,
+            "GET",
+            &[("authorization", &alice), ("x-original-uri", sneaky)],
+        )
+        .await;
         assert_eq!(res.status(), 403, "{sneaky}");
     }
     // The upstream router is case-sensitive and segment-bounded, and so are the rules.
     for other in ["/ADMIN", "/administrator", "/public?next=/admin"] {
-        let res = ask(s.addr, "GET", &[("authorization", &alice), ("x-original-uri", other)]).await;
+        let res = ask(
+            s.addr,
+            "GET",
+            &[("authorization", &alice), ("x-original-uri", other)],
+        )
+        .await;
         assert_eq!(res.status(), 200, "{other}");
     }
 }
@@ -312,25 +373,46 @@ async fn avail_04_the_sidecar_starts_with_an_idp_down_reports_it_and_recovers() 
     for p in s.built.authenticator.providers() {
         p.warm_up().await;
     }
-    let ready = client().get(format!("http://{}/ready", s.addr)).send().await.unwrap();
+    let ready = client()
+        .get(format!("http://{}/ready", s.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503, "degraded");
     let alice = basic("alice", "alicepass");
-    assert_eq!(ask(s.addr, "GET", &[("authorization", &alice)]).await.status(), 200);
+    assert_eq!(
+        ask(s.addr, "GET", &[("authorization", &alice)])
+            .await
+            .status(),
+        200
+    );
     let ec = support::es256(9, "k1");
     let token = format!("Bearer {}", ec.token(&support::claims("")));
-    assert_eq!(ask(s.addr, "GET", &[("authorization", &token)]).await.status(), 503);
+    assert_eq!(
+        ask(s.addr, "GET", &[("authorization", &token)])
+            .await
+            .status(),
+        503
+    );
     idp.set(Fault::None);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut status = 0;
     for _ in 0..30 {
-        status = ask(s.addr, "GET", &[("authorization", &token)]).await.status().as_u16();
+        status = ask(s.addr, "GET", &[("authorization", &token)])
+            .await
+            .status()
+            .as_u16();
         if status == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(status, 200, "recovered without a restart");
-    let ready = client().get(format!("http://{}/ready", s.addr)).send().await.unwrap();
+    let ready = client()
+        .get(format!("http://{}/ready", s.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
 }
 
@@ -340,10 +422,16 @@ async fn avail_06_slow_loris_connections_are_cut_and_others_served() {
     let mut slow = Vec::new();
     for _ in 0..50 {
         let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a").await.unwrap();
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+            .await
+            .unwrap();
         slow.push(c);
     }
-    let res = client().get(format!("http://{}/health", s.addr)).send().await.unwrap();
+    let res = client()
+        .get(format!("http://{}/health", s.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "served while 50 slow clients hang");
     let started = Instant::now();
     for mut c in slow {
@@ -358,6 +446,7 @@ async fn avail_06_slow_loris_connections_are_cut_and_others_served() {
 
 #[tokio::test]
 async fn avail_07_too_many_or_too_large_headers_get_431() {
+    // Also the sidecar half of AUTHZ-10: oversized credentials never reach the parser.
     let s = start(&config("", "")).await;
     let mut many = String::from("GET /authenticate HTTP/1.1\r\nHost: x\r\n");
     for i in 0..200 {
@@ -365,7 +454,11 @@ async fn avail_07_too_many_or_too_large_headers_get_431() {
     }
     many.push_str("Connection: close\r\n\r\n");
     let text = common::raw(s.addr, &many).await;
-    assert!(text.starts_with("HTTP/1.1 431"), "{}", &text[..text.len().min(200)]);
+    assert!(
+        text.starts_with("HTTP/1.1 431"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
     for size in [64 * 1024, 1024 * 1024] {
         let req = format!(
             "GET /authenticate HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
@@ -383,7 +476,12 @@ async fn avail_07_too_many_or_too_large_headers_get_431() {
         );
     }
     assert_eq!(
-        client().get(format!("http://{}/health", s.addr)).send().await.unwrap().status(),
+        client()
+            .get(format!("http://{}/health", s.addr))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
 }
@@ -395,7 +493,10 @@ async fn avail_08_overload_is_shed_at_once_with_503() {
         .delay(Duration::from_millis(500));
     let auth = Authenticator::builder().provider(t).build().unwrap();
     let app = axum::Router::new()
-        .route("/me", axum::routing::get(|p: Principal| async move { p.username.clone() }))
+        .route(
+            "/me",
+            axum::routing::get(|p: Principal| async move { p.username.clone() }),
+        )
         .layer(AuthLayer::new(auth));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -418,7 +519,12 @@ async fn avail_08_overload_is_shed_at_once_with_503() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
-    let res = client().get(format!("http://{addr}/me")).bearer_auth("tok").send().await.unwrap();
+    let res = client()
+        .get(format!("http://{addr}/me"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 503);
     assert!(started.elapsed() < Duration::from_millis(200), "not queued");
     for s in slow {
@@ -470,13 +576,27 @@ async fn avail_02_a_panic_in_the_auth_path_is_a_500_and_never_reaches_the_app() 
         .layer(AuthLayer::new(auth));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(server::serve(l, app, server::Limits::default(), std::future::pending()));
+    tokio::spawn(server::serve(
+        l,
+        app,
+        server::Limits::default(),
+        std::future::pending(),
+    ));
     for _ in 0..3 {
-        let res = client().get(format!("http://{addr}/me")).bearer_auth("x").send().await.unwrap();
+        let res = client()
+            .get(format!("http://{addr}/me"))
+            .bearer_auth("x")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 500);
     }
     assert_eq!(hits.load(Ordering::SeqCst), 0);
-    let res = client().get(format!("http://{addr}/me")).send().await.unwrap();
+    let res = client()
+        .get(format!("http://{addr}/me"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401, "still serving");
 }
 
@@ -484,14 +604,42 @@ async fn avail_02_a_panic_in_the_auth_path_is_a_500_and_never_reaches_the_app() 
 fn avail_10_misconfiguration_fails_at_startup_not_per_request() {
     let idp = "https://idp.example/jwks";
     for (what, yaml) in [
-        ("leeway", config(&format!("  - {{type: jwt, name: j, realm: j, cert_uri: \"{idp}\", iam_realm: x, leeway: 86400}}"), "")),
-        ("HMAC algorithm", config(&format!("  - {{type: jwt, name: j, realm: j, cert_uri: \"{idp}\", iam_realm: x, algorithms: [HS256]}}"), "")),
-        ("plain http", config("  - {type: jwt, name: j, realm: j, cert_uri: \"ftp://idp\", iam_realm: x}", "")),
+        (
+            "leeway",
+            config(
+                &format!(
+                    "  - {{type: jwt, name: j, realm: j, cert_uri: \"{idp}\", iam_realm: x, leeway: 86400}}"
+                ),
+                "",
+            ),
+        ),
+        (
+            "HMAC algorithm",
+            config(
+                &format!(
+                    "  - {{type: jwt, name: j, realm: j, cert_uri: \"{idp}\", iam_realm: x, algorithms: [HS256]}}"
+                ),
+                "",
+            ),
+        ),
+        (
+            "plain http",
+            config(
+                "  - {type: jwt, name: j, realm: j, cert_uri: \"ftp://idp\", iam_realm: x}",
+                "",
+            ),
+        ),
         ("weak secret", config("", "").replace(SECRET, "short")),
         ("empty rule", config("", "  - {path: /x}")),
         ("relative rule", config("", "  - {path: x, roles: [a]}")),
-        ("minting lifetime", config("", "").replace("exp: 300", "exp: 0")),
-        ("RS256 minting", config("", "").replace("secret: ", "algorithm: RS256, secret: ")),
+        (
+            "minting lifetime",
+            config("", "").replace("exp: 300", "exp: 0"),
+        ),
+        (
+            "RS256 minting",
+            config("", "").replace("secret: ", "algorithm: RS256, secret: "),
+        ),
     ] {
         let built = Config::from_yaml(&yaml, Vec::<(String, String)>::new())
             .map_err(|e| e.to_string())
@@ -510,7 +658,10 @@ fn mint_07_only_constant_time_friendly_signing_algorithms_are_offered() {
         );
     }
     for alg in ["ES256", "EdDSA"] {
-        let yaml = config("", "").replace("secret: ", &format!("algorithm: {alg}, kid: k, key_file: /nonexistent, secret: "));
+        let yaml = config("", "").replace(
+            "secret: ",
+            &format!("algorithm: {alg}, kid: k, key_file: /nonexistent, secret: "),
+        );
         let loaded = Config::from_yaml(&yaml, Vec::<(String, String)>::new());
         assert!(loaded.is_ok(), "{alg} is a known algorithm");
     }
@@ -519,17 +670,35 @@ fn mint_07_only_constant_time_friendly_signing_algorithms_are_offered() {
 #[tokio::test]
 async fn mint_03_a_forged_or_copied_minted_token_is_not_a_credential() {
     let s = start(&config("", "")).await;
-    let res = ask(s.addr, "GET", &[("authorization", &basic("alice", "alicepass"))]).await;
+    let res = ask(
+        s.addr,
+        "GET",
+        &[("authorization", &basic("alice", "alicepass"))],
+    )
+    .await;
     let minted = res.headers()["authorization"].to_str().unwrap().to_owned();
     let copied = ask(s.addr, "GET", &[("authorization", &minted)]).await;
-    assert_eq!(copied.status(), 401, "our own minted token is not accepted as a credential");
+    assert_eq!(
+        copied.status(),
+        401,
+        "our own minted token is not accepted as a credential"
+    );
     let forged = {
         let claims = serde_json::json!({"sub":"localrealm-adam","iss":"sidecar","username":"adam",
             "realm":"localrealm","roles":["admin"],"exp": support::now() + 60});
-        let key = jsonwebtoken::EncodingKey::from_secret(b"guessed-secret-guessed-secret-000").unwrap();
+        let key =
+            jsonwebtoken::EncodingKey::from_secret(b"guessed-secret-guessed-secret-000").unwrap();
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
     };
-    let res = ask(s.addr, "GET", &[("authorization", &format!("Bearer {forged}")), ("x-original-uri", "/admin")]).await;
+    let res = ask(
+        s.addr,
+        "GET",
+        &[
+            ("authorization", &format!("Bearer {forged}")),
+            ("x-original-uri", "/admin"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 401);
 }
 
@@ -557,16 +726,28 @@ async fn mint_04_the_answer_carries_the_minted_token_never_the_clients_credentia
 
 #[tokio::test]
 async fn mint_05_a_large_identity_is_minted_whole_never_truncated() {
-    let roles: Vec<String> = (0..500).map(|i| format!("role-{i:04}-{}", "r".repeat(20))).collect();
+    let roles: Vec<String> = (0..500)
+        .map(|i| format!("role-{i:04}-{}", "r".repeat(20)))
+        .collect();
     let yaml = config("", "").replacen(
         "roles: [admin]}",
         &format!("roles: [{}]}}", roles.join(", ")),
         1,
     );
     let s = start(&yaml).await;
-    let res = ask(s.addr, "GET", &[("authorization", &basic("adam", "adampass"))]).await;
+    let res = ask(
+        s.addr,
+        "GET",
+        &[("authorization", &basic("adam", "adampass"))],
+    )
+    .await;
     assert_eq!(res.status(), 200);
-    let jwt = res.headers()["authorization"].to_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    let jwt = res.headers()["authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     v.validate_aud = false;
     let c = jsonwebtoken::decode::<serde_json::Value>(
@@ -576,8 +757,19 @@ async fn mint_05_a_large_identity_is_minted_whole_never_truncated() {
     )
     .unwrap()
     .claims;
-    assert_eq!(c["roles"].as_array().unwrap().len(), 500, "all roles, none dropped");
-    assert_eq!(res.headers()["x-auth-roles"].to_str().unwrap().split(',').count(), 500);
+    assert_eq!(
+        c["roles"].as_array().unwrap().len(),
+        500,
+        "all roles, none dropped"
+    );
+    assert_eq!(
+        res.headers()["x-auth-roles"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .count(),
+        500
+    );
 }
 
 #[tokio::test]
@@ -601,7 +793,10 @@ async fn log_03_the_minted_credential_header_is_marked_sensitive() {
 
 #[tokio::test]
 async fn log_09_metrics_carry_no_user_token_or_key_labels() {
-    let yaml = config("", "").replace("metrics: {enabled: false}", "metrics: {enabled: true, port: 2}");
+    let yaml = config("", "").replace(
+        "metrics: {enabled: false}",
+        "metrics: {enabled: true, port: 2}",
+    );
     let s = start(&yaml).await;
     let ec = support::es256(9, "canary-kid");
     for v in [
@@ -610,9 +805,21 @@ async fn log_09_metrics_carry_no_user_token_or_key_labels() {
         format!("Bearer {}", ec.token(&support::claims(""))),
         "Bearer canary-token".to_owned(),
     ] {
-        ask(s.addr, "GET", &[("authorization", &v), ("x-original-uri", "/canary-path")]).await;
+        ask(
+            s.addr,
+            "GET",
+            &[("authorization", &v), ("x-original-uri", "/canary-path")],
+        )
+        .await;
     }
-    let text = client().get(format!("http://{}/metrics", s.maddr)).send().await.unwrap().text().await.unwrap();
+    let text = client()
+        .get(format!("http://{}/metrics", s.maddr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("authotron_auth_requests_total"), "{text}");
     for leak in ["alice", "canary", "eyJ", "sub=", "kid=", "user="] {
         assert!(!text.contains(leak), "{leak} in metrics:\n{text}");
