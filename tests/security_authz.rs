@@ -161,9 +161,6 @@ async fn authz_04_characters_outside_b64token_are_invalid_request() {
             b"GET /me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: ".to_vec();
         req.extend_from_slice(bytes);
         req.extend_from_slice(b"\r\n\r\n");
-        let text = raw(addr, &String::from_utf8_lossy(&req)).await;
-        // `raw` sends the text as UTF-8; send the exact bytes too.
-        assert!(text.starts_with("HTTP/1.1 401"), "{text}");
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(&req).await.unwrap();

@@ -627,7 +627,7 @@ async fn jwks_11_cache_headers_cannot_move_the_refresh_interval_out_of_its_bound
     for cc in ["max-age=0, no-store", "max-age=31536000"] {
         let (addr, hits) = jwks_with_cache_control(doc.clone(), cc).await;
         let auth = authenticator(jwt_provider("idp", format!("http://{addr}/jwks"), |s| {
-            s.max_key_age = Duration::from_millis(400);
+            s.max_key_age = Duration::from_millis(1000);
             s.min_refetch = Duration::from_millis(200);
         }));
         for i in 0..20 {
@@ -638,7 +638,7 @@ async fn jwks_11_cache_headers_cannot_move_the_refresh_interval_out_of_its_bound
             );
         }
         assert_eq!(hits.load(Ordering::SeqCst), 1, "{cc}: no refetch storm");
-        tokio::time::sleep(Duration::from_millis(450)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(
             check(&auth, &ec.token(&claims(r#""late":1"#)))
                 .await
@@ -841,7 +841,7 @@ async fn iss_07_one_provider_down_leaves_the_others_fast() {
         let t = b.token(&claims_for("https://b", &format!(r#""i":{i}"#)));
         assert_eq!(check(&auth, &t).await.unwrap().provider(), "B");
         assert!(
-            started.elapsed() < Duration::from_millis(300),
+            started.elapsed() < Duration::from_millis(500),
             "{:?}",
             started.elapsed()
         );
@@ -1149,7 +1149,7 @@ async fn avail_05_a_hanging_refresh_does_not_block_known_keys() {
                 .is_ok()
         );
         assert!(
-            started.elapsed() < Duration::from_millis(300),
+            started.elapsed() < Duration::from_millis(500),
             "{:?}",
             started.elapsed()
         );
