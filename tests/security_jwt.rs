@@ -1214,3 +1214,190 @@ async fn avail_12_an_unresolvable_idp_gives_503_within_the_timeout() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn alg_01_every_spelling_of_alg_none_is_refused() {
+    let ec = es256(9, "k1");
+    let idp = jwks(vec![ec.jwk.clone()]).await;
+    let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
+    let p = b64(claims("").as_bytes());
+    let sig = ec.token(&claims("")).rsplit('.').next().unwrap().to_owned();
+    for alg in ["none", "NONE", "nOnE", "None"] {
+        let h = b64(format!(r#"{{"alg":"{alg}","kid":"k1"}}"#).as_bytes());
+        for token in [
+            format!("{h}.{p}."),
+            format!("{h}.{p}.{sig}"),
+            format!("{h}.{p}"),
+        ] {
+            refused(&auth, &token, alg).await;
+        }
+    }
+    let h = b64(br#"{"kid":"k1"}"#);
+    refused(&auth, &format!("{h}.{p}.{sig}"), "no alg at all").await;
+}
+
+#[tokio::test]
+async fn alg_07_special_case_ecdsa_signatures_are_refused() {
+    const N: [u8; 32] = [
+        0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xFF, 0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63,
+        0x25, 0x51,
+    ];
+    let mut n_minus_1 = N;
+    n_minus_1[31] -= 1;
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    let ec = es256(9, "k1");
+    let idp = jwks(vec![ec.jwk.clone()]).await;
+    let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
+    let good = ec.token(&claims(""));
+    let (msg, _) = good.rsplit_once('.').unwrap();
+    for (case, r, s) in [
+        ("r=s=0", [0u8; 32], [0u8; 32]),
+        ("r=s=n", N, N),
+        ("r=0,s=1", [0u8; 32], one),
+        ("r=1,s=0", one, [0u8; 32]),
+        ("r=n-1,s=n", n_minus_1, N),
+        ("r=s=n-1", n_minus_1, n_minus_1),
+        ("r=s=0xff..", [0xff; 32], [0xff; 32]),
+    ] {
+        let sig = [&r[..], &s[..]].concat();
+        refused(&auth, &format!("{msg}.{}", b64(&sig)), case).await;
+    }
+    assert!(check(&auth, &good).await.is_ok());
+}
+
+#[tokio::test]
+async fn alg_08_der_and_wrong_length_ecdsa_signatures_are_refused() {
+    let ec = es256(9, "k1");
+    let idp = jwks(vec![ec.jwk.clone()]).await;
+    let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
+    let good = ec.token(&claims(""));
+    let (msg, sig) = good.rsplit_once('.').unwrap();
+    let raw =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).unwrap();
+    // The same (r, s) as an ASN.1 DER SEQUENCE of two INTEGERs.
+    let int = |x: &[u8]| {
+        let x: Vec<u8> = x.iter().copied().skip_while(|b| *b == 0).collect();
+        let x = if x[0] & 0x80 != 0 {
+            [&[0u8][..], &x].concat()
+        } else {
+            x
+        };
+        [&[0x02, x.len() as u8][..], &x].concat()
+    };
+    let body = [int(&raw[..32]), int(&raw[32..])].concat();
+    let der = [&[0x30, body.len() as u8][..], &body].concat();
+    for (case, bytes) in [
+        ("DER", der),
+        ("63 bytes", raw[..63].to_vec()),
+        ("65 bytes", [&raw[..], &[0u8]].concat()),
+        ("96 bytes", [&raw[..], &raw[..32]].concat()),
+        ("empty", vec![]),
+    ] {
+        refused(&auth, &format!("{msg}.{}", b64(&bytes)), case).await;
+    }
+}
+
+#[tokio::test]
+async fn hdr_03_hostile_kids_are_refused_without_any_fetch() {
+    let ec = es256(9, "k1");
+    let idp = jwks(vec![ec.jwk.clone()]).await;
+    let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
+    assert!(check(&auth, &ec.token(&claims(""))).await.is_ok());
+    let hits = idp.fake.hits();
+    let huge = "k".repeat(5000);
+    for kid in [
+        json!("k1\r\nX-Injected: 1"),
+        json!("k1\u{0}"),
+        json!("\u{1b}[31mk1"),
+        json!(huge),
+        json!(123),
+        json!(["k1"]),
+    ] {
+        let h = json!({"alg":"ES256","kid":kid}).to_string();
+        refused(&auth, &ec.raw(&h, &claims("")), &h[..h.len().min(40)]).await;
+    }
+    assert!(
+        idp.fake.hits() <= hits + 1,
+        "at most one rate-limited refetch"
+    );
+}
+
+#[tokio::test]
+async fn hdr_08_critical_extensions_are_refused() {
+    let ec = es256(9, "k1");
+    let idp = jwks(vec![ec.jwk.clone()]).await;
+    let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
+    for h in [
+        r#"{"alg":"ES256","kid":"k1","crit":["exp-ext"],"exp-ext":"x"}"#,
+        r#"{"alg":"ES256","kid":"k1","crit":[]}"#,
+        r#"{"alg":"ES256","kid":"k1","crit":["alg"]}"#,
+        r#"{"alg":"ES256","kid":"k1","crit":"exp-ext"}"#,
+    ] {
+        refused(&auth, &ec.raw(h, &claims("")), h).await;
+    }
+}
+
+#[tokio::test]
+async fn hdr_14_headers_that_are_not_a_utf8_json_object_are_refused() {
+    let ec = es256(9, "k1");
+    let idp = jwks(vec![ec.jwk.clone()]).await;
+    let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
+    let p = b64(claims("").as_bytes());
+    let json = r#"{"alg":"ES256","kid":"k1"}"#;
+    let utf16: Vec<u8> = json.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let bom = [&[0xEF, 0xBB, 0xBF][..], json.as_bytes()].concat();
+    for (case, header) in [
+        ("UTF-16", utf16),
+        ("BOM", bom),
+        ("array", b"[]".to_vec()),
+        ("string", b"\"x\"".to_vec()),
+        ("number", b"1".to_vec()),
+        (
+            "latin-1",
+            b"{\"alg\":\"ES256\",\"kid\":\"k\xe91\"}".to_vec(),
+        ),
+    ] {
+        let m = format!("{}.{p}", b64(&header));
+        let sig = jsonwebtoken::crypto::sign(m.as_bytes(), &ec.key, Algorithm::ES256).unwrap();
+        refused(&auth, &format!("{m}.{sig}"), case).await;
+    }
+}
+
+#[tokio::test]
+async fn clm_15_duplicate_registered_claims_are_refused() {
+    let ec = es256(9, "k1");
+    let idp = jwks(vec![ec.jwk.clone()]).await;
+    let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
+    let n = now() + 300;
+    for p in [
+        format!(r#"{{"sub":"a","iss":"{ISSUER}","aud":"api","exp":1,"exp":{n}}}"#),
+        format!(r#"{{"sub":"a","sub":"admin","iss":"{ISSUER}","aud":"api","exp":{n}}}"#),
+        format!(r#"{{"sub":"a","iss":"https://evil","iss":"{ISSUER}","aud":"api","exp":{n}}}"#),
+        format!(r#"{{"sub":"a","iss":"{ISSUER}","aud":"other","aud":"api","exp":{n}}}"#),
+    ] {
+        refused(&auth, &ec.token(&p), &p).await;
+    }
+}
+
+#[tokio::test]
+async fn clm_18_deep_or_wide_claims_are_bounded() {
+    let ec = es256(9, "k1");
+    let idp = jwks(vec![ec.jwk.clone()]).await;
+    let auth = authenticator(jwt_provider("idp", idp.url(), |_| {}));
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    refused(
+        &auth,
+        &ec.token(&claims(&format!(r#""x":{deep}"#))),
+        "depth 200",
+    )
+    .await;
+    // As wide as fits in the 8 KiB header cap: decided quickly either way, never a panic.
+    let wide: Vec<String> = (0..600).map(|i| format!(r#""k{i}":0"#)).collect();
+    let t = ec.token(&claims(&wide.join(",")));
+    assert!(t.len() < 8 * 1024, "{}", t.len());
+    let started = Instant::now();
+    let _ = check(&auth, &t).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
