@@ -96,6 +96,13 @@ async fn ask(addr: SocketAddr, method: &str, headers: &[(&str, &str)]) -> reqwes
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
+    // A proxy always names the request it asks about; with rules configured, a decision
+    // request without one is refused.
+    if !headers.iter().any(|(k, _)| {
+        k.eq_ignore_ascii_case("x-original-uri") || k.eq_ignore_ascii_case("x-forwarded-uri")
+    }) {
+        r = r.header("x-original-uri", "/app");
+    }
     r.send().await.unwrap()
 }
 
@@ -354,8 +361,8 @@ async fn rbac_08_path_tricks_cannot_slip_past_a_rule() {
         .await;
         assert_eq!(res.status(), 403, "{sneaky}");
     }
-    // The upstream router is case-sensitive and segment-bounded, and so are the rules.
-    for other in ["/ADMIN", "/administrator", "/public?next=/admin"] {
+    // Rules are segment-bounded and match the path only.
+    for other in ["/administrator", "/public?next=/admin", "/public/admin"] {
         let res = ask(
             s.addr,
             "GET",
@@ -782,6 +789,7 @@ async fn log_03_the_minted_credential_header_is_marked_sensitive() {
     let req = http::Request::builder()
         .uri("/authenticate")
         .header("authorization", basic("alice", "alicepass"))
+        .header("x-original-uri", "/app")
         .body(axum::body::Body::empty())
         .unwrap();
     let res = app.oneshot(req).await.unwrap();
