@@ -203,7 +203,7 @@ async fn ngx_04_the_sidecar_never_waits_for_a_request_body() {
     let s = start(&config("", "")).await;
     let mut sock = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     let head = format!(
-        "POST /authenticate HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 104857600\r\n\r\n{{\"a\":",
+        "POST /authenticate HTTP/1.1\r\nHost: x\r\nX-Original-URI: /app\r\nAuthorization: {}\r\nContent-Length: 104857600\r\n\r\n{{\"a\":",
         basic("alice", "alicepass")
     );
     sock.write_all(head.as_bytes()).await.unwrap();
