@@ -8,10 +8,7 @@ mod common;
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use auth_o_tron::sidecar::config::Config;
 use auth_o_tron::sidecar::{metrics::Metrics, router, server};
@@ -19,36 +16,6 @@ use axum::http::HeaderMap;
 use common::{basic, client};
 
 const SECRET: &str = "an-e2e-secret-that-is-at-least-32-bytes";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for(port: u16) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on port {port}");
-}
-
-/// A child process killed on drop.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// What the upstream app received: one entry per request, all headers.
 type Seen = Arc<Mutex<Vec<HeaderMap>>>;
@@ -113,48 +80,23 @@ rules:
 struct Setup {
     proxy: SocketAddr,
     seen: Seen,
-    _nginx: Proc,
+    _nginx: common::process::Proc,
+    _dir: common::process::Scratch,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn setup() -> Setup {
     let seen: Seen = Arc::default();
     let app = upstream(seen.clone()).await;
-    let side = free_port();
+    let side = common::process::free_port();
     // The IdP of the jwt provider is down: its tokens cannot be decided.
     let stop = sidecar(side, "http://127.0.0.1:9/jwks").await;
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("aot-sec-e2e-{port}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    let conf = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/nginx.conf"),
-    )
-    .unwrap()
-    .replace("127.0.0.1:8088", &format!("127.0.0.1:{port}"))
-    .replace("127.0.0.1:8080", &format!("127.0.0.1:{side}"))
-    .replace("127.0.0.1:8081", &format!("127.0.0.1:{app}"));
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("nginx is installed");
-    let child = Command::new(nginx)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    wait_for(port).await;
+    let (proc, dir, proxy) = common::process::nginx(side, app);
     Setup {
-        proxy: SocketAddr::from(([127, 0, 0, 1], port)),
+        proxy,
         seen,
         _nginx: proc,
+        _dir: dir,
         _stop: stop,
     }
 }
