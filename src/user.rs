@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use http::HeaderValue;
@@ -161,6 +161,9 @@ struct PrincipalInner {
     provider: Arc<str>,
     expires_at: Option<SystemTime>,
     minted: Mutex<Option<crate::mint::Minted>>,
+    /// The legacy header values, built (and warned about) once per principal: a cache hit
+    /// reuses them.
+    legacy: OnceLock<[Option<HeaderValue>; 3]>,
 }
 
 impl Principal {
@@ -171,6 +174,7 @@ impl Principal {
             provider: provider.into(),
             expires_at,
             minted: Mutex::new(None),
+            legacy: OnceLock::new(),
         }))
     }
 
@@ -202,13 +206,23 @@ impl Principal {
     /// one header value (not visible ASCII). The pipeline already refuses names with control
     /// characters.
     pub fn legacy_username_header(&self) -> Option<HeaderValue> {
-        legacy_value("username", &self.0.user.username)
+        self.legacy()[0].clone()
+    }
+
+    fn legacy(&self) -> &[Option<HeaderValue>; 3] {
+        self.0.legacy.get_or_init(|| {
+            [
+                legacy_value("username", &self.0.user.username),
+                legacy_value("realm", &self.0.user.realm),
+                self.build_legacy_roles(),
+            ]
+        })
     }
 
     /// The legacy `X-Auth-Realm` value, or `None` (with a warning) when the realm cannot be
     /// one header value.
     pub fn legacy_realm_header(&self) -> Option<HeaderValue> {
-        legacy_value("realm", &self.0.user.realm)
+        self.legacy()[1].clone()
     }
 
     /// The legacy `X-Auth-Roles` value: the roles joined with `,`. Backends split that header
@@ -218,6 +232,10 @@ impl Principal {
     /// minted JWT, where it is one string. A user without roles gets an empty value, as
     /// auth-o-tron sends it.
     pub fn legacy_roles_header(&self) -> Option<HeaderValue> {
+        self.legacy()[2].clone()
+    }
+
+    fn build_legacy_roles(&self) -> Option<HeaderValue> {
         let mut joined = String::new();
         for role in &self.0.user.roles {
             if is_list_safe(role) {

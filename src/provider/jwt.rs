@@ -245,6 +245,12 @@ impl JwtProvider {
         if header.cty.is_some() {
             return Err(ProviderError::invalid("nested JWTs are not accepted"));
         }
+        // A JWS header carrying JWE members (RFC 7516: `enc`, `zip`, PBES2's `p2c`/`p2s`,
+        // ECDH's `epk`/`apu`/`apv`, AES-GCM key wrap's `iv`/`tag`) is a JWE/JWS confusion
+        // attempt (draft-ietf-oauth-rfc8725bis): refuse it rather than ignore the members.
+        if has_jwe_members(token) {
+            return Err(ProviderError::invalid("JWE header members in a JWS"));
+        }
         self.precheck(token)?;
         Ok(header)
     }
@@ -294,7 +300,8 @@ impl JwtProvider {
             .unwrap_or_default()
             .as_secs();
         match claims.get("exp").and_then(Value::as_u64) {
-            Some(exp) if exp.saturating_add(self.settings.leeway) >= now => {}
+            // RFC 7519 §4.1.4: the current time must be before `exp` (plus leeway).
+            Some(exp) if exp.saturating_add(self.settings.leeway) > now => {}
             Some(_) => return Err(ProviderError::invalid("expired")),
             None => return Err(ProviderError::invalid("exp missing or not a number")),
         }
@@ -453,4 +460,18 @@ impl Provider for JwtProvider {
     ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
         Box::pin(self.check(credential.secret()))
     }
+}
+
+/// Whether the (unverified) protected header of `token` has a member only JWE defines.
+fn has_jwe_members(token: &str) -> bool {
+    use base64::Engine;
+    const JWE_ONLY: [&str; 9] = ["enc", "zip", "p2c", "p2s", "epk", "apu", "apv", "iv", "tag"];
+    let Some(head) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head) else {
+        return false;
+    };
+    serde_json::from_slice::<Map<String, Value>>(&bytes)
+        .is_ok_and(|h| JWE_ONLY.iter().any(|k| h.contains_key(*k)))
 }

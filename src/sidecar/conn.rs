@@ -13,7 +13,7 @@
 //! - one request runs longer than the request timeout (a slow body, a stuck handler);
 //! - the server is at its connection cap and this connection is idle (room for new ones).
 //!
-//! The cost per request is two atomic updates and one clock read.
+//! The cost per request is a few atomic operations: no clock read, no wake-up.
 
 use std::future::Future;
 use std::io;
@@ -40,25 +40,21 @@ pub struct Deadlines {
     pub request: Duration,
 }
 
-/// What the IO, the service and the watchdog of one connection share.
+/// What the IO, the service and the watchdog of one connection share. The IO and the service
+/// only count and flag (no clock, no wake-up per request); the watchdog reads the clock when it
+/// wakes and notices changes then, so each deadline holds within one wake-up interval.
 #[derive(Debug)]
 pub struct ConnState {
     start: Instant,
-    in_flight: AtomicUsize,
-    /// Milliseconds since `start` + 1 of the latest of: the last answer, the first request's
-    /// start; 0 while no request has run.
-    last_done: AtomicU64,
-    /// Milliseconds since `start` + 1 of the first byte read while no request ran; 0: none.
-    first_read: AtomicU64,
-    /// Milliseconds since `start` + 1 of the last request start or answer while busy: a busy
-    /// connection must make progress, one answer at a time.
-    busy_since: AtomicU64,
+    started: AtomicU64,
+    done: AtomicU64,
+    /// Bytes arrived while no request ran (a request head, or a trickle of one).
+    read: AtomicBool,
+    /// Bytes arrived at all.
+    any_read: AtomicBool,
     /// An HTTP/2 connection: frames after an answer (PING, SETTINGS ACK, WINDOW_UPDATE) are
     /// not a request head.
     h2: AtomicBool,
-    /// Bytes were read at all.
-    any_read: AtomicBool,
-    wake: Notify,
 }
 
 impl ConnState {
@@ -66,65 +62,51 @@ impl ConnState {
     pub fn new() -> Arc<Self> {
         Arc::new(ConnState {
             start: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last_done: AtomicU64::new(0),
-            first_read: AtomicU64::new(0),
-            busy_since: AtomicU64::new(0),
-            h2: AtomicBool::new(false),
+            started: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            read: AtomicBool::new(false),
             any_read: AtomicBool::new(false),
-            wake: Notify::new(),
+            h2: AtomicBool::new(false),
         })
     }
 
-    fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64 + 1
-    }
-
-    fn on_first_read(&self, bytes: &[u8]) {
-        if bytes.starts_with(b"PRI ") {
+    fn on_read(&self, bytes: &[u8]) {
+        if !self.any_read.swap(true, Ordering::Relaxed) && bytes.starts_with(b"PRI ") {
             self.h2.store(true, Ordering::Relaxed);
         }
-    }
-
-    fn on_read(&self) {
-        if self.h2.load(Ordering::Relaxed) && self.last_done.load(Ordering::Relaxed) != 0 {
+        if self.h2.load(Ordering::Relaxed) && self.done.load(Ordering::Relaxed) != 0 {
             return;
         }
-        if self.in_flight.load(Ordering::Relaxed) == 0
-            && self.first_read.load(Ordering::Relaxed) == 0
-            && self
-                .first_read
-                .compare_exchange(0, self.now(), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.wake.notify_one();
+        if !self.read.load(Ordering::Relaxed) && self.in_flight() == 0 {
+            self.read.store(true, Ordering::Relaxed);
         }
     }
 
     fn on_start(&self) {
-        self.busy_since.store(self.now(), Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.started.fetch_add(1, Ordering::AcqRel);
     }
 
     fn on_done(&self) {
-        let now = self.now();
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.last_done.store(now, Ordering::Relaxed);
-            self.first_read.store(0, Ordering::Relaxed);
-            self.wake.notify_one();
-        } else {
-            self.busy_since.store(now, Ordering::Relaxed);
+        let done = self.done.fetch_add(1, Ordering::AcqRel) + 1;
+        if done == self.started.load(Ordering::Acquire) {
+            self.read.store(false, Ordering::Relaxed);
         }
+    }
+
+    fn in_flight(&self) -> u64 {
+        let done = self.done.load(Ordering::Acquire);
+        self.started.load(Ordering::Acquire).saturating_sub(done)
     }
 
     /// Idle and safe to close: no request running or arriving, and either it has answered one
     /// (keep-alive) or it has been silent for a while (a new connection's request may already
     /// be in the socket, unread).
     fn evictable(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
-            && self.first_read.load(Ordering::Relaxed) == 0
-            && (self.last_done.load(Ordering::Relaxed) != 0
-                || (!self.any_read.load(Ordering::Relaxed) && self.now() > 500))
+        self.in_flight() == 0
+            && !self.read.load(Ordering::Relaxed)
+            && (self.done.load(Ordering::Relaxed) != 0
+                || (!self.any_read.load(Ordering::Relaxed)
+                    && self.start.elapsed() > Duration::from_millis(500)))
     }
 }
 
@@ -176,47 +158,70 @@ pub enum Closed {
 
 /// Completes when the connection described by `state` must be closed.
 pub async fn watchdog(state: &ConnState, limits: Deadlines, pressure: &Pressure) -> Closed {
-    let ms = |d: Duration| d.as_millis() as u64;
+    #[derive(PartialEq)]
+    enum Phase {
+        Idle,
+        Head,
+        Busy,
+    }
+    // Wakes at least this often, so that a phase change is noticed within it.
+    let tick = limits
+        .header
+        .min(limits.idle)
+        .max(Duration::from_millis(10));
     let sleep = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(sleep);
+    let mut phase = Phase::Idle;
+    let mut since = tokio::time::Instant::from_std(state.start);
+    let mut seen = (0, 0);
     loop {
         // Registered before the check, so a raise between the two is not missed.
         let raised = pressure.changed.notified();
         if pressure.is_on() && state.evictable() && pressure.claim() {
             return Closed::Evicted;
         }
-        let now = state.now();
-        let (deadline, why) = if state.in_flight.load(Ordering::Acquire) > 0 {
-            (
-                state.busy_since.load(Ordering::Relaxed) + ms(limits.request),
-                Closed::RequestTimeout,
-            )
+        let now = tokio::time::Instant::now();
+        let counts = (
+            state.started.load(Ordering::Acquire),
+            state.done.load(Ordering::Acquire),
+        );
+        let next = if counts.0 > counts.1 {
+            Phase::Busy
+        } else if state.read.load(Ordering::Relaxed) {
+            Phase::Head
         } else {
-            match (
-                state.first_read.load(Ordering::Relaxed),
-                state.last_done.load(Ordering::Relaxed),
-            ) {
-                (0, 0) => (1 + ms(limits.header), Closed::HeaderTimeout),
-                (0, done) => (done + ms(limits.idle), Closed::IdleTimeout),
-                (first, _) => (first + ms(limits.header), Closed::HeaderTimeout),
-            }
+            Phase::Idle
         };
+        // A new phase, or progress within one (a request started or answered), restarts the
+        // clock: a busy connection is timed by its progress, not by its oldest request.
+        if next != phase || counts != seen {
+            if !(next == Phase::Idle && phase == Phase::Idle && counts == (0, 0)) {
+                since = now;
+            }
+            phase = next;
+            seen = counts;
+        }
+        let (limit, why) = match phase {
+            Phase::Busy => (limits.request, Closed::RequestTimeout),
+            Phase::Head => (limits.header, Closed::HeaderTimeout),
+            Phase::Idle if counts.1 == 0 => (limits.header, Closed::HeaderTimeout),
+            Phase::Idle => (limits.idle, Closed::IdleTimeout),
+        };
+        let deadline = since + limit;
         if now >= deadline {
             return why;
         }
+        let mut wake = deadline.min(now + tick);
         // Under pressure a silent new connection becomes evictable at 500 ms: look again then.
-        let deadline = if pressure.is_on() && now <= 500 && !state.any_read.load(Ordering::Relaxed)
-        {
-            deadline.min(502)
-        } else {
-            deadline
-        };
+        if pressure.is_on() && !state.any_read.load(Ordering::Relaxed) {
+            wake =
+                wake.min(tokio::time::Instant::from_std(state.start) + Duration::from_millis(502));
+        }
         sleep
             .as_mut()
-            .reset(tokio::time::Instant::now() + Duration::from_millis(deadline - now));
+            .reset(wake.max(now + Duration::from_millis(1)));
         tokio::select! {
             () = &mut sleep => {}
-            () = state.wake.notified() => {}
             () = raised => {}
         }
     }
@@ -249,10 +254,7 @@ impl<T: AsyncRead> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
-            if !this.state.any_read.swap(true, Ordering::Relaxed) {
-                this.state.on_first_read(&buf.filled()[before..]);
-            }
-            this.state.on_read();
+            this.state.on_read(&buf.filled()[before..]);
         }
         res
     }
