@@ -90,6 +90,16 @@ impl SigningKey {
         if secret.len() < MIN_HMAC_SECRET_BYTES {
             return Err(MintError::WeakSecret(secret.len()));
         }
+        Self::hs256_weak(secret)
+    }
+
+    /// An HS256 key from a secret of any non-empty length, for secrets shared with backends
+    /// that cannot change at once (a migration from ecmwf/auth-o-tron, which accepts short
+    /// secrets). A short secret can be brute-forced offline from one minted token: rotate it.
+    pub fn hs256_weak(secret: &[u8]) -> Result<Self, MintError> {
+        if secret.is_empty() {
+            return Err(MintError::WeakSecret(0));
+        }
         let key = EncodingKey::from_secret(secret).map_err(|e| MintError::BadKey(e.to_string()))?;
         Ok(SigningKey {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

@@ -786,30 +786,41 @@ async fn check_and_schema_and_bad_configs() {
         format!("{code:?}"),
         format!("{:?}", std::process::ExitCode::SUCCESS)
     );
-    let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, config("").replace(SECRET, "short")).unwrap();
+    // A short HS256 secret (auth-o-tron accepts it, and every backend shares it) starts, with a
+    // warning; an empty one does not.
+    let short = dir.join("short.yaml");
+    std::fs::write(&short, config("").replace(SECRET, "short")).unwrap();
     let code = auth_o_tron::sidecar::main([
         "--check".to_owned(),
         "--config".to_owned(),
-        bad.display().to_string(),
+        short.display().to_string(),
     ])
     .await;
     assert_eq!(
         format!("{code:?}"),
-        format!("{:?}", std::process::ExitCode::FAILURE)
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let cfg = Config::from_yaml(
+        &config("").replace(SECRET, "short"),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap()
+    .config;
+    cfg.build().unwrap();
+    let w = auth_o_tron::sidecar::config::warnings(&cfg);
+    assert!(
+        w.iter().any(|l| l.starts_with("jwt.secret has 5 bytes")),
+        "{w:?}"
     );
     let e = Config::from_yaml(
-        &config("").replace(SECRET, "short"),
+        &config("").replace(SECRET, "\"\""),
         Vec::<(String, String)>::new(),
     )
     .unwrap()
     .config
     .build()
     .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "config key `jwt.secret`: the HS256 secret has 5 bytes; at least 32 are required"
-    );
+    assert!(e.to_string().starts_with("config key `jwt.secret`"), "{e}");
     let code = auth_o_tron::sidecar::main(["--schema".to_owned()]).await;
     assert_eq!(
         format!("{code:?}"),

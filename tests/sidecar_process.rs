@@ -396,3 +396,53 @@ fn the_demo_curl_lines_work() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn an_auth_o_tron_config_with_plain_http_urls_and_a_short_secret_starts_and_answers() {
+    // In-cluster URLs (nothing listens there) and a secret shorter than 32 bytes, as ordinary
+    // ecmwf/auth-o-tron v2 files have them.
+    let side = SidecarProcess::start(
+        r#"
+version: "2.0.0"
+server: {host: 127.0.0.1, port: {port}}
+metrics: {enabled: false}
+providers:
+  - {type: plain, name: local, realm: local, users: [{username: alice, password: alicepass, roles: [user]}]}
+  - {type: jwt, name: keycloak, realm: kc, cert_uri: "http://keycloak.internal:8080/realms/x/protocol/openid-connect/certs", iam_realm: x}
+  - {type: ecmwf-api, name: ecmwf, realm: ecmwf, uri: "http://ecmwf-api.internal/v1"}
+jwt: {iss: migrated, exp: 300, secret: short-secret}
+logging: {level: info, format: json}
+"#,
+    );
+    let mut s = TcpStream::connect(side.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /authenticate HTTP/1.1\r\nHost: s\r\nConnection: close\r\nAuthorization: {}\r\n\r\n",
+            common::basic("alice", "alicepass")
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let res = read_response(&mut s).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    let jwt = res
+        .lines()
+        .find_map(|l| l.strip_prefix("authorization: Bearer "))
+        .expect("a minted token")
+        .trim();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.validate_aud = false;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        jwt,
+        &jsonwebtoken::DecodingKey::from_secret(b"short-secret").unwrap(),
+        &v,
+    )
+    .expect("signed with the configured secret")
+    .claims;
+    assert_eq!(claims["username"], "alice");
+    let log = side.log();
+    assert!(log.contains("jwt.secret has 12 bytes"), "{log}");
+    assert!(log.contains("providers[1].cert_uri is plain HTTP"), "{log}");
+    assert!(log.contains("providers[2].uri is plain HTTP"), "{log}");
+}

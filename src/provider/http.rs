@@ -266,6 +266,12 @@ impl HttpClient {
                     .get(*f)
                     .and_then(serde_json::Value::as_str)
                     .ok_or_else(|| ProviderError::unavailable(format!("OIDC discovery: no {f}")))?;
+                // A URL learned from an https document never downgrades to plain HTTP.
+                if issuer.starts_with("https://") && !u.starts_with("https://") {
+                    return Err(ProviderError::unavailable(format!(
+                        "OIDC discovery: {f} downgrades to plain HTTP"
+                    )));
+                }
                 self.check_url(u).map_err(ProviderError::unavailable)?;
                 Ok(u.to_owned())
             })

@@ -12,6 +12,7 @@ use crate::mint::{Minter, SigningKey};
 use crate::provider::PlainProvider;
 use crate::provider::http::HttpClient;
 use crate::provider::introspection::ClientAuth;
+use crate::provider::jwt::JwtConfigError;
 use crate::provider::{
     EcmwfApiProvider, EfasApiProvider, IntrospectionProvider, IntrospectionSettings, JwtProvider,
     JwtSettings, KeySource, OfflineEndpoints, OfflineProvider, OfflineSettings,
@@ -45,7 +46,10 @@ impl Config {
             .connect_timeout(Duration::from_millis(self.http.connect_timeout_ms))
             .timeout(Duration::from_millis(self.http.timeout_ms))
             .max_body(self.http.max_body_bytes)
-            .allow_http(self.http.allow_http)
+            // URLs the operator wrote may be plain HTTP (in-cluster services often are);
+            // `warnings` names them. URLs learned at run time are still held to https when
+            // their source was https, and redirects stay off.
+            .allow_http(self.http.allow_http || self.plain_http_urls().next().is_some())
             .build()
             .map_err(|e| ConfigError::key("http", e))?;
         let mut builder = Authenticator::builder()
@@ -137,7 +141,15 @@ impl Config {
                         http.clone(),
                         settings,
                     )
-                    .map_err(|e| ConfigError::key(key("type"), e.to_string()))?;
+                    .map_err(|e| {
+                        let k = match e {
+                            JwtConfigError::Leeway => "leeway",
+                            JwtConfigError::Algorithms => "algorithms",
+                            _ if cert_uri.is_some() => "cert_uri",
+                            _ => "issuer",
+                        };
+                        ConfigError::key(key(k), e.to_string())
+                    })?;
                     builder = builder.provider(p);
                 }
                 ProviderConfig::Introspection {
@@ -367,7 +379,9 @@ impl Config {
                         ));
                     }
                 };
-                SigningKey::hs256(&secret)
+                // Short secrets start (auth-o-tron accepts them and every backend shares the
+                // secret); `warnings` says why and how to rotate.
+                SigningKey::hs256_weak(&secret)
                     .map_err(|e| ConfigError::key("jwt.secret", e.to_string()))?
             }
             alg => {
@@ -454,15 +468,47 @@ jwt: {iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}
                 "introspection"
             ]
         );
-        let insecure = yaml.replace("https://api.ecmwf.int/v1", "http://api.ecmwf.int/v1");
-        let e = Config::from_yaml(&insecure, Vec::<(String, String)>::new())
+        // Plain HTTP written by the operator starts, with a warning naming the key.
+        let plain = yaml
+            .replace("https://api.ecmwf.int/v1", "http://api.ecmwf.int/v1")
+            .replace("https://idp.example/certs", "http://keycloak:8080/certs");
+        let config = Config::from_yaml(&plain, Vec::<(String, String)>::new())
             .unwrap()
-            .config
-            .build()
-            .unwrap_err();
+            .config;
+        config.build().unwrap();
+        let w = super::super::warnings(&config);
         assert!(
-            e.to_string().starts_with("config key `providers[2].uri`"),
-            "{e}"
+            w.iter()
+                .any(|l| l.starts_with("providers[2].uri is plain HTTP")),
+            "{w:?}"
         );
+        assert!(
+            w.iter()
+                .any(|l| l.starts_with("providers[1].cert_uri is plain HTTP")),
+            "{w:?}"
+        );
+        // Anything else is refused, naming the key that is wrong.
+        for (from, to, key) in [
+            (
+                "https://api.ecmwf.int/v1",
+                "ftp://api.ecmwf.int/v1",
+                "providers[2].uri",
+            ),
+            (
+                "https://idp.example/certs",
+                "ftp://idp.example/certs",
+                "providers[1].cert_uri",
+            ),
+        ] {
+            let e = Config::from_yaml(&yaml.replace(from, to), Vec::<(String, String)>::new())
+                .unwrap()
+                .config
+                .build()
+                .unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!("config key `{key}`")),
+                "{e}"
+            );
+        }
     }
 }

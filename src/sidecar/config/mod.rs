@@ -153,6 +153,55 @@ fn default_timeout() -> u64 {
     5000
 }
 
+impl Config {
+    /// The provider URLs written in this file that use plain HTTP, with their keys.
+    pub fn plain_http_urls(&self) -> impl Iterator<Item = (String, &str)> {
+        self.providers.iter().enumerate().flat_map(|(i, p)| {
+            p.urls()
+                .into_iter()
+                .filter(|(_, u)| u.starts_with("http://"))
+                .map(move |(k, u)| (format!("providers[{i}].{k}"), u))
+        })
+    }
+}
+
+impl ProviderConfig {
+    /// The URLs the provider calls, as written, with their keys.
+    pub fn urls(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        match self {
+            ProviderConfig::Jwt {
+                cert_uri, issuer, ..
+            } => {
+                out.extend(cert_uri.as_deref().map(|u| ("cert_uri", u)));
+                if cert_uri.is_none() {
+                    out.extend(issuer.as_deref().map(|u| ("issuer", u)));
+                }
+            }
+            ProviderConfig::Introspection { endpoint, .. } => out.push(("endpoint", endpoint)),
+            ProviderConfig::EcmwfApi { uri, .. } | ProviderConfig::EfasApi { uri, .. } => {
+                out.push(("uri", uri));
+            }
+            ProviderConfig::OpenidOffline {
+                cert_uri, iam_url, ..
+            } => {
+                out.push(("cert_uri", cert_uri));
+                out.push(("iam_url", iam_url));
+            }
+            ProviderConfig::EcmwfTokenGenerator {
+                cert_uri,
+                token_generator_url,
+                ..
+            } => {
+                out.push(("cert_uri", cert_uri));
+                out.push(("token_generator_url", token_generator_url));
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
 /// `server`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct ServerConfig {
