@@ -112,11 +112,10 @@ pub fn strict_path(target: &str) -> Result<String, Ambiguous> {
     }
     let path = target.split('?').next().unwrap_or("");
     let mut out = Vec::with_capacity(path.len());
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let last = segments.len() - 1;
-    for (n, seg) in segments.iter().enumerate() {
+    let mut segments = path.split('/').skip(1).peekable();
+    while let Some(seg) = segments.next() {
         if seg.is_empty() {
-            if n == last {
+            if segments.peek().is_none() {
                 out.push(b'/');
                 break;
             }
@@ -289,11 +288,12 @@ impl Rule {
     }
 
     /// Whether this rule applies to `method` on `path` (decoded and case-folded by the caller;
-    /// a format suffix counts, `/admin.json` is `/admin` to Rails and old Spring) at `host` (as sent; `None` when the
-    /// proxy did not say, which lets host rules apply).
+    /// a format suffix counts, `/admin.json` is `/admin` to Rails and old Spring) at `host`
+    /// (lower-cased, without port or trailing dot; `None` when the proxy did not say, which
+    /// lets host rules apply).
     pub fn applies(&self, method: &Method, path: &str, host: Option<&str>) -> bool {
         let host_ok = match (&self.host, host) {
-            (Some(want), Some(got)) => *want == normalize_host(got),
+            (Some(want), Some(got)) => want == got,
             _ => true,
         };
         host_ok && self.matches(method, path)
@@ -524,6 +524,11 @@ impl Rules {
             PathMode::Normalize => normalize_path(target),
         };
         let path = fold_case(path);
+        // Normalised once per decision, not once per host rule.
+        let host = host
+            .filter(|_| self.rules.iter().any(|r| r.host.is_some()))
+            .map(normalize_host);
+        let host = host.as_deref();
         let overrides = method_overrides(headers, seen, target);
         self.rules
             .iter()
@@ -539,9 +544,10 @@ impl Rules {
 /// Lower-cases ASCII and the few non-ASCII letters that Unicode-aware case-insensitive
 /// matchers (Java's `equalsIgnoreCase`, JavaScript's `/iu`) equate with ASCII ones:
 /// `ı`, `İ`, `ſ` and the Kelvin sign.
-fn fold_case(path: String) -> String {
+fn fold_case(mut path: String) -> String {
     if path.is_ascii() {
-        return path.to_ascii_lowercase();
+        path.make_ascii_lowercase();
+        return path;
     }
     path.chars()
         .map(|c| match c {
