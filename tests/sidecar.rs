@@ -436,6 +436,14 @@ rules:
     assert_eq!(raw_status(addr, "alice", "alicepass", twice).await, 403);
     let query = b"X-Original-URI: /reports/1?x=1&_method=get\r\nX-Original-Method: POST\r\n";
     assert_eq!(raw_status(addr, "alice", "alicepass", query).await, 403);
+    for encoded in ["_method=G%45T", "%5Fmethod=get", "%5f%6Dethod=%67et"] {
+        let line = format!("X-Original-URI: /reports/1?{encoded}\r\nX-Original-Method: POST\r\n");
+        assert_eq!(
+            raw_status(addr, "alice", "alicepass", line.as_bytes()).await,
+            403,
+            "{encoded}"
+        );
+    }
     let ports = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: admin.example.org:80:80\r\n";
     assert_eq!(raw_status(addr, "alice", "alicepass", ports).await, 403);
     let fine = b"X-Original-URI: /files/1\r\nX-Original-Method: DELETE\r\nX-Forwarded-Host: www.example.org:8443\r\n";
@@ -981,4 +989,24 @@ async fn http2_pings_after_an_answer_do_not_shorten_the_idle_timeout() {
     // Idle for three head deadlines, with a PING every 100 ms: the same connection serves.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(port(c.clone()).await, first, "the connection was closed");
+}
+
+#[tokio::test]
+async fn a_legacy_header_that_cannot_carry_the_value_is_sent_empty_not_left_out() {
+    let yaml = config("").split("rules:").next().unwrap().replace(
+        "      - {username: alice, password: alicepass, roles: [user]}",
+        "      - {username: alice, password: alicepass, roles: [user]}\n      - {username: \"josé\", password: pw, roles: [\"a,b\"]}",
+    );
+    let (addr, _, _stop) = start(&yaml).await;
+    let res = client()
+        .get(format!("http://{addr}/authenticate"))
+        .header("authorization", basic("josé", "pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Present and empty, so a proxy copying these headers overwrites a client's own copy.
+    assert_eq!(res.headers()["x-auth-username"], "");
+    assert_eq!(res.headers()["x-auth-roles"], "");
+    assert_eq!(res.headers()["x-auth-realm"], "localrealm");
 }

@@ -112,16 +112,22 @@ fn authenticate(state: &AppState, req: &Request) -> Response {
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if state.legacy_headers {
         // Values that cannot be header values, and roles that would split differently in a
-        // comma-joined header, are left out (with a warning), never a panic.
-        if let Some(v) = principal.legacy_username_header() {
-            h.insert(X_AUTH_USERNAME, v);
-        }
-        if let Some(v) = principal.legacy_realm_header() {
-            h.insert(X_AUTH_REALM, v);
-        }
-        if let Some(v) = principal.legacy_roles_header() {
-            h.insert(X_AUTH_ROLES, v);
-        }
+        // comma-joined header, are left out (with a warning), never a panic. A header left
+        // out is still sent, empty: proxies that copy the auth answer's headers then overwrite
+        // a client's own copy instead of passing it on.
+        let empty = || HeaderValue::from_static("");
+        h.insert(
+            X_AUTH_USERNAME,
+            principal.legacy_username_header().unwrap_or_else(empty),
+        );
+        h.insert(
+            X_AUTH_REALM,
+            principal.legacy_realm_header().unwrap_or_else(empty),
+        );
+        h.insert(
+            X_AUTH_ROLES,
+            principal.legacy_roles_header().unwrap_or_else(empty),
+        );
     }
     res
 }

@@ -617,12 +617,42 @@ fn method_overrides(headers: &HeaderMap, seen: &Proxied<'_>, target: &str) -> Ve
         }
     }
     if let Some((_, query)) = target.split_once('?') {
-        for pair in query.split('&') {
+        // Frameworks decode the query before they read `_method`: so must we
+        // (`%5Fmethod=DEL%45TE` is `_method=DELETE` to Express and Laravel).
+        for pair in query.split(['&', ';']) {
             if let Some((k, v)) = pair.split_once('=')
-                && k.eq_ignore_ascii_case("_method")
-                && let Ok(m) = Method::from_bytes(v.to_ascii_uppercase().as_bytes())
+                && query_decode(k).eq_ignore_ascii_case(b"_method")
+                && let Ok(m) = Method::from_bytes(&query_decode(v).to_ascii_uppercase())
             {
                 out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// `%XX` decoded and `+` as a space, as form and query parsers read a query component.
+fn query_decode(text: &str) -> Vec<u8> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) =>
+            {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
             }
         }
     }
