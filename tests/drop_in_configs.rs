@@ -102,7 +102,7 @@ fn every_provider_and_augmenter_type_loads_unchanged_with_plain_http_and_a_short
         let kinds: Vec<_> = built
             .authenticator
             .providers()
-            .map(|p| p.kind().to_owned())
+            .map(|p| p.info().kind.to_owned())
             .collect();
         assert_eq!(
             kinds,

@@ -20,7 +20,7 @@ use ldap3::asn1::StructureTag;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope};
 use tokio::sync::Mutex;
 
-use super::{AugmentError, Augmentation, Augmenter};
+use super::{AugmentError, Augmentation, Augmenter, AugmenterInfo};
 use crate::provider::BoxFuture;
 use crate::user::User;
 
@@ -58,8 +58,7 @@ impl std::fmt::Debug for LdapSettings {
 /// Adds `memberOf` groups as roles.
 #[derive(Clone, Debug)]
 pub struct LdapAugmenter {
-    name: String,
-    realm: String,
+    info: AugmenterInfo,
     settings: Arc<LdapSettings>,
     filters: Arc<Vec<Vec<(String, String)>>>,
     conn: Arc<Mutex<Option<Ldap>>>,
@@ -222,8 +221,7 @@ impl LdapAugmenter {
             .time_to_live(settings.cache_ttl)
             .build();
         Ok(LdapAugmenter {
-            name: name.into(),
-            realm: realm.into(),
+            info: AugmenterInfo::new(name, "ldap", realm),
             settings: Arc::new(settings),
             filters: Arc::new(filters),
             conn: Arc::new(Mutex::new(None)),
@@ -302,14 +300,8 @@ impl LdapAugmenter {
 }
 
 impl Augmenter for LdapAugmenter {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "ldap"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
+    fn info(&self) -> &AugmenterInfo {
+        &self.info
     }
     fn augment<'a>(&'a self, user: &'a User) -> BoxFuture<'a, Result<Augmentation, AugmentError>> {
         Box::pin(async move {

@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use super::http::HttpClient;
 use super::jwks::{KeySource, KeyStore};
-use super::{BoxFuture, Identity, Locality, Provider, ProviderError};
+use super::{BoxFuture, Identity, Locality, Provider, ProviderError, ProviderInfo};
 use crate::credentials::Scheme;
 use crate::user::{Scopes, User};
 
@@ -120,8 +120,7 @@ impl std::error::Error for JwtConfigError {}
 /// Validates Bearer JWTs.
 #[derive(Clone)]
 pub struct JwtProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     keys: Arc<KeyStore>,
     settings: JwtSettings,
 }
@@ -129,8 +128,8 @@ pub struct JwtProvider {
 impl std::fmt::Debug for JwtProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .finish_non_exhaustive()
     }
 }
@@ -167,8 +166,8 @@ impl JwtProvider {
             settings.max_key_age,
         ));
         Ok(JwtProvider {
-            name: name.into(),
-            realm: realm.into(),
+            info: ProviderInfo::new(name, "jwt", realm, Scheme::Bearer)
+                .cache_ttl(Some(settings.cache_ttl)),
             keys,
             settings,
         })
@@ -357,7 +356,7 @@ impl JwtProvider {
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ProviderError::invalid("no user name claim"))?
         .to_owned();
-        let mut user = User::new(username, self.realm.clone());
+        let mut user = User::new(username, self.info.realm.clone());
         let strings = |v: Option<&Value>| -> Vec<String> {
             v.and_then(Value::as_array)
                 .map(|a| {
@@ -385,7 +384,7 @@ impl JwtProvider {
             Some(Value::String(s)) => s.as_str(),
             _ => "",
         };
-        user.scopes = Scopes::from_scope_string(&self.name, scope);
+        user.scopes = Scopes::from_scope_string(&self.info.name, scope);
         Ok(Identity {
             user,
             // Clamped, never an overflow: `exp = 2^64-1` is "far future", and the cache and the
@@ -425,26 +424,14 @@ fn claim_at<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a V
 }
 
 impl Provider for JwtProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "jwt"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn locality(&self) -> Locality {
         Locality::Local
     }
     fn owns(&self, credential: crate::credentials::Credential<'_>) -> bool {
         credential.scheme() == Scheme::Bearer && self.binds(credential.secret())
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.settings.cache_ttl)
     }
     fn is_ready(&self) -> bool {
         self.keys.is_loaded()

@@ -130,19 +130,62 @@ impl fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+/// Who a provider is: its configured name and type, the realm of its users, the scheme it is
+/// challenged with, and how long its successes may be cached. One value per provider, built
+/// once and returned by [`Provider::info`], so the pipeline, challenges, metrics and the
+/// sidecar's `/providers` all read the same facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderInfo {
+    /// The configured name (unique within an authenticator; scopes are keyed by it).
+    pub name: String,
+    /// The configuration type, e.g. `plain` or `jwt`.
+    pub kind: &'static str,
+    /// The realm users of this provider belong to.
+    pub realm: String,
+    /// The credential scheme this provider is challenged with in `WWW-Authenticate`.
+    pub scheme: Scheme,
+    /// How long a success may be cached; `None` disables caching. The pipeline further caps it
+    /// by the credential's own expiry.
+    pub cache_ttl: Option<Duration>,
+}
+
+/// How long a success is cached unless a provider says otherwise (auth-o-tron's value).
+pub const DEFAULT_PROVIDER_CACHE_TTL: Duration = Duration::from_secs(60);
+
+impl ProviderInfo {
+    /// A provider `name` of type `kind` for `realm`, challenged with `scheme`, whose successes
+    /// are cached [`DEFAULT_PROVIDER_CACHE_TTL`].
+    pub fn new(
+        name: impl Into<String>,
+        kind: &'static str,
+        realm: impl Into<String>,
+        scheme: Scheme,
+    ) -> Self {
+        ProviderInfo {
+            name: name.into(),
+            kind,
+            realm: realm.into(),
+            scheme,
+            cache_ttl: Some(DEFAULT_PROVIDER_CACHE_TTL),
+        }
+    }
+
+    /// Sets how long a success may be cached (`None`: never).
+    #[must_use]
+    pub fn cache_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+}
+
 /// Something that turns a credential into an [`Identity`].
 ///
 /// Implementations must treat the credential as untrusted input (bounded, never logged) and must
 /// not panic on it.
 pub trait Provider: Send + Sync + 'static {
-    /// The configured name (unique within an authenticator).
-    fn name(&self) -> &str;
-    /// The configuration type, e.g. `plain` or `jwt`.
-    fn kind(&self) -> &str;
-    /// The realm users of this provider belong to.
-    fn realm(&self) -> &str;
-    /// The credential scheme this provider is challenged with in `WWW-Authenticate`.
-    fn scheme(&self) -> Scheme;
+    /// Its name, type, realm, scheme and cache lifetime.
+    fn info(&self) -> &ProviderInfo;
     /// Where this provider decides (default [`Locality::Remote`]). Local providers are asked
     /// first; remote ones only when every local one refused.
     fn locality(&self) -> Locality {
@@ -156,14 +199,9 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
     /// Whether credentials of `scheme` are offered to this provider (default: only
-    /// [`scheme`](Self::scheme)).
+    /// [`ProviderInfo::scheme`]).
     fn accepts(&self, scheme: Scheme) -> bool {
-        scheme == self.scheme()
-    }
-    /// How long a success may be cached; `None` disables caching. The pipeline further caps it
-    /// by the credential's own expiry.
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(Duration::from_secs(60))
+        scheme == self.info().scheme
     }
     /// Whether the provider is initialised (keys loaded, ...), for readiness checks.
     fn is_ready(&self) -> bool {

@@ -29,7 +29,7 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 use super::http::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
@@ -75,8 +75,7 @@ struct Resolved {
 /// Authenticates offline refresh tokens.
 #[derive(Clone)]
 pub struct OfflineProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     settings: Arc<OfflineSettings>,
     client: HttpClient,
     jwt: JwtProvider,
@@ -88,8 +87,8 @@ pub struct OfflineProvider {
 impl std::fmt::Debug for OfflineProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OfflineProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .finish_non_exhaustive()
     }
 }
@@ -146,8 +145,8 @@ impl OfflineProvider {
             .time_to_idle(Duration::from_secs(30 * 86_400))
             .build();
         Ok(OfflineProvider {
-            name,
-            realm,
+            info: ProviderInfo::new(name, "openid-offline", realm, Scheme::Bearer)
+                .cache_ttl(Some(settings.jwt.cache_ttl)),
             settings: Arc::new(settings),
             client,
             jwt,
@@ -287,20 +286,8 @@ async fn exchange(
 }
 
 impl Provider for OfflineProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "openid-offline"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.settings.jwt.cache_ttl)
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn is_ready(&self) -> bool {
         self.jwt.is_ready()

@@ -8,14 +8,12 @@
 //! token expires and coalesces concurrent requests, so one offline token causes one exchange
 //! per access-token lifetime. Inactive tokens are not cached (auth-o-tron cached them 240 s).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use super::http::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
@@ -37,8 +35,7 @@ pub struct TokenGeneratorSettings {
 /// Authenticates offline tokens through the ECMWF token generator.
 #[derive(Clone)]
 pub struct TokenGeneratorProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     settings: TokenGeneratorSettings,
     client: HttpClient,
     jwt: JwtProvider,
@@ -47,8 +44,8 @@ pub struct TokenGeneratorProvider {
 impl std::fmt::Debug for TokenGeneratorProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenGeneratorProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .finish_non_exhaustive()
     }
 }
@@ -73,8 +70,8 @@ impl TokenGeneratorProvider {
         )
         .map_err(|e| e.to_string())?;
         Ok(TokenGeneratorProvider {
-            name,
-            realm,
+            info: ProviderInfo::new(name, "ecmwf-token-generator", realm, Scheme::Bearer)
+                .cache_ttl(Some(settings.jwt.cache_ttl)),
             settings,
             client,
             jwt,
@@ -117,20 +114,8 @@ impl TokenGeneratorProvider {
 }
 
 impl Provider for TokenGeneratorProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "ecmwf-token-generator"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.settings.jwt.cache_ttl)
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn is_ready(&self) -> bool {
         self.jwt.is_ready()

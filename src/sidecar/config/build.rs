@@ -454,7 +454,7 @@ jwt: {iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}
         let kinds: Vec<_> = built
             .authenticator
             .providers()
-            .map(|p| p.kind().to_owned())
+            .map(|p| p.info().kind.to_owned())
             .collect();
         assert_eq!(
             kinds,
