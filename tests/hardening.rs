@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use auth_o_tron::credentials::{Credential, Scheme};
 use auth_o_tron::mint::{Minter, SigningKey};
-use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::client::HttpClient;
 use auth_o_tron::provider::{
     EcmwfApiProvider, IntrospectionProvider, IntrospectionSettings, JwtProvider, JwtSettings,
     KeySource, OfflineEndpoints, OfflineProvider, OfflineSettings, Provider, ProviderError,

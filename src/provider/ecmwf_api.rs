@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
 use crate::credentials::{Credential, Scheme};
 use crate::user::User;
@@ -86,7 +86,7 @@ impl EcmwfApiProvider {
     /// one an `EmailKey` credential gave.
     pub(crate) fn answer(
         &self,
-        res: &super::http::Fetched,
+        res: &super::client::Fetched,
         email: Option<&str>,
     ) -> Result<Identity, ProviderError> {
         let who: WhoAmI = res.json("who-am-i")?;

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
 use crate::credentials::{Credential, Scheme};
 use crate::user::User;
@@ -65,7 +65,7 @@ impl EfasApiProvider {
     }
 
     /// Turns a 2xx answer into an identity or a refusal (no I/O).
-    pub(crate) fn answer(&self, res: &super::http::Fetched) -> Result<Identity, ProviderError> {
+    pub(crate) fn answer(&self, res: &super::client::Fetched) -> Result<Identity, ProviderError> {
         let d: Details = res.json("EFAS user details")?;
         if d.username.is_empty() {
             return Err(ProviderError::unavailable(

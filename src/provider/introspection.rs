@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::Scheme;
@@ -100,7 +100,7 @@ impl IntrospectionProvider {
     /// Turns the endpoint's JSON answer into an identity or a refusal (no I/O).
     pub(crate) fn answer(&self, doc: &Value) -> Result<Identity, ProviderError> {
         let s = &self.settings;
-        super::http::require_active(doc, "introspection", "token is not active")?;
+        super::client::require_active(doc, "introspection", "token is not active")?;
         let doc = doc
             .as_object()
             .ok_or_else(|| ProviderError::unavailable("introspection: not a JSON object"))?;

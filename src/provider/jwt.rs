@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::jwks::{KeySource, KeyStore};
 use super::{BoxFuture, Identity, Locality, Provider, ProviderError, ProviderInfo};
 use crate::credentials::Scheme;

@@ -14,11 +14,11 @@ use crate::credentials::Scheme;
 use crate::user::User;
 
 #[cfg(feature = "remote")]
+pub mod client;
+#[cfg(feature = "remote")]
 pub mod ecmwf_api;
 #[cfg(feature = "remote")]
 pub mod efas_api;
-#[cfg(feature = "remote")]
-pub mod http;
 #[cfg(feature = "remote")]
 pub mod introspection;
 #[cfg(feature = "remote")]

@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde_json::Value;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
 use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
@@ -203,7 +203,7 @@ impl OfflineProvider {
         let res = self.client.send("introspection", req).await?;
         res.check_status("introspection", &[], "")?;
         let doc: Value = res.json("introspection")?;
-        super::http::require_active(&doc, "introspection", "refresh token is not active")?;
+        super::client::require_active(&doc, "introspection", "refresh token is not active")?;
         if !word(
             doc.get("scope").and_then(Value::as_str).unwrap_or(""),
             "offline_access",

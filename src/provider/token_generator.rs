@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
 use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
@@ -87,7 +87,7 @@ impl TokenGeneratorProvider {
             .json(&json!({"token": token, "client_id": s.client_id}));
         let res = self.client.send("validate-token", req).await?;
         res.check_status("validate-token", &[], "")?;
-        super::http::require_active(
+        super::client::require_active(
             &res.json("validate-token")?,
             "validate-token",
             "token is not active",

@@ -10,7 +10,7 @@ use crate::augment::{
 };
 use crate::mint::{Minter, SigningKey};
 use crate::provider::PlainProvider;
-use crate::provider::http::HttpClient;
+use crate::provider::client::HttpClient;
 use crate::provider::introspection::ClientAuth;
 use crate::provider::jwt::JwtConfigError;
 use crate::provider::{
