@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::augment::{LdapAugmenter, LdapSettings};
+use crate::provider::BuildError;
 use crate::provider::client::{Fetched, HttpClient};
 use crate::provider::introspection::ClientAuth;
 use crate::provider::{
@@ -197,7 +198,7 @@ pub struct Ldap(LdapAugmenter);
 
 impl Ldap {
     /// An augmenter with these role filters; `Err` when `filters` is refused, as at startup.
-    pub fn new(filter: Option<String>, filters: Option<Vec<String>>) -> Result<Self, String> {
+    pub fn new(filter: Option<String>, filters: Option<Vec<String>>) -> Result<Self, BuildError> {
         LdapAugmenter::new(
             PROVIDER,
             REALM,

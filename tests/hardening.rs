@@ -290,7 +290,10 @@ jwt: {{iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}}
         auth_o_tron::sidecar::Config::from_yaml(&yaml("8"), Vec::<(String, String)>::new())
             .unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    assert_eq!(loaded.config.providers[0].max_concurrent_calls(), Some(8));
+    assert_eq!(
+        loaded.config.providers[0].keys.max_concurrent_calls,
+        Some(8)
+    );
     loaded.config.build().unwrap();
     let zero = auth_o_tron::sidecar::Config::from_yaml(&yaml("0"), Vec::<(String, String)>::new())
         .unwrap()

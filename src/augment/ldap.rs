@@ -21,7 +21,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope};
 use tokio::sync::Mutex;
 
 use super::{AugmentError, Augmentation, Augmenter, AugmenterInfo};
-use crate::provider::BoxFuture;
+use crate::provider::{BoxFuture, BuildError};
 use crate::user::User;
 
 /// Settings of an [`LdapAugmenter`].
@@ -199,21 +199,25 @@ impl LdapAugmenter {
         name: impl Into<String>,
         realm: impl Into<String>,
         settings: LdapSettings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         if !(settings.uri.starts_with("ldap://") || settings.uri.starts_with("ldaps://")) {
-            return Err(format!(
-                "{} is not an ldap:// or ldaps:// URI",
-                settings.uri
-            ));
+            return Err(BuildError::Url {
+                field: "uri",
+                url: settings.uri.clone(),
+                expected: "ldap:// or ldaps://",
+            });
         }
         let filters = settings
             .filters
             .iter()
             .flatten()
             .map(|f| {
-                components(f)
-                    .filter(|c| !c.is_empty())
-                    .ok_or_else(|| format!("filter {f:?} is not key=value components"))
+                components(f).filter(|c| !c.is_empty()).ok_or_else(|| {
+                    BuildError::value(
+                        "filters",
+                        format!("filter {f:?} is not key=value components"),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let cache = moka::sync::Cache::builder()

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use super::client::HttpClient;
-use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::credentials::{Credential, Scheme};
 use crate::user::User;
 
@@ -43,9 +43,9 @@ impl EcmwfApiProvider {
         realm: impl Into<String>,
         uri: impl Into<String>,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let uri = uri.into().trim_end_matches('/').to_owned();
-        client.check_url(&uri)?;
+        client.check_url("uri", &uri)?;
         Ok(EcmwfApiProvider {
             info: ProviderInfo::new(name, "ecmwf-api", realm, Scheme::Bearer),
             uri,

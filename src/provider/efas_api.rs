@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::client::HttpClient;
-use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::credentials::{Credential, Scheme};
 use crate::user::User;
 
@@ -43,9 +43,9 @@ impl EfasApiProvider {
         realm: impl Into<String>,
         uri: impl Into<String>,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let uri = uri.into();
-        client.check_url(&uri)?;
+        client.check_url("uri", &uri)?;
         Ok(EfasApiProvider {
             info: ProviderInfo::new(name, "efas-api", realm, Scheme::Bearer),
             uri,

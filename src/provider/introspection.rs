@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use super::client::HttpClient;
-use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::Scheme;
 use crate::user::{Scopes, User};
@@ -70,8 +70,8 @@ impl IntrospectionProvider {
         realm: impl Into<String>,
         settings: IntrospectionSettings,
         client: HttpClient,
-    ) -> Result<Self, String> {
-        client.check_url(&settings.endpoint)?;
+    ) -> Result<Self, BuildError> {
+        client.check_url("endpoint", &settings.endpoint)?;
         Ok(IntrospectionProvider {
             info: ProviderInfo::new(name, "introspection", realm, Scheme::Bearer)
                 .cache_ttl(Some(settings.cache_ttl)),

@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use super::client::HttpClient;
 use super::jwks::{KeySource, KeyStore};
-use super::{BoxFuture, Identity, Locality, Provider, ProviderError, ProviderInfo};
+use super::{BoxFuture, BuildError, Identity, Locality, Provider, ProviderError, ProviderInfo};
 use crate::credentials::Scheme;
 use crate::user::{Scopes, User};
 
@@ -91,32 +91,6 @@ impl Default for JwtSettings {
     }
 }
 
-/// Why a [`JwtProvider`] could not be built.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum JwtConfigError {
-    /// Leeway above 300 s.
-    Leeway,
-    /// An HMAC or unknown algorithm in the allowlist, or an empty list.
-    Algorithms,
-    /// A plain-HTTP URL without `allow_http`.
-    Insecure(String),
-}
-
-impl std::fmt::Display for JwtConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JwtConfigError::Leeway => f.write_str("leeway must be at most 300 seconds"),
-            JwtConfigError::Algorithms => {
-                f.write_str("algorithms must be a non-empty list of asymmetric algorithms")
-            }
-            JwtConfigError::Insecure(why) => f.write_str(why),
-        }
-    }
-}
-
-impl std::error::Error for JwtConfigError {}
-
 /// Validates Bearer JWTs.
 #[derive(Clone)]
 pub struct JwtProvider {
@@ -142,9 +116,12 @@ impl JwtProvider {
         source: KeySource,
         client: HttpClient,
         settings: JwtSettings,
-    ) -> Result<Self, JwtConfigError> {
+    ) -> Result<Self, BuildError> {
         if settings.leeway > 300 {
-            return Err(JwtConfigError::Leeway);
+            return Err(BuildError::value(
+                "leeway",
+                "leeway must be at most 300 seconds",
+            ));
         }
         if settings.algorithms.is_empty()
             || settings
@@ -152,12 +129,15 @@ impl JwtProvider {
                 .iter()
                 .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
         {
-            return Err(JwtConfigError::Algorithms);
+            return Err(BuildError::value(
+                "algorithms",
+                "algorithms must be a non-empty list of asymmetric algorithms",
+            ));
         }
-        let url = match &source {
-            KeySource::Uri(u) | KeySource::Discovery(u) => u,
-        };
-        client.check_url(url).map_err(JwtConfigError::Insecure)?;
+        match &source {
+            KeySource::Uri(u) => client.check_url("cert_uri", u)?,
+            KeySource::Discovery(u) => client.check_url("issuer", u)?,
+        }
         let keys = Arc::new(KeyStore::new(
             source,
             client,

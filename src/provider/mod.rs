@@ -97,6 +97,59 @@ impl Identity {
     }
 }
 
+/// Why a provider or augmenter could not be built: which of its settings is wrong, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The URL in `field` is one this provider will not call.
+    Url {
+        /// The setting, e.g. `uri` or `cert_uri`.
+        field: &'static str,
+        /// The URL as given.
+        url: String,
+        /// The schemes accepted, e.g. `https://`.
+        expected: &'static str,
+    },
+    /// `field` has a value that is not allowed.
+    Value {
+        /// The setting, e.g. `leeway`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: Cow<'static, str>,
+    },
+    /// Something outside the settings failed (the TLS backend, the random source).
+    Setup(String),
+}
+
+impl BuildError {
+    /// The setting the error belongs to, if it belongs to one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            BuildError::Url { field, .. } | BuildError::Value { field, .. } => Some(field),
+            BuildError::Setup(_) => None,
+        }
+    }
+
+    pub(crate) fn value(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+        BuildError::Value {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Url { url, expected, .. } => write!(f, "{url} is not an {expected} URL"),
+            BuildError::Value { reason, .. } => f.write_str(reason),
+            BuildError::Setup(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
 /// A provider's refusal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

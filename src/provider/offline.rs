@@ -29,7 +29,7 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 use super::client::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
-use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
@@ -104,7 +104,7 @@ impl OfflineProvider {
         realm: impl Into<String>,
         settings: OfflineSettings,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let name = name.into();
         let realm = realm.into();
         let (keys, resolved) = match &settings.endpoints {
@@ -117,7 +117,7 @@ impl OfflineProvider {
                     "{}/realms/{kc}/protocol/openid-connect",
                     iam_url.trim_end_matches('/')
                 );
-                client.check_url(&base)?;
+                client.check_url("iam_url", &base)?;
                 let r = Resolved {
                     token: format!("{base}/token"),
                     introspect: format!("{base}/token/introspect"),
@@ -132,10 +132,9 @@ impl OfflineProvider {
             keys,
             client.clone(),
             settings.jwt.clone(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let mut k = [0u8; 16];
-        getrandom::fill(&mut k).map_err(|e| e.to_string())?;
+        getrandom::fill(&mut k).map_err(|e| BuildError::Setup(e.to_string()))?;
         let key = (
             u64::from_le_bytes(k[..8].try_into().expect("8 bytes")),
             u64::from_le_bytes(k[8..].try_into().expect("8 bytes")),

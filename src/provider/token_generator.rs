@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::client::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
-use super::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
@@ -57,18 +57,17 @@ impl TokenGeneratorProvider {
         realm: impl Into<String>,
         mut settings: TokenGeneratorSettings,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let (name, realm) = (name.into(), realm.into());
         settings.url = settings.url.trim_end_matches('/').to_owned();
-        client.check_url(&settings.url)?;
+        client.check_url("url", &settings.url)?;
         let jwt = JwtProvider::new(
             name.clone(),
             realm.clone(),
             KeySource::Uri(settings.cert_uri.clone()),
             client.clone(),
             settings.jwt.clone(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         Ok(TokenGeneratorProvider {
             info: ProviderInfo::new(name, "ecmwf-token-generator", realm, Scheme::Bearer)
                 .cache_ttl(Some(settings.jwt.cache_ttl)),

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Config, ProviderConfig};
+use super::Config;
+use super::entries::{self, AUGMENTERS, AugmenterConfig, PROVIDERS, ProviderConfig};
 
 /// A loaded configuration and what was noticed on the way.
 #[derive(Debug)]
@@ -43,6 +44,22 @@ impl ConfigError {
         ConfigError::Key {
             key: key.into(),
             message: message.into(),
+        }
+    }
+
+    /// The same error with its key inside `prefix` (`cert_uri` in `providers[2]` becomes
+    /// `providers[2].cert_uri`).
+    pub(crate) fn within(self, prefix: &str) -> Self {
+        match self {
+            ConfigError::Key { key, message } => ConfigError::Key {
+                key: match key.as_str() {
+                    "" => prefix.to_owned(),
+                    k if k.starts_with('[') => format!("{prefix}{k}"),
+                    k => format!("{prefix}.{k}"),
+                },
+                message,
+            },
+            other => other,
         }
     }
 }
@@ -229,140 +246,6 @@ fn convert_v1(root: &mut Map<String, Value>) -> Result<(), ConfigError> {
     Ok(())
 }
 
-const PROVIDER_KEYS: &[(&str, &[&str])] = &[
-    (
-        "plain",
-        &["type", "name", "realm", "users", "max_concurrent_calls"],
-    ),
-    (
-        "jwt",
-        &[
-            "type",
-            "name",
-            "realm",
-            "cert_uri",
-            "iam_realm",
-            "issuer",
-            "audience",
-            "algorithms",
-            "leeway",
-            "typ",
-            "username_claim",
-            "roles_claim",
-            "max_concurrent_calls",
-        ],
-    ),
-    (
-        "introspection",
-        &[
-            "type",
-            "name",
-            "realm",
-            "endpoint",
-            "client_id",
-            "client_secret",
-            "client_auth",
-            "audience",
-            "issuer",
-            "max_concurrent_calls",
-        ],
-    ),
-    (
-        "ecmwf-api",
-        &[
-            "type",
-            "name",
-            "realm",
-            "uri",
-            "check_email",
-            "max_concurrent_calls",
-        ],
-    ),
-    (
-        "efas-api",
-        &["type", "name", "realm", "uri", "max_concurrent_calls"],
-    ),
-    (
-        "openid-offline",
-        &[
-            "type",
-            "name",
-            "realm",
-            "cert_uri",
-            "public_client_id",
-            "private_client_id",
-            "private_client_secret",
-            "iam_url",
-            "issuer",
-            "audience",
-            "max_concurrent_calls",
-        ],
-    ),
-    (
-        "ecmwf-token-generator",
-        &[
-            "type",
-            "name",
-            "realm",
-            "cert_uri",
-            "client_id",
-            "client_secret",
-            "token_generator_url",
-            "issuer",
-            "audience",
-            "max_concurrent_calls",
-        ],
-    ),
-];
-
-const AUGMENTER_KEYS: &[(&str, &[&str])] = &[
-    ("plain", &["type", "name", "realm", "roles"]),
-    (
-        "plain_advanced",
-        &["type", "name", "realm", "match", "augment"],
-    ),
-    (
-        "ldap",
-        &[
-            "type",
-            "name",
-            "realm",
-            "uri",
-            "search_base",
-            "ldap_password",
-            "bind_dn",
-            "filter",
-            "filters",
-        ],
-    ),
-];
-
-/// Unknown keys inside tagged list entries (serde cannot report those itself).
-fn unknown_in_list(
-    root: &Value,
-    list: &str,
-    known: &[(&str, &[&str])],
-    warnings: &mut Vec<String>,
-) {
-    let Some(Value::Array(items)) = root.get(list) else {
-        return;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let Some(obj) = item.as_object() else {
-            continue;
-        };
-        let Some(kind) = obj.get("type").and_then(Value::as_str) else {
-            continue;
-        };
-        let Some((_, keys)) = known.iter().find(|(k, _)| *k == kind) else {
-            continue;
-        };
-        for key in obj.keys().filter(|k| !keys.contains(&k.as_str())) {
-            warnings.push(format!("unknown key `{list}[{i}].{key}` is ignored"));
-        }
-    }
-}
-
 impl Config {
     /// Loads `path`, then applies the process's `AOT_*` environment.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
@@ -407,25 +290,26 @@ impl Config {
                 ));
             }
         }
-        unknown_in_list(&root, "providers", PROVIDER_KEYS, &mut warnings);
-        unknown_in_list(&root, "augmenters", AUGMENTER_KEYS, &mut warnings);
+        let providers = entries::load_list(obj, "providers", PROVIDERS, &mut warnings)?;
+        let augmenters = entries::load_list(obj, "augmenters", AUGMENTERS, &mut warnings)?;
         let mut ignored = Vec::new();
-        let mut track = |path: serde_ignored::Path<'_>| ignored.push(path.to_string());
-        let de = serde_ignored::Deserializer::new(root, &mut track);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::key(
-                if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                e.inner().to_string(),
-            )
+        let mut config: Config = entries::read(&root, &mut ignored).map_err(|e| match e {
+            ConfigError::Key { key, message } if key.is_empty() => {
+                ConfigError::key("(top level)", message)
+            }
+            other => other,
         })?;
         for key in ignored {
             warnings.push(format!("unknown key `{key}` is ignored"));
         }
+        config.providers = providers
+            .into_iter()
+            .map(|(keys, entry)| ProviderConfig { keys, entry })
+            .collect();
+        config.augmenters = augmenters
+            .into_iter()
+            .map(|(keys, entry)| AugmenterConfig { keys, entry })
+            .collect();
         config.check(&mut warnings)?;
         Ok(Loaded { config, warnings })
     }
@@ -436,48 +320,6 @@ impl Config {
                 "providers",
                 "at least one provider is required",
             ));
-        }
-        for (i, p) in self.providers.iter().enumerate() {
-            let (name, _, realm) = p.describe();
-            if name.is_empty() {
-                return Err(ConfigError::key(
-                    format!("providers[{i}].name"),
-                    "must not be empty",
-                ));
-            }
-            if realm.is_empty() {
-                return Err(ConfigError::key(
-                    format!("providers[{i}].realm"),
-                    "must not be empty",
-                ));
-            }
-            if self.providers[..i].iter().any(|q| q.describe().0 == name) {
-                return Err(ConfigError::key(
-                    format!("providers[{i}].name"),
-                    format!("{name:?} is used twice"),
-                ));
-            }
-            if let ProviderConfig::Plain { users, .. } = p {
-                for (j, u) in users.iter().enumerate() {
-                    let key = format!("providers[{i}].users[{j}]");
-                    match (&u.password, &u.password_hash) {
-                        (None, None) => return Err(ConfigError::key(key, "needs `password_hash` (or legacy `password`)")),
-                        (Some(_), Some(_)) => return Err(ConfigError::key(key, "give `password_hash` or `password`, not both")),
-                        (Some(_), None) => warnings.push(format!(
-                            "{key}: plaintext `password` is deprecated; use `password_hash` (cargo run --example hash_password)"
-                        )),
-                        (None, Some(_)) => {}
-                    }
-                }
-            }
-        }
-        for (i, a) in self.augmenters.iter().enumerate() {
-            if a.describe().0.is_empty() {
-                return Err(ConfigError::key(
-                    format!("augmenters[{i}].name"),
-                    "must not be empty",
-                ));
-            }
         }
         if self.metrics.enabled && self.metrics.port == self.server.port {
             return Err(ConfigError::key(
@@ -546,19 +388,6 @@ impl Config {
                 ));
             }
         }
-        for (i, p) in self.providers.iter().enumerate() {
-            if let ProviderConfig::Jwt {
-                cert_uri: None,
-                issuer: None,
-                ..
-            } = p
-            {
-                return Err(ConfigError::key(
-                    format!("providers[{i}].cert_uri"),
-                    "give `cert_uri` or `issuer` (OIDC discovery)",
-                ));
-            }
-        }
         if self.services.is_some() {
             warnings.push("`services` is accepted for compatibility and ignored".into());
         }
@@ -596,7 +425,8 @@ logging: {level: info, format: json}
         assert_eq!(c.auth.timeout_in_ms, 5000);
         assert!(c.metrics.enabled);
         assert_eq!(c.metrics.port, 9090);
-        assert!(l.warnings.iter().any(|w| w.contains("plaintext")));
+        let w = super::super::warnings(&c);
+        assert!(w.iter().any(|w| w.contains("plaintext")), "{w:?}");
     }
 
     #[test]
@@ -646,12 +476,23 @@ logging: {level: info, format: json}
         let e = Config::from_yaml(&MINIMAL.replace("port: 8080", "port: eighty"), env(&[]))
             .unwrap_err();
         assert!(e.to_string().starts_with("config key `server.port`"), "{e}");
-        let e = Config::from_yaml(
+        let l = Config::from_yaml(
             &MINIMAL.replace("password: alicepass", "pasword: alicepass"),
             env(&[]),
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("providers[0].users[0]"), "{e}");
+        .unwrap();
+        assert!(
+            l.warnings
+                .contains(&"unknown key `providers[0].users[0].pasword` is ignored".into()),
+            "{:?}",
+            l.warnings
+        );
+        let e = l.config.build().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config key `providers[0].users[0]`: needs `password_hash`"),
+            "{e}"
+        );
         let l = Config::from_yaml(&format!("{MINIMAL}\nextra_top: 1\n"), env(&[])).unwrap();
         assert!(
             l.warnings.iter().any(|w| w.contains("`extra_top`")),

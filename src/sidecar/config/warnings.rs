@@ -1,7 +1,7 @@
 //! Settings that load and work but deserve a second look, reported by `--check` and logged at
 //! startup. Drop-in auth-o-tron files must keep loading, so these are warnings, never errors.
 
-use super::{Config, ProviderConfig};
+use super::Config;
 
 /// One line per questionable setting, naming the key.
 pub fn warnings(config: &Config) -> Vec<String> {
@@ -45,19 +45,7 @@ pub fn warnings(config: &Config) -> Vec<String> {
         ));
     }
     for (i, p) in config.providers.iter().enumerate() {
-        if let ProviderConfig::Jwt {
-            name,
-            audience: None,
-            issuer: None,
-            ..
-        } = p
-        {
-            out.push(format!(
-                "providers[{i}] (jwt provider {name:?}) checks neither `audience` nor `issuer`: \
-                 any token signed by these keys is accepted, including tokens issued to other \
-                 clients; set `audience` (and `issuer`)"
-            ));
-        }
+        out.extend(p.entry.warnings(&format!("providers[{i}]"), &p.keys.name));
     }
     out
 }
