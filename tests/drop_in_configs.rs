@@ -187,3 +187,129 @@ async fn the_contracts_minimal_file_starts_and_answers() {
     assert_eq!(claims["iss"], "my-issuer");
     assert_eq!(claims["username"], "alice");
 }
+
+/// Each entry's own definition decides which keys are known: the access-token checks of the
+/// exchanging providers are used (never "ignored"), and a typo anywhere inside an entry, nested
+/// ones included, is named with its full path.
+#[test]
+fn entry_keys_come_from_the_entry_and_typos_are_named_with_their_path() {
+    let yaml = EVERY_TYPE
+        .replace(
+            "    iam_url: http://iam:8080\n",
+            "    iam_url: http://iam:8080\n    issuer: http://iam:8080/realms/desp\n    audience: [api]\n",
+        )
+        .replace(
+            "    token_generator_url: http://token-generator:8080\n",
+            "    token_generator_url: http://token-generator:8080\n    issuer: http://iam:8080/realms/tg\n    audience: api\n",
+        );
+    let (config, unknown) = load(&yaml);
+    assert!(
+        unknown.iter().all(|w| !w.contains("unknown key")),
+        "{unknown:?}"
+    );
+    config.build().unwrap();
+    // Typos: at the top of an entry, in a provider's list item, in an augmenter's sub-mapping.
+    let typos = yaml
+        .replace("    audience: [api]\n", "    audiense: [api]\n")
+        .replace(
+            "alice, password: alicepass, roles",
+            "alice, password: alicepass, rolez",
+        )
+        .replace(
+            "match: {role: [admin], username",
+            "match: {rol: [admin], username",
+        );
+    let (_, unknown) = load(&typos);
+    for key in [
+        "providers[4].audiense",
+        "providers[0].users[0].rolez",
+        "augmenters[1].match.rol",
+    ] {
+        assert!(
+            unknown.contains(&format!("unknown key `{key}` is ignored")),
+            "{key}: {unknown:?}"
+        );
+    }
+    // Errors name the key of the entry that is wrong, in full.
+    for (from, to, key) in [
+        (
+            "cert_uri: http://iam:8080/realms/desp/",
+            "cert_uri: ftp://iam:8080/realms/desp/",
+            "providers[4].cert_uri",
+        ),
+        (
+            "token_generator_url: http://token-generator",
+            "token_generator_url: ftp://token-generator",
+            "providers[5].token_generator_url",
+        ),
+        (
+            "uri: ldap://ldap:389",
+            "uri: http://ldap:389",
+            "augmenters[2].uri",
+        ),
+        (
+            "filters: [OU=Teams]",
+            "filters: [Teams]",
+            "augmenters[2].filters",
+        ),
+        (
+            "{type: efas-api, name: efas, realm: efas,",
+            "{type: efas-api, name: efas, realm: \"\",",
+            "providers[3].realm",
+        ),
+        (
+            "{type: efas-api, name: efas,",
+            "{type: efas-api, name: ecmwf,",
+            "providers[3].name",
+        ),
+        ("{type: efas-api,", "{type: efas,", "providers[3].type"),
+    ] {
+        let e = Config::from_yaml(&yaml.replace(from, to), Vec::<(String, String)>::new())
+            .and_then(|l| l.config.build().map(|_| ()))
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!("config key `{key}`")),
+            "{key}: {e}"
+        );
+    }
+}
+
+/// `/providers` and `/augmenters` list what was built, in order, with each one's type and realm.
+#[tokio::test]
+async fn providers_and_augmenters_endpoints_list_what_was_built() {
+    let (config, _) = load(EVERY_TYPE);
+    let built = config.build().unwrap();
+    let app = router::app(&config, &built, Metrics::new(&built.authenticator));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(server::serve(
+        l,
+        app,
+        server::Limits::default(),
+        std::future::pending(),
+    ));
+    let get = |path: &'static str| {
+        let url = format!("http://{addr}{path}");
+        async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let providers = get("/providers").await;
+    assert_eq!(
+        providers["providers"][4],
+        serde_json::json!({"name": "desp", "type": "openid-offline", "realm": "desp"})
+    );
+    assert_eq!(providers["providers"].as_array().unwrap().len(), 6);
+    let augmenters = get("/augmenters").await;
+    assert_eq!(
+        augmenters["augmenters"][2],
+        serde_json::json!({"name": "directory", "type": "ldap", "realm": "ecmwf"})
+    );
+}

@@ -3,6 +3,10 @@
 //! A provider answers with an [`Identity`], or with a [`ProviderError`] that separates an
 //! **invalid** credential (401) from a provider that **could not decide** (503, fail closed).
 //! Providers never see the cache: the pipeline hashes, caches and coalesces around them.
+//!
+//! Each provider holds one [`ProviderInfo`] (name, type, realm, scheme, cache lifetime) and
+//! returns it from [`Provider::info`]. Adding a built-in provider the sidecar can load (one
+//! file here and one entry in `sidecar::config::entries`) is described in `CONTRIBUTING.md`.
 
 use std::borrow::Cow;
 use std::fmt;

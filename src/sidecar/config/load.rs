@@ -185,6 +185,16 @@ fn get_path<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
 }
 
 /// Applies `AOT_A__B=v` as `a.b = v` (environment wins over the file).
+///
+/// Hand-written rather than figment's `Env` or config-rs's `Environment`, after weighing both:
+/// our keys reach into lists (`AOT_PROVIDERS__0__CERT_URI` sets `providers[0].cert_uri`), which
+/// figment's `Env` cannot (SergioBenitez/Figment#92, #113: a numeric segment is a map key) and
+/// config-rs's `Environment` sets a list only whole (`list_separator`, rust-cli/config-rs#102,
+/// #117), not one element's key; a value must
+/// stay a string where the file has a string (a numeric-looking secret), which neither decides
+/// per key; and the overlay has to run on the raw tree before the v1 conversion and before
+/// `serde_ignored` reads each entry, so unknown keys and key-named errors keep working. Either
+/// crate would add a dependency and still need this code around it.
 fn apply_env(
     root: &mut Value,
     env: impl IntoIterator<Item = (String, String)>,
@@ -451,6 +461,18 @@ logging: {level: info, format: json}
         );
         assert!(l.config.include_legacy_headers);
         assert!(l.warnings.iter().all(|w| !w.contains("config_path")));
+    }
+
+    #[test]
+    fn env_overrides_reach_into_lists_and_name_a_bad_index() {
+        let l =
+            Config::from_yaml(MINIMAL, env(&[("AOT_PROVIDERS__0__REALM", "from-env")])).unwrap();
+        assert_eq!(l.config.providers[0].keys.realm, "from-env");
+        let e = Config::from_yaml(MINIMAL, env(&[("AOT_PROVIDERS__3__REALM", "x")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config key `providers.3.realm`: from AOT_PROVIDERS__3__REALM: list index 3 is out of range"
+        );
     }
 
     #[test]
