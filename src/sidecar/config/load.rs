@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::provider::BuildError;
+
 use super::Config;
-use super::entries::{self, AUGMENTERS, AugmenterConfig, PROVIDERS, ProviderConfig};
+use super::entries::{self, AUGMENTERS, PROVIDERS};
 
 /// A loaded configuration and what was noticed on the way.
 #[derive(Debug)]
@@ -61,6 +63,13 @@ impl ConfigError {
             },
             other => other,
         }
+    }
+}
+
+/// A provider or augmenter error, under the key of the setting it names.
+impl From<BuildError> for ConfigError {
+    fn from(e: BuildError) -> Self {
+        ConfigError::key(e.field().unwrap_or(""), e.to_string())
     }
 }
 
@@ -312,83 +321,76 @@ impl Config {
         for key in ignored {
             warnings.push(format!("unknown key `{key}` is ignored"));
         }
-        config.providers = providers
-            .into_iter()
-            .map(|(keys, entry)| ProviderConfig { keys, entry })
-            .collect();
-        config.augmenters = augmenters
-            .into_iter()
-            .map(|(keys, entry)| AugmenterConfig { keys, entry })
-            .collect();
+        (config.providers, config.augmenters) = (providers, augmenters);
         config.check(&mut warnings)?;
         Ok(Loaded { config, warnings })
     }
 
+    /// The checks that span sections or have no entry of their own (items check themselves
+    /// when they build).
     fn check(&self, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
-        if self.providers.is_empty() {
-            return Err(ConfigError::key(
+        let (server, level) = (&self.server, self.logging.level.to_ascii_lowercase());
+        let positive = "must be greater than zero";
+        let refused = [
+            (
+                self.providers.is_empty(),
                 "providers",
                 "at least one provider is required",
-            ));
-        }
-        if self.metrics.enabled && self.metrics.port == self.server.port {
-            return Err(ConfigError::key(
+            ),
+            (
+                self.metrics.enabled && self.metrics.port == server.port,
                 "metrics.port",
                 "must differ from server.port",
-            ));
-        }
-        if self.store.as_ref().is_some_and(|s| s.enabled) {
-            return Err(ConfigError::key(
+            ),
+            (
+                self.store.as_ref().is_some_and(|s| s.enabled),
                 "store.enabled",
                 "the token store is not supported (auth-o-tron is removing it); set it to false",
-            ));
-        }
-        if self.auth.timeout_in_ms == 0 || self.auth.timeout_in_ms > 60_000 {
-            return Err(ConfigError::key(
+            ),
+            (
+                !(1..=60_000).contains(&self.auth.timeout_in_ms),
                 "auth.timeout_in_ms",
                 "must be between 1 and 60000",
-            ));
-        }
-        if self.jwt.exp <= 0 || self.jwt.exp > 86_400 {
-            return Err(ConfigError::key(
+            ),
+            (
+                !(1..=86_400).contains(&self.jwt.exp),
                 "jwt.exp",
                 "must be between 1 and 86400 seconds",
-            ));
-        }
-        if !["trace", "debug", "info", "warn", "error"]
-            .contains(&self.logging.level.to_ascii_lowercase().as_str())
-        {
-            return Err(ConfigError::key(
+            ),
+            (
+                !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()),
                 "logging.level",
                 "must be one of trace, debug, info, warn, error",
-            ));
-        }
-        if self.cache.capacity == 0 {
-            return Err(ConfigError::key(
-                "cache.capacity",
-                "must be greater than zero",
-            ));
-        }
-        for (key, v) in [
-            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
-            ("server.request_timeout_ms", self.server.request_timeout_ms),
-            ("server.max_connections", self.server.max_connections as u64),
-        ] {
-            if v == 0 {
-                return Err(ConfigError::key(key, "must be greater than zero"));
-            }
-        }
-        if self.server.header_read_timeout_ms == 0 {
-            return Err(ConfigError::key(
+            ),
+            (self.cache.capacity == 0, "cache.capacity", positive),
+            (
+                server.idle_timeout_ms == 0,
+                "server.idle_timeout_ms",
+                positive,
+            ),
+            (
+                server.request_timeout_ms == 0,
+                "server.request_timeout_ms",
+                positive,
+            ),
+            (
+                server.max_connections == 0,
+                "server.max_connections",
+                positive,
+            ),
+            (
+                server.header_read_timeout_ms == 0,
                 "server.header_read_timeout_ms",
-                "must be greater than zero",
-            ));
-        }
-        if self.server.max_header_bytes < 8192 {
-            return Err(ConfigError::key(
+                positive,
+            ),
+            (
+                server.max_header_bytes < 8192,
                 "server.max_header_bytes",
                 "must be at least 8192",
-            ));
+            ),
+        ];
+        if let Some((_, key, message)) = refused.into_iter().find(|(bad, ..)| *bad) {
+            return Err(ConfigError::key(key, message));
         }
         for (i, r) in self.rules.iter().enumerate() {
             if !r.path.starts_with('/') {
@@ -402,160 +404,5 @@ impl Config {
             warnings.push("`services` is accepted for compatibility and ignored".into());
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-version: "2.0.0"
-server: {port: 8080}
-providers:
-  - {type: plain, name: local, realm: localrealm, users: [{username: alice, password: alicepass}]}
-jwt: {iss: my-issuer, exp: 3600, secret: change-me}
-store: {enabled: false}
-services: []
-logging: {level: info, format: json}
-"#;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn auth_o_tron_minimal_file_loads_with_its_defaults() {
-        let l = Config::from_yaml(MINIMAL, env(&[])).unwrap();
-        let c = l.config;
-        assert_eq!(c.server.host, "0.0.0.0");
-        assert_eq!(c.auth.timeout_in_ms, 5000);
-        assert!(c.metrics.enabled);
-        assert_eq!(c.metrics.port, 9090);
-        let w = super::super::warnings(&c);
-        assert!(w.iter().any(|w| w.contains("plaintext")), "{w:?}");
-    }
-
-    #[test]
-    fn env_overrides_win_and_keep_strings() {
-        let l = Config::from_yaml(
-            MINIMAL,
-            env(&[
-                ("AOT_JWT__ISS", "env-iss"),
-                ("AOT_SERVER__PORT", "9000"),
-                ("AOT_JWT__SECRET", "12345678901234567890123456789012345"),
-                ("AOT_INCLUDE_LEGACY_HEADERS", "true"),
-                ("AOT_CONFIG_PATH", "/etc/x.yaml"),
-                ("OTHER", "x"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(l.config.jwt.iss, "env-iss");
-        assert_eq!(l.config.server.port, 9000);
-        assert_eq!(
-            l.config.jwt.secret.as_ref().map(crate::Secret::expose),
-            Some("12345678901234567890123456789012345")
-        );
-        assert!(l.config.include_legacy_headers);
-        assert!(l.warnings.iter().all(|w| !w.contains("config_path")));
-    }
-
-    #[test]
-    fn env_overrides_reach_into_lists_and_name_a_bad_index() {
-        let l =
-            Config::from_yaml(MINIMAL, env(&[("AOT_PROVIDERS__0__REALM", "from-env")])).unwrap();
-        assert_eq!(l.config.providers[0].keys.realm, "from-env");
-        let e = Config::from_yaml(MINIMAL, env(&[("AOT_PROVIDERS__3__REALM", "x")])).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "config key `providers.3.realm`: from AOT_PROVIDERS__3__REALM: list index 3 is out of range"
-        );
-    }
-
-    #[test]
-    fn v1_files_are_converted() {
-        let v1 = MINIMAL.replace(
-            "version: \"2.0.0\"\nserver: {port: 8080}",
-            "version: \"1.0.0\"\nbind_address: \"[::1]:8181\"",
-        );
-        let c = Config::from_yaml(&v1, env(&[])).unwrap().config;
-        assert_eq!((c.server.host.as_str(), c.server.port), ("::1", 8181));
-        let bad = MINIMAL.replace(
-            "version: \"2.0.0\"\nserver: {port: 8080}",
-            "version: \"1.0.0\"\nbind_address: \":8181\"",
-        );
-        assert_eq!(
-            Config::from_yaml(&bad, env(&[])).unwrap_err().to_string(),
-            "config key `bind_address`: bind_address has empty host"
-        );
-    }
-
-    #[test]
-    fn errors_name_the_key_and_unknown_keys_warn() {
-        let e = Config::from_yaml(&MINIMAL.replace("port: 8080", "port: eighty"), env(&[]))
-            .unwrap_err();
-        assert!(e.to_string().starts_with("config key `server.port`"), "{e}");
-        let l = Config::from_yaml(
-            &MINIMAL.replace("password: alicepass", "pasword: alicepass"),
-            env(&[]),
-        )
-        .unwrap();
-        assert!(
-            l.warnings
-                .contains(&"unknown key `providers[0].users[0].pasword` is ignored".into()),
-            "{:?}",
-            l.warnings
-        );
-        let e = l.config.build().unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("config key `providers[0].users[0]`: needs `password_hash`"),
-            "{e}"
-        );
-        let l = Config::from_yaml(&format!("{MINIMAL}\nextra_top: 1\n"), env(&[])).unwrap();
-        assert!(
-            l.warnings.iter().any(|w| w.contains("`extra_top`")),
-            "{:?}",
-            l.warnings
-        );
-        let l = Config::from_yaml(
-            &MINIMAL.replace("realm: localrealm,", "realm: localrealm, colour: red,"),
-            env(&[]),
-        )
-        .unwrap();
-        assert!(
-            l.warnings.iter().any(|w| w.contains("providers[0].colour")),
-            "{:?}",
-            l.warnings
-        );
-        let e = Config::from_yaml(&MINIMAL.replace("level: info", "level: loud"), env(&[]))
-            .unwrap_err();
-        assert!(e.to_string().contains("logging.level"));
-        let e =
-            Config::from_yaml(&MINIMAL.replace("port: 8080", "port: 9090"), env(&[])).unwrap_err();
-        assert!(e.to_string().contains("metrics.port"));
-        assert!(matches!(
-            Config::from_yaml("- a\n- b", env(&[])),
-            Err(ConfigError::Yaml(_))
-        ));
-        assert!(matches!(
-            Config::from_yaml("a: [", env(&[])),
-            Err(ConfigError::Yaml(_))
-        ));
-    }
-
-    #[test]
-    fn services_and_store_are_optional() {
-        let text = MINIMAL.replace("store: {enabled: false}\nservices: []\n", "");
-        assert!(Config::from_yaml(&text, env(&[])).is_ok());
-        let e = Config::from_yaml(
-            &MINIMAL.replace("enabled: false", "enabled: true"),
-            env(&[]),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("store.enabled"));
     }
 }

@@ -44,13 +44,14 @@ pub struct Config {
     /// Provider timeouts.
     #[serde(default)]
     pub auth: AuthConfig,
-    /// Providers, tried concurrently per credential scheme. Read by the loader, each item by
-    /// the entry of its `type` (so that entry's keys are the known ones).
+    // `providers` and `augmenters` are read by the loader, each item by the entry its `type`
+    // names, so that entry's serde definition decides which keys are known.
+    /// Providers, tried concurrently per credential scheme.
     #[serde(skip_deserializing)]
     #[schemars(!skip_deserializing)]
     pub providers: Vec<ProviderConfig>,
-    /// Augmenters, applied by realm. Read like `providers`.
-    #[serde(skip_deserializing)]
+    /// Augmenters, applied by realm.
+    #[serde(skip_deserializing, default)]
     #[schemars(!skip_deserializing)]
     pub augmenters: Vec<AugmenterConfig>,
     /// The minted JWT.

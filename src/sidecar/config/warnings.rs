@@ -49,35 +49,3 @@ pub fn warnings(config: &Config) -> Vec<String> {
     }
     out
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(jwt_extra: &str) -> Config {
-        let yaml = format!(
-            r#"
-version: "2.0.0"
-server: {{port: 8080}}
-providers:
-  - {{type: jwt, name: kc, realm: kc, cert_uri: "https://idp.example/certs"{jwt_extra}}}
-jwt: {{iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}}
-"#
-        );
-        Config::from_yaml(&yaml, Vec::<(String, String)>::new())
-            .unwrap()
-            .config
-    }
-
-    #[test]
-    fn a_jwt_provider_without_audience_or_issuer_is_named() {
-        let w = warnings(&config(""));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].contains("providers[0]") && w[0].contains("\"kc\""),
-            "{w:?}"
-        );
-        assert!(warnings(&config(", audience: api")).is_empty());
-        assert!(warnings(&config(", issuer: \"https://idp.example\"")).is_empty());
-    }
-}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{AugmenterEntry, BuildCtx, ConfigError, setting};
+use super::{AugmenterEntry, BuildCtx, ConfigError};
 use crate::Secret;
 use crate::augment::{
     Augmentation, Augmenter, LdapAugmenter, LdapSettings, PlainAdvancedAugmenter, PlainAugmenter,
@@ -116,7 +116,7 @@ impl AugmenterEntry for LdapEntry {
             timeout: ctx.timeout,
             cache_ttl: LDAP_CACHE_TTL,
         };
-        let a = LdapAugmenter::new(ctx.name, ctx.realm, settings).map_err(|e| setting(e, &[]))?;
+        let a = LdapAugmenter::new(ctx.name, ctx.realm, settings)?;
         Ok(Arc::new(a))
     }
 }

@@ -1,13 +1,18 @@
-//! `jwt`: Bearer JWTs checked against a JWKS ([`JwtProvider`]), and the access-token checks
-//! the exchanging providers (`openid-offline`, `ecmwf-token-generator`) share.
+//! The providers that validate JWTs: `jwt` ([`JwtProvider`]), and the two that exchange a
+//! long-lived token for an access token and validate that: `openid-offline`
+//! ([`OfflineProvider`]) and `ecmwf-token-generator` ([`TokenGeneratorProvider`]).
 
 use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BuildCtx, ConfigError, OneOrMany, ProviderEntry, setting};
-use crate::provider::{JwtProvider, JwtSettings, KeySource, Provider};
+use super::{BuildCtx, ConfigError, OneOrMany, ProviderEntry};
+use crate::Secret;
+use crate::provider::{
+    JwtProvider, JwtSettings, KeySource, OfflineEndpoints, OfflineProvider, OfflineSettings,
+    Provider, TokenGeneratorProvider, TokenGeneratorSettings,
+};
 
 /// `type: jwt`: keys from `cert_uri`, or from the discovery document of `issuer`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -85,8 +90,7 @@ impl ProviderEntry for JwtEntry {
                 ));
             }
         };
-        let p = JwtProvider::new(ctx.name, ctx.realm, source, ctx.http.clone(), settings)
-            .map_err(|e| setting(e, &[]))?;
+        let p = JwtProvider::new(ctx.name, ctx.realm, source, ctx.http.clone(), settings)?;
         Ok(Arc::new(p))
     }
 
@@ -107,5 +111,95 @@ impl ProviderEntry for JwtEntry {
              signed by these keys is accepted, including tokens issued to other clients; set \
              `audience` (and `issuer`)"
         )]
+    }
+}
+
+/// `type: openid-offline`: introspect, exchange, validate the access token (Keycloak paths
+/// under `iam_url`, the provider's realm as the Keycloak realm).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct OpenidOfflineEntry {
+    /// JWKS URL.
+    pub cert_uri: String,
+    /// Public client id.
+    pub public_client_id: String,
+    /// Private client id.
+    pub private_client_id: String,
+    /// Private client secret.
+    pub private_client_secret: Secret,
+    /// Keycloak base URL.
+    pub iam_url: String,
+    /// Ours: required `iss` of the access tokens.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Ours: accepted audiences of the access tokens.
+    #[serde(default)]
+    pub audience: Option<OneOrMany>,
+}
+
+impl ProviderEntry for OpenidOfflineEntry {
+    fn build(&self, ctx: &BuildCtx<'_>) -> Result<Arc<dyn Provider>, ConfigError> {
+        let settings = OfflineSettings {
+            endpoints: OfflineEndpoints::Keycloak {
+                iam_url: self.iam_url.clone(),
+                realm: ctx.realm.to_owned(),
+                cert_uri: self.cert_uri.clone(),
+            },
+            public_client_id: self.public_client_id.clone(),
+            private_client_id: self.private_client_id.clone(),
+            private_client_secret: self.private_client_secret.clone(),
+            jwt: access_token_checks(&self.issuer, &self.audience),
+            max_chains: ctx.cache_capacity,
+        };
+        let p = OfflineProvider::new(ctx.name, ctx.realm, settings, ctx.http.clone())?;
+        Ok(Arc::new(p))
+    }
+
+    fn urls(&self) -> Vec<(&'static str, &str)> {
+        vec![("cert_uri", &self.cert_uri), ("iam_url", &self.iam_url)]
+    }
+}
+
+/// `type: ecmwf-token-generator`: validate, exchange, validate the access token.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct TokenGeneratorEntry {
+    /// JWKS URL.
+    pub cert_uri: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: Secret,
+    /// Token generator base URL.
+    pub token_generator_url: String,
+    /// Ours: required `iss` of the access tokens.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Ours: accepted audiences of the access tokens.
+    #[serde(default)]
+    pub audience: Option<OneOrMany>,
+}
+
+impl ProviderEntry for TokenGeneratorEntry {
+    fn build(&self, ctx: &BuildCtx<'_>) -> Result<Arc<dyn Provider>, ConfigError> {
+        let settings = TokenGeneratorSettings {
+            url: self.token_generator_url.clone(),
+            cert_uri: self.cert_uri.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            jwt: access_token_checks(&self.issuer, &self.audience),
+        };
+        let p = TokenGeneratorProvider::new(ctx.name, ctx.realm, settings, ctx.http.clone())
+            .map_err(|e| match e.field() {
+                // The library's `url` is the file's `token_generator_url`.
+                Some("url") => ConfigError::key("token_generator_url", e.to_string()),
+                _ => e.into(),
+            })?;
+        Ok(Arc::new(p))
+    }
+
+    fn urls(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("cert_uri", &self.cert_uri),
+            ("token_generator_url", &self.token_generator_url),
+        ]
     }
 }

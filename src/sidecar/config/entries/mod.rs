@@ -18,43 +18,37 @@ use serde_json::Value;
 
 use super::ConfigError;
 use crate::augment::Augmenter;
+use crate::provider::Provider;
 use crate::provider::client::HttpClient;
-use crate::provider::{BuildError, Provider};
 
 mod augmenters;
-mod ecmwf_api;
-mod efas_api;
-mod introspection;
 mod jwt;
-mod openid_offline;
 mod plain;
-mod token_generator;
+mod remote;
 
-pub use augmenters::{LdapEntry, PlainAdvancedEntry, PlainAugmenterEntry};
-pub use ecmwf_api::EcmwfApiEntry;
-pub use efas_api::EfasApiEntry;
-pub use introspection::IntrospectionEntry;
-pub use jwt::JwtEntry;
-pub use openid_offline::OpenidOfflineEntry;
+pub use augmenters::{
+    AdvancedAugment, AdvancedMatch, LdapEntry, PlainAdvancedEntry, PlainAugmenterEntry,
+};
+pub use jwt::{JwtEntry, OpenidOfflineEntry, TokenGeneratorEntry};
 pub use plain::{PlainEntry, PlainUser};
-pub use token_generator::TokenGeneratorEntry;
+pub use remote::{ClientAuthKey, EcmwfApiEntry, EfasApiEntry, IntrospectionEntry};
 
 /// The provider types, by `type`.
 pub const PROVIDERS: &[Kind<dyn ProviderEntry>] = &[
-    provider::<plain::PlainEntry>("plain"),
-    provider::<jwt::JwtEntry>("jwt"),
-    provider::<introspection::IntrospectionEntry>("introspection"),
-    provider::<ecmwf_api::EcmwfApiEntry>("ecmwf-api"),
-    provider::<efas_api::EfasApiEntry>("efas-api"),
-    provider::<openid_offline::OpenidOfflineEntry>("openid-offline"),
-    provider::<token_generator::TokenGeneratorEntry>("ecmwf-token-generator"),
+    kind::<_, plain::PlainEntry>("plain"),
+    kind::<_, jwt::JwtEntry>("jwt"),
+    kind::<_, remote::IntrospectionEntry>("introspection"),
+    kind::<_, remote::EcmwfApiEntry>("ecmwf-api"),
+    kind::<_, remote::EfasApiEntry>("efas-api"),
+    kind::<_, jwt::OpenidOfflineEntry>("openid-offline"),
+    kind::<_, jwt::TokenGeneratorEntry>("ecmwf-token-generator"),
 ];
 
 /// The augmenter types, by `type`.
 pub const AUGMENTERS: &[Kind<dyn AugmenterEntry>] = &[
-    augmenter::<augmenters::PlainAugmenterEntry>("plain"),
-    augmenter::<augmenters::PlainAdvancedEntry>("plain_advanced"),
-    augmenter::<augmenters::LdapEntry>("ldap"),
+    kind::<_, augmenters::PlainAugmenterEntry>("plain"),
+    kind::<_, augmenters::PlainAdvancedEntry>("plain_advanced"),
+    kind::<_, augmenters::LdapEntry>("ldap"),
 ];
 
 /// What an entry is built with: its item's common keys and the shared parts.
@@ -135,34 +129,35 @@ impl<E: ?Sized> fmt::Debug for Kind<E> {
     }
 }
 
-const fn provider<T: ProviderEntry + DeserializeOwned + JsonSchema>(
-    name: &'static str,
-) -> Kind<dyn ProviderEntry> {
-    fn load<T: ProviderEntry + DeserializeOwned>(
-        v: &Value,
-        ignored: &mut Vec<String>,
-    ) -> Result<Arc<dyn ProviderEntry>, ConfigError> {
-        Ok(Arc::new(read::<T>(v, ignored)?))
-    }
-    Kind {
-        name,
-        load: load::<T>,
-        schema: T::json_schema,
+/// An entry type as the trait object its list holds.
+trait Erase<E: ?Sized> {
+    fn erase(self) -> Arc<E>;
+}
+
+impl<T: ProviderEntry> Erase<dyn ProviderEntry> for T {
+    fn erase(self) -> Arc<dyn ProviderEntry> {
+        Arc::new(self)
     }
 }
 
-const fn augmenter<T: AugmenterEntry + DeserializeOwned + JsonSchema>(
+impl<T: AugmenterEntry> Erase<dyn AugmenterEntry> for T {
+    fn erase(self) -> Arc<dyn AugmenterEntry> {
+        Arc::new(self)
+    }
+}
+
+const fn kind<E: ?Sized, T: Erase<E> + DeserializeOwned + JsonSchema>(
     name: &'static str,
-) -> Kind<dyn AugmenterEntry> {
-    fn load<T: AugmenterEntry + DeserializeOwned>(
+) -> Kind<E> {
+    fn load<E: ?Sized, T: Erase<E> + DeserializeOwned>(
         v: &Value,
         ignored: &mut Vec<String>,
-    ) -> Result<Arc<dyn AugmenterEntry>, ConfigError> {
-        Ok(Arc::new(read::<T>(v, ignored)?))
+    ) -> Result<Arc<E>, ConfigError> {
+        Ok(read::<T>(v, ignored)?.erase())
     }
     Kind {
         name,
-        load: load::<T>,
+        load: load::<E, T>,
         schema: T::json_schema,
     }
 }
@@ -228,23 +223,28 @@ pub struct AugmenterKeys {
     pub realm: String,
 }
 
-/// One `providers[]` item: the common keys and its type's entry.
-#[derive(Clone, Debug)]
-pub struct ProviderConfig {
-    /// `type`, `name`, `realm`, `max_concurrent_calls`.
-    pub keys: ProviderKeys,
+/// One list item: the keys every item of its list has, and its type's entry.
+#[derive(Debug)]
+pub struct Item<K, E: ?Sized> {
+    /// `type`, `name`, `realm` (and `max_concurrent_calls` for providers).
+    pub keys: K,
     /// The keys of its type.
-    pub entry: Arc<dyn ProviderEntry>,
+    pub entry: Arc<E>,
 }
 
-/// One `augmenters[]` item: the common keys and its type's entry.
-#[derive(Clone, Debug)]
-pub struct AugmenterConfig {
-    /// `type`, `name`, `realm`.
-    pub keys: AugmenterKeys,
-    /// The keys of its type.
-    pub entry: Arc<dyn AugmenterEntry>,
+impl<K: Clone, E: ?Sized> Clone for Item<K, E> {
+    fn clone(&self) -> Self {
+        Item {
+            keys: self.keys.clone(),
+            entry: self.entry.clone(),
+        }
+    }
 }
+
+/// One `providers[]` item.
+pub type ProviderConfig = Item<ProviderKeys, dyn ProviderEntry>;
+/// One `augmenters[]` item.
+pub type AugmenterConfig = Item<AugmenterKeys, dyn AugmenterEntry>;
 
 impl ProviderConfig {
     /// The entry as its concrete type, e.g. `config.providers[0].entry_as::<PlainEntry>()`.
@@ -260,7 +260,7 @@ pub(super) fn load_list<K: DeserializeOwned, E: ?Sized>(
     list: &str,
     kinds: &[Kind<E>],
     warnings: &mut Vec<String>,
-) -> Result<Vec<(K, Arc<E>)>, ConfigError> {
+) -> Result<Vec<Item<K, E>>, ConfigError> {
     let items = match root.remove(list) {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
@@ -290,7 +290,7 @@ pub(super) fn load_list<K: DeserializeOwned, E: ?Sized>(
                 warnings.push(format!("unknown key `{at}.{key}` is ignored"));
             }
         }
-        out.push((keys, entry));
+        out.push(Item { keys, entry });
     }
     Ok(out)
 }
@@ -327,17 +327,6 @@ impl JsonSchema for AugmenterConfig {
     }
 }
 
-/// A provider error as a config error naming its key; `rename` maps the library's setting
-/// names to config keys where they differ.
-pub(super) fn setting(e: BuildError, rename: &[(&str, &'static str)]) -> ConfigError {
-    let field = e.field().unwrap_or("");
-    let key = rename
-        .iter()
-        .find(|(from, _)| *from == field)
-        .map_or(field, |(_, to)| to);
-    ConfigError::key(key, e.to_string())
-}
-
 /// A string or a list of strings.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -355,5 +344,49 @@ impl OneOrMany {
             OneOrMany::One(s) => vec![s.clone()],
             OneOrMany::Many(v) => v.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_schema_offers_every_type_with_its_own_keys() {
+        let schema = serde_json::to_value(schemars::schema_for!(super::super::Config)).unwrap();
+        let kinds = |def: &str| -> Vec<(String, serde_json::Value)> {
+            schema["$defs"][def]["oneOf"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| {
+                    let name = k["allOf"][2]["properties"]["type"]["const"]
+                        .as_str()
+                        .unwrap();
+                    (name.to_owned(), k["allOf"][1]["properties"].clone())
+                })
+                .collect()
+        };
+        let providers = kinds("ProviderConfig");
+        let names: Vec<_> = providers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "plain",
+                "jwt",
+                "introspection",
+                "ecmwf-api",
+                "efas-api",
+                "openid-offline",
+                "ecmwf-token-generator"
+            ]
+        );
+        for (name, keys) in &providers[5..] {
+            assert!(
+                keys.get("issuer").is_some() && keys.get("audience").is_some(),
+                "{name}"
+            );
+        }
+        let augmenters = kinds("AugmenterConfig");
+        assert_eq!(augmenters[2].0, "ldap");
+        assert!(augmenters[2].1.get("filters").is_some());
     }
 }
