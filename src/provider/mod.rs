@@ -70,10 +70,12 @@ pub enum Locality {
 /// Latest instant an outside timestamp maps to (9999-12-31T23:59:59Z); later ones are clamped
 /// to it. Such an instant is "far future", never "forever": cache lifetimes and minted tokens
 /// are still bounded by their own limits.
+#[cfg(feature = "remote")]
 const MAX_UNIX_SECS: u64 = 253_402_300_799;
 
 /// A Unix time from outside (a token's `exp`, an introspection answer) as a [`SystemTime`],
 /// without overflow: values past the year 9999 are clamped to its end.
+#[cfg(feature = "remote")]
 pub(crate) fn unix_time(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(MAX_UNIX_SECS))
 }
@@ -134,7 +136,8 @@ impl BuildError {
         }
     }
 
-    pub(crate) fn value(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+    /// A [`Value`](BuildError::Value) error: `field` has a value that is not allowed.
+    pub fn value(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
         BuildError::Value {
             field,
             reason: reason.into(),
