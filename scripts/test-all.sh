@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit, integration, end-to-end (real nginx, Caddy, an
+# Runs every test: formatting, lints, a build of each feature alone, unit, integration, end-to-end (real nginx, Caddy, an
 # OpenID Provider run by Node, OpenLDAP slapd, the shipped sidecar binary as its own process)
 # and doc tests, then a short run of each fuzz target when a nightly toolchain and cargo-fuzz
 # are there. Installs the external programs the end-to-end tests need when they are missing.
@@ -36,6 +36,10 @@ before="$(servers)"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --all-features -- -D warnings
+# Every feature on its own (and none) builds: the dev-dependencies turn on `sidecar`, so
+# `cargo test` alone never sees a build without it.
+command -v cargo-hack >/dev/null 2>&1 || cargo install cargo-hack --locked
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo hack check --each-feature --no-dev-deps
 cargo test --all-features
 
 if [ -x scripts/fuzz-smoke.sh ]; then
