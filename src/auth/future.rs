@@ -10,7 +10,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::shared::Shared;
+use super::shared::{Decision, Shared};
 use crate::authenticator::Authenticated;
 use crate::body::AuthBody;
 use crate::error::AuthError;
@@ -105,10 +105,10 @@ where
                     let outcome = ready!(lookup.as_mut().poll(cx));
                     let (mut service, mut req) = pending.take().expect("polled after completion");
                     match shared.decide(outcome, &mut req) {
-                        Ok(()) => this.kind.set(Kind::Inner {
+                        Decision::Call => this.kind.set(Kind::Inner {
                             future: service.call(req),
                         }),
-                        Err(rejection) => {
+                        Decision::Reject(rejection) => {
                             return Poll::Ready(Ok(rejection.map(AuthBody::rejection)));
                         }
                     }

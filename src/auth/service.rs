@@ -7,7 +7,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::shared::Shared;
+use super::shared::{Decision, Shared};
 use crate::authenticator::Lookup;
 use crate::body::AuthBody;
 use crate::reject::Reject;
@@ -61,8 +61,8 @@ where
         match self.shared.auth.lookup(req.headers()) {
             // Decided now: call the service that `poll_ready` readied, no clone needed.
             Lookup::Done(outcome) => match self.shared.decide(outcome, &mut req) {
-                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-                Err(rejection) => ResponseFuture::rejected(rejection),
+                Decision::Call => ResponseFuture::inner(self.inner.call(req)),
+                Decision::Reject(rejection) => ResponseFuture::rejected(rejection),
             },
             Lookup::Miss(pending) => {
                 // The call happens later, in the future: take the readied service with us and

@@ -24,15 +24,22 @@ pub(crate) struct Shared<R> {
     pub(crate) anonymous: bool,
 }
 
+/// What becomes of a request once the pipeline has answered.
+pub(crate) enum Decision {
+    /// On to the inner service, with the principal (and minted token) or the anonymous marker
+    /// in the request's extensions.
+    Call,
+    /// Answered with this rejection.
+    Reject(Response<Bytes>),
+}
+
 impl<R: Reject> Shared<R> {
-    /// What happens to `req` after the pipeline answered `outcome`: `Ok` lets it through to the
-    /// inner service (with the principal, the minted token or the anonymous marker in its
-    /// extensions), `Err` is the rejection to answer with.
+    /// The decision for `req` after the pipeline answered `outcome`.
     pub(crate) fn decide<B>(
         &self,
         outcome: Result<Authenticated, AuthError>,
         req: &mut Request<B>,
-    ) -> Result<(), Response<Bytes>> {
+    ) -> Decision {
         let admitted = match outcome {
             Ok(found) => self.admit(found, req),
             Err(AuthError::Missing) if self.anonymous => {
@@ -42,7 +49,10 @@ impl<R: Reject> Shared<R> {
             }
             Err(e) => Err(e),
         };
-        admitted.map_err(|e| self.reject(&e, is_grpc(req.headers())))
+        match admitted {
+            Ok(()) => Decision::Call,
+            Err(e) => Decision::Reject(self.reject(&e, is_grpc(req.headers()))),
+        }
     }
 
     /// Guards and minting for an authenticated request; then the principal goes into the
