@@ -241,9 +241,9 @@ async fn caddy_never_forwards_an_ambiguous_target() {
 fn last_decided(side: &SidecarProcess) -> Option<String> {
     side.log()
         .lines()
+        .rev()
         .filter(|l| l.contains("\"auth.decision\""))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .last()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .and_then(|v| v["attributes"]["path"].as_str().map(str::to_owned))
 }
 
