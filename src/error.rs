@@ -33,7 +33,7 @@ pub enum AuthError {
     Forbidden(Forbidden),
     /// A guard ([`RequireLayer`](crate::guard::RequireLayer), an extractor) found no
     /// [`AuthLayer`](crate::AuthLayer) before it: a programming error, answered with 500 (see
-    /// [`crate::guard`] for the order of layers).
+    /// [the order of layers](mod@crate::guard#order-of-layers)).
     NoAuthLayer,
 }
 
