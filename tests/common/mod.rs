@@ -119,6 +119,8 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
     s.read_to_end(&mut out).await.unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+pub mod client;
 pub mod fake_api;
+pub mod logs;
 #[cfg(feature = "sidecar")]
 pub mod process;
