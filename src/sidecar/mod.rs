@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 pub mod config;
 pub mod conn;
+pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod peers;

@@ -7,7 +7,6 @@
 //! `augmenters[]` item is read, checked and built by the entry of its `type`
 //! ([`entries`]); adding a provider type is described in `CONTRIBUTING.md`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use serde::Deserialize;
 
 use crate::Secret;
 use crate::provider::client;
+pub use crate::sidecar::rules::RuleConfig;
 use crate::sidecar::server::Limits;
 
 mod build;
@@ -336,32 +336,4 @@ impl Default for LoggingConfig {
             service_version: None,
         }
     }
-}
-
-/// One path rule (ours): requests whose original path starts with `path` (on a segment
-/// boundary), whose method is in `methods` (all methods when empty) and whose host is `host`
-/// (any host when unset) must meet every listed requirement. Every matching rule must allow.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-pub struct RuleConfig {
-    /// Path prefix, e.g. `/admin` (matches `/admin` and `/admin/...`, not `/administrator`).
-    pub path: String,
-    /// Only for this host (from `X-Forwarded-Host`; case-insensitive, port ignored). When the
-    /// proxy sends no host, host rules apply anyway (the stricter choice).
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Methods, e.g. `[POST, DELETE]`; empty means all.
-    #[serde(default)]
-    pub methods: Vec<String>,
-    /// Every one of these roles.
-    #[serde(default)]
-    pub roles: Vec<String>,
-    /// At least one of these roles.
-    #[serde(default)]
-    pub any_roles: Vec<String>,
-    /// Attributes with exactly these values.
-    #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-    /// Scopes per service (provider name).
-    #[serde(default)]
-    pub scopes: BTreeMap<String, Vec<String>>,
 }
