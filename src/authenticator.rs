@@ -372,6 +372,18 @@ impl Authenticator {
         self.inner.store.remove_user(realm, username);
     }
 
+    /// Drops the cached principals authenticated by the API token `token_id` (after a
+    /// revocation or rotation).
+    pub fn invalidate_token(&self, token_id: &str) {
+        self.inner.store.remove_token(token_id);
+    }
+
+    /// Drops every cached principal authenticated by an API token (the store may have missed
+    /// reporting a revocation).
+    pub fn invalidate_tokens(&self) {
+        self.inner.store.remove_all_tokens();
+    }
+
     /// Drops what is cached for one credential (e.g. after a logout or revocation).
     pub fn invalidate_credential(&self, credential: Credential<'_>) {
         let digest = self.inner.hasher.credential(&credential);

@@ -90,6 +90,11 @@ pub struct User {
     /// What the user may do: everything, or the scopes of the token they presented.
     #[serde(default)]
     pub scopes: Scopes,
+    /// The id of the API token the user presented, set only by this crate's token provider
+    /// (not by other providers or augmenters, and not part of the wire shape), so a token
+    /// request can be told apart from a direct one.
+    #[serde(skip)]
+    pub(crate) token_id: Option<std::sync::Arc<str>>,
 }
 
 impl User {
@@ -102,7 +107,15 @@ impl User {
             roles: Vec::new(),
             attributes: BTreeMap::new(),
             scopes: Scopes::All,
+            token_id: None,
         }
+    }
+
+    /// The id of the API token this request was made with, or `None` for a direct
+    /// authentication (password, IdP token, ...). A token request acts with the token's scopes
+    /// only and cannot create or rotate tokens.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
     }
 
     /// Adds roles, skipping ones the user already has.

@@ -140,6 +140,20 @@ impl Store {
         });
     }
 
+    pub(crate) fn remove_token(&self, token_id: &str) {
+        let token_id: std::sync::Arc<str> = token_id.into();
+        // Only fails when invalidation closures are not enabled, and they are.
+        let _ = self
+            .inner
+            .invalidate_entries_if(move |_, e| e.principal.token_id() == Some(&*token_id));
+    }
+
+    pub(crate) fn remove_all_tokens(&self) {
+        let _ = self
+            .inner
+            .invalidate_entries_if(|_, e| e.principal.token_id().is_some());
+    }
+
     /// Entries currently held (after pending maintenance).
     pub(crate) fn len(&self) -> u64 {
         self.inner.run_pending_tasks();

@@ -173,6 +173,15 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
         let p = p.clone();
         tokio::spawn(async move { p.warm_up().await });
     }
+    if let Some(tokens) = &built.tokens {
+        crate::token::evict_on_revocation(&*tokens.store, &built.authenticator);
+        tokens
+            .last_used
+            .spawn_flusher(crate::token::DEFAULT_LAST_USED_INTERVAL);
+        let store = tokens.store.clone();
+        // Opened now so that migrations run at start; a store that is down is retried on use.
+        tokio::spawn(async move { store.open().await.map(|_| ()) });
+    }
     let metrics = metrics::Metrics::new(&built.authenticator);
     let app = router::app(&config, &built, metrics.clone());
     let app_addr = addr(&config.server.host, config.server.port)?;
@@ -230,5 +239,9 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
     server::shutdown_signal().await;
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    if let Some(tokens) = &built.tokens {
+        // Uses noted since the last batch would otherwise be lost with the process.
+        let _ = tokens.last_used.flush(crate::token::last_used_now()).await;
+    }
     Ok(())
 }

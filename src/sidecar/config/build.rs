@@ -32,6 +32,8 @@ pub struct Built {
     pub rules: Rules,
     /// Who may ask for decisions.
     pub trusted: TrustedProxies,
+    /// API tokens, when `tokens.enabled`.
+    pub tokens: Option<super::BuiltTokens>,
 }
 
 fn read_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -345,10 +347,19 @@ impl Config {
                 }
             };
         }
+        let catalogue = super::tokens::catalogue(self.services.as_deref().unwrap_or_default())?;
+        let tokens = match &self.tokens {
+            Some(t) if t.enabled => {
+                let (tokens, provider) = super::BuiltTokens::new(t, catalogue.clone())?;
+                builder = builder.provider(provider);
+                Some(tokens)
+            }
+            _ => None,
+        };
         let authenticator = builder
             .build()
             .map_err(|e| ConfigError::key("providers", e.to_string()))?;
-        let minter = self.minter()?;
+        let minter = self.minter(&catalogue)?;
         let rules = Rules::compile(&self.rules, self.server.ambiguous_paths)?;
         let trusted = TrustedProxies::parse(self.server.trusted_proxies.as_deref())?;
         Ok(Built {
@@ -356,10 +367,11 @@ impl Config {
             minter,
             rules,
             trusted,
+            tokens,
         })
     }
 
-    fn minter(&self) -> Result<Minter, ConfigError> {
+    fn minter(&self, catalogue: &crate::token::Catalogue) -> Result<Minter, ConfigError> {
         let jwt = &self.jwt;
         let key = match jwt.algorithm {
             MintAlgorithm::HS256 => {
@@ -396,8 +408,9 @@ impl Config {
                     .map_err(|e| ConfigError::key("jwt.key_file", e.to_string()))?
             }
         };
-        let mut builder =
-            Minter::builder(jwt.iss.clone(), key).lifetime(Duration::from_secs(jwt.exp as u64));
+        let mut builder = Minter::builder(jwt.iss.clone(), key)
+            .lifetime(Duration::from_secs(jwt.exp as u64))
+            .all_scopes(catalogue.all());
         if let Some(aud) = &jwt.aud {
             builder = builder.audience(aud.clone());
         }

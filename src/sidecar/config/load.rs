@@ -559,8 +559,9 @@ impl Config {
                 ));
             }
         }
-        if self.services.is_some() {
-            warnings.push("`services` is accepted for compatibility and ignored".into());
+        super::tokens::catalogue(self.services.as_deref().unwrap_or_default())?;
+        if let Some(tokens) = &self.tokens {
+            tokens.check()?;
         }
         Ok(())
     }
