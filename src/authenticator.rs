@@ -546,8 +546,20 @@ impl Authenticator {
         let (provider, identity) = self.ask(eligible, credential).await?;
         let now = SystemTime::now();
         let p = &inner.providers[provider];
+        // Kept only when an augmenter may change them (the miss path of realms without
+        // augmenters copies nothing).
+        let base = inner
+            .augmenters
+            .iter()
+            .any(|a| a.realm() == identity.user.realm)
+            .then(|| {
+                (
+                    identity.user.roles.clone(),
+                    identity.user.attributes.clone(),
+                )
+            });
         let user = self.augment(identity.user).await;
-        let principal = Principal::new(user, p.name(), identity.expires_at);
+        let principal = Principal::augmented(user, p.name(), identity.expires_at, base);
         // A credential the provider accepted inside its clock leeway, already past its own
         // expiry, is served but never cached: the cache must not outlive the credential.
         if let Some(ttl) = p.cache_ttl() {

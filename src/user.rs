@@ -169,8 +169,15 @@ impl User {
 #[derive(Clone)]
 pub struct Principal(Arc<PrincipalInner>);
 
+/// A user's roles and attributes.
+pub(crate) type RolesAndAttributes = (Vec<String>, BTreeMap<String, String>);
+
 struct PrincipalInner {
     user: User,
+    /// Roles and attributes as the provider gave them, before augmenters added theirs; `None`
+    /// when no augmenter changed anything. What an API token snapshots, so augmenters decide
+    /// afresh at each use (a group removed in LDAP is gone from the token too).
+    unaugmented: Option<Box<RolesAndAttributes>>,
     provider: Arc<str>,
     expires_at: Option<SystemTime>,
     minted: Mutex<Option<crate::mint::Minted>>,
@@ -184,11 +191,43 @@ impl Principal {
     pub fn new(user: User, provider: impl Into<Arc<str>>, expires_at: Option<SystemTime>) -> Self {
         Principal(Arc::new(PrincipalInner {
             user,
+            unaugmented: None,
             provider: provider.into(),
             expires_at,
             minted: Mutex::new(None),
             legacy: OnceLock::new(),
         }))
+    }
+
+    /// A principal whose augmenters changed the provider's `roles` and `attributes`.
+    pub(crate) fn augmented(
+        user: User,
+        provider: &str,
+        expires_at: Option<SystemTime>,
+        base: Option<RolesAndAttributes>,
+    ) -> Self {
+        let mut p = PrincipalInner {
+            user,
+            unaugmented: None,
+            provider: provider.into(),
+            expires_at,
+            minted: Mutex::new(None),
+            legacy: OnceLock::new(),
+        };
+        if let Some((roles, attributes)) = base
+            && (p.user.roles != roles || p.user.attributes != attributes)
+        {
+            p.unaugmented = Some(Box::new((roles, attributes)));
+        }
+        Principal(Arc::new(p))
+    }
+
+    /// Roles and attributes as the provider gave them, before augmentation.
+    pub(crate) fn unaugmented(&self) -> (&[String], &BTreeMap<String, String>) {
+        match &self.0.unaugmented {
+            Some(b) => (&b.0, &b.1),
+            None => (&self.0.user.roles, &self.0.user.attributes),
+        }
     }
 
     /// The user.

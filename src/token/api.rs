@@ -48,8 +48,8 @@ pub struct CreateRequest {
     pub expires_in_days: Option<u32>,
 }
 
-/// A created or rotated token: the only answer that carries the secret.
-#[derive(Debug, Serialize, JsonSchema)]
+/// A created or rotated token: the only answer that carries the secret (`Debug` hides it).
+#[derive(Serialize, JsonSchema)]
 pub struct CreatedToken {
     /// The token's id (for revoke and rotate).
     pub id: String,
@@ -63,6 +63,18 @@ pub struct CreatedToken {
     pub created_at: String,
     /// Expiry, RFC 3339.
     pub expires_at: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("id", &self.id)
+            .field("token", &"***")
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One token in a list (never the secret).
@@ -139,6 +151,15 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+/// A refusal before anything was done: status and message.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
 }
 
 fn store_error(e: &StoreError) -> Response {
@@ -223,15 +244,15 @@ fn refuse_token_caller(p: &Principal, what: &str) -> Option<Response> {
     })
 }
 
-fn lifetime(state: &ApiState, days: Option<u32>) -> Result<Duration, Response> {
+fn lifetime(state: &ApiState, days: Option<u32>) -> Result<Duration, Refusal> {
     let max_days = state.settings.max_lifetime.as_secs() / 86_400;
     match days {
         None => Ok(state.settings.default_lifetime),
-        Some(0) => Err(error(
+        Some(0) => Err(Refusal(
             StatusCode::BAD_REQUEST,
-            "expires_in_days: must be at least 1",
+            "expires_in_days: must be at least 1".into(),
         )),
-        Some(d) if u64::from(d) > max_days => Err(error(
+        Some(d) if u64::from(d) > max_days => Err(Refusal(
             StatusCode::BAD_REQUEST,
             format!("expires_in_days: must be at most {max_days}"),
         )),
@@ -239,16 +260,16 @@ fn lifetime(state: &ApiState, days: Option<u32>) -> Result<Duration, Response> {
     }
 }
 
-fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<CreateRequest, Response> {
+fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<CreateRequest, Refusal> {
     let json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return Err(error(
+        return Err(Refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "body: Content-Type must be application/json",
+            "body: Content-Type must be application/json".into(),
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -256,10 +277,10 @@ fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<CreateRequest, Respo
         let path = e.path().to_string();
         let field = if path == "." { "body" } else { path.as_str() };
         // serde's own messages name unknown and missing fields.
-        error(StatusCode::BAD_REQUEST, format!("{field}: {}", e.inner()))
+        Refusal(StatusCode::BAD_REQUEST, format!("{field}: {}", e.inner()))
     })?;
     if let Err(e) = de.end() {
-        return Err(error(StatusCode::BAD_REQUEST, format!("body: {e}")));
+        return Err(Refusal(StatusCode::BAD_REQUEST, format!("body: {e}")));
     }
     let chars = req.name.chars().count();
     let bad = if req.name.trim().is_empty() {
@@ -272,7 +293,7 @@ fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<CreateRequest, Respo
         None
     };
     if let Some(why) = bad {
-        return Err(error(StatusCode::BAD_REQUEST, format!("name: {why}")));
+        return Err(Refusal(StatusCode::BAD_REQUEST, format!("name: {why}")));
     }
     Ok(req)
 }
@@ -293,7 +314,7 @@ async fn create(
     }
     let req = match parse_create(&headers, &body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let scopes = match state.settings.catalogue.check(&req.scopes) {
         Ok(s) => s,
@@ -301,7 +322,7 @@ async fn create(
     };
     let lifetime = match lifetime(&state, req.expires_in_days) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Ok(generated) = state.settings.format.generate() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no random source");
@@ -316,8 +337,9 @@ async fn create(
         now,
         expiry(now, lifetime),
     )
-    .with_roles(principal.roles.clone())
-    .with_attributes(principal.attributes.clone());
+    // The provider's view only: augmenters run again at each use of the token.
+    .with_roles(principal.unaugmented().0.to_vec())
+    .with_attributes(principal.unaugmented().1.clone());
     let record = match state.store.create(new).await {
         Ok(r) => r,
         Err(e) => return store_error(&e),
