@@ -136,5 +136,7 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 pub mod fake_api;
+#[cfg(feature = "e2e")]
+pub mod postgres;
 #[cfg(feature = "sidecar")]
 pub mod process;

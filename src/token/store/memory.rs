@@ -29,7 +29,6 @@ impl Default for MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Insertion order is creation order: `list` returns oldest first.
     rows: Vec<Row>,
     by_hash: HashMap<TokenHash, usize>,
 }
@@ -128,13 +127,15 @@ impl TokenStore for MemoryStore {
     }
 
     fn list<'a>(&'a self, owner: &'a Owner) -> BoxFuture<'a, Result<Vec<TokenRecord>, StoreError>> {
-        let list = self
+        let mut list: Vec<TokenRecord> = self
             .lock()
             .rows
             .iter()
             .filter(|r| &r.record.owner == owner)
             .map(|r| r.record.clone())
             .collect();
+        // The SQL stores' order.
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Box::pin(async move { Ok(list) })
     }
 

@@ -22,6 +22,12 @@ mod memory;
 mod sql;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "tokens-sqlite")]
+pub use sql::SqliteStore;
+#[cfg(feature = "tokens-postgres")]
+pub use sql::{NOTIFY_CHANNEL, PostgresStore};
+#[cfg(any(feature = "tokens-sqlite", feature = "tokens-postgres"))]
+pub use sql::{OpenError, open};
 
 /// Unix seconds.
 pub type UnixTime = i64;
