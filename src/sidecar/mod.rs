@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod admin;
 pub mod config;
 pub mod conn;
 pub mod logging;
@@ -31,6 +32,8 @@ usage: sidecar [--config PATH] [--check] [--schema]
                  else the bundled demo configuration)
   --check        validate the configuration, print a summary, and exit
   --schema       print the JSON Schema of the configuration and exit
+
+token commands (on the configured `tokens.store`):
 ";
 
 enum Source {
@@ -42,9 +45,17 @@ enum Source {
 pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     let mut path = None;
     let (mut check, mut schema) = (false, false);
+    let mut admin = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "tokens" => {
+                let rest: Vec<String> = args.by_ref().collect();
+                match admin::Command::parse(&rest) {
+                    Ok(c) => admin = Some(c),
+                    Err(e) => return usage_error(&e.0),
+                }
+            }
             "--config" | "-c" => match args.next() {
                 Some(p) => path = Some(PathBuf::from(p)),
                 None => return usage_error("--config needs a path"),
@@ -52,7 +63,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
             "--check" => check = true,
             "--schema" => schema = true,
             "--help" | "-h" => {
-                print!("{USAGE}");
+                print!("{USAGE}{}", admin::USAGE);
                 return ExitCode::SUCCESS;
             }
             other => return usage_error(&format!("unknown argument {other:?}")),
@@ -90,6 +101,24 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(command) = admin {
+        let Some(tokens) = &built.tokens else {
+            eprintln!("error: config key `tokens.enabled`: token commands need tokens enabled");
+            return ExitCode::FAILURE;
+        };
+        // Audit lines of revocations go where the service's logs go (stderr).
+        if let Err(e) = logging::init(&config.logging) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        return match admin::run(&config, tokens, command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if check {
         for w in loaded.warnings.iter().chain(built.rules.warnings()) {
             println!("warning: {w}");
@@ -116,7 +145,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
 }
 
 fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("error: {msg}\n\n{USAGE}");
+    eprintln!("error: {msg}\n\n{USAGE}{}", admin::USAGE);
     ExitCode::from(2)
 }
 
