@@ -186,6 +186,20 @@ fn print_summary(config: &Config) {
         Some(list) => println!("trusted proxies: {}", list.join(", ")),
         None => println!("trusted proxies: any peer (bind to loopback)"),
     }
+    let services = config.services.as_deref().unwrap_or_default();
+    if !services.is_empty() {
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        println!("services (scopes catalogue): {}", names.join(", "));
+    }
+    if let Some(t) = config.tokens.as_ref().filter(|t| t.enabled) {
+        println!(
+            "tokens: /tokens on the app port, {} store, lifetime {} days (at most {}), cache {} s",
+            t.store_url().split(':').next().unwrap_or_default(),
+            t.default_lifetime_days,
+            t.max_lifetime_days,
+            t.cache_ttl_seconds
+        );
+    }
 }
 
 fn addr(host: &str, port: u16) -> Result<SocketAddr, String> {

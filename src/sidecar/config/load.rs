@@ -424,6 +424,8 @@ impl Config {
             )
         })?;
         for key in ignored {
+            // serde_ignored writes `?` for the inside of an optional section.
+            let key = key.replace(".?.", ".");
             warnings.push(format!("unknown key `{key}` is ignored"));
         }
         config.check(&mut warnings)?;
