@@ -535,7 +535,19 @@ async fn bad_requests_get_400_naming_the_field() {
         ),
         (
             json!({"name": "a", "scopes": ok, "expires_in_days": -1}).to_string(),
-            "expires_in_days: invalid value",
+            "expires_in_days: -1 is not a whole",
+        ),
+        (
+            json!({"name": "a", "scopes": ok, "expires_in_days": 1.5}).to_string(),
+            "expires_in_days: 1.5 is not a whole",
+        ),
+        (
+            json!({"name": "a", "scopes": ok, "expires_in_days": 1e12}).to_string(),
+            "expires_in_days: must be at most 90",
+        ),
+        (
+            json!({"name": "a", "scopes": {"mars": []}}).to_string(),
+            "scopes: service \"mars\" lists no scope",
         ),
         (
             json!({"name": "a", "scopes": ok}).to_string() + "x",

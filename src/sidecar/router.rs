@@ -257,6 +257,7 @@ fn tokens_app(
     let store: Arc<dyn crate::token::TokenStore> = tokens.store.clone();
     let api = crate::token::api::router(store, tokens.settings.clone(), &built.authenticator);
     let trusted = trusted.clone();
+    let openapi = crate::token::api::openapi(&tokens.settings);
     Router::new()
         .merge(api)
         .route_layer(layer.clone())
@@ -266,7 +267,7 @@ fn tokens_app(
         .route_layer(axum::middleware::map_request(peer_as_connect_info))
         .route(
             "/tokens/openapi.json",
-            get(|| async { json(&crate::token::api::openapi()) }),
+            get(move || std::future::ready(json(&openapi))),
         )
 }
 

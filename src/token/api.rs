@@ -35,17 +35,44 @@ use crate::{Authenticator, Principal};
 /// Longest token name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
+/// What [`MAX_NAME_CHARS`] and the control-character rule allow, as an ECMA-262 pattern: no
+/// control character (`char::is_control`), at least one character that is not white space.
+const NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
 /// `POST /tokens`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
-    /// A name for the owner's list (1 to 100 characters, no control characters).
+    /// A name for the owner's list (1 to 100 characters, not blank, no control characters).
+    #[schemars(length(min = 1, max = 100), regex(pattern = NAME_PATTERN))]
     pub name: String,
     /// Scopes per service, a subset of the catalogue, e.g. `{"polytope": ["read"]}`.
     pub scopes: BTreeMap<String, Vec<String>>,
     /// Lifetime in days (default and maximum set by the server).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_days")]
     pub expires_in_days: Option<u32>,
+}
+
+/// A whole number of days, also when written `7.0` (JSON Schema counts that as an integer);
+/// numbers beyond `u32` saturate, so the lifetime check names the limit.
+fn whole_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(u32::try_from(u).unwrap_or(u32::MAX)));
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 => Ok(Some(if f >= f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            f as u32
+        })),
+        _ => Err(D::Error::custom(format!(
+            "{n} is not a whole, positive number of days"
+        ))),
+    }
 }
 
 /// A created or rotated token: the only answer that carries the secret (`Debug` hides it).
@@ -457,35 +484,44 @@ async fn rotate(
     }
 }
 
-/// The OpenAPI 3.1 document of this API. Schemas come from the types above (JSON Schema
-/// 2020-12, which OpenAPI 3.1 uses as is).
-pub fn openapi() -> serde_json::Value {
+/// The OpenAPI 3.1 document of this API as `settings` configure it: the schemas come from the
+/// request and answer types above (JSON Schema 2020-12, which OpenAPI 3.1 uses as is), with the
+/// catalogue's services and scopes and the lifetime limit filled in, so a request the document
+/// allows is one the API accepts.
+pub fn openapi(settings: &TokenSettings) -> serde_json::Value {
     use serde_json::json;
-    let mut schemas = serde_json::Map::new();
-    let mut add = |name: &str, schema: schemars::Schema| {
-        let mut v = schema.to_value();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("$schema");
-            o.remove("title");
-        }
-        schemas.insert(name.to_owned(), v);
-    };
-    add("CreateRequest", schemars::schema_for!(CreateRequest));
-    add("CreatedToken", schemars::schema_for!(CreatedToken));
-    add("TokenList", schemars::schema_for!(TokenList));
-    add("Error", schemars::schema_for!(ErrorBody));
-    let reference = |n: &str| json!({"$ref": format!("#/components/schemas/{n}")});
-    let body = |n: &str| json!({"content": {"application/json": {"schema": reference(n)}}});
-    let err = |d: &str| {
-        let mut b = body("Error");
-        b["description"] = json!(d);
-        b
-    };
-    let ok = |d: &str, n: &str| {
-        let mut b = body(n);
-        b["description"] = json!(d);
-        b
-    };
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "#/components/schemas/".into())
+        .into_generator();
+    let reference = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    generator.subschema_for::<CreateRequest>();
+    generator.subschema_for::<CreatedToken>();
+    generator.subschema_for::<TokenList>();
+    generator.subschema_for::<ErrorBody>();
+    let mut schemas = generator.take_definitions(true);
+    if let Some(create) = schemas.get_mut("CreateRequest") {
+        let max_days = settings.max_lifetime.as_secs() / 86_400;
+        create["properties"]["expires_in_days"]["minimum"] = json!(1);
+        create["properties"]["expires_in_days"]["maximum"] = json!(max_days);
+        let services: serde_json::Map<String, serde_json::Value> = settings
+            .catalogue
+            .all()
+            .into_iter()
+            .map(|(service, scopes)| {
+                let items = json!({"type": "array", "items": {"enum": scopes}, "minItems": 1});
+                (service, items)
+            })
+            .collect();
+        create["properties"]["scopes"] = json!({
+            "type": "object",
+            "description": "Scopes per service, a subset of the catalogue.",
+            "properties": services,
+            "additionalProperties": false,
+            "minProperties": 1,
+        });
+    }
+    let body = |n: &str, d: &str| json!({"description": d, "content": {"application/json": {"schema": reference(n)}}});
+    let err = |d: &str| body("ErrorBody", d);
     let common = |mut r: serde_json::Value| {
         r["401"] = err("not authenticated");
         r["403"] = err("forbidden");
@@ -504,14 +540,14 @@ pub fn openapi() -> serde_json::Value {
                     "operationId": "createToken",
                     "requestBody": {"required": true, "content": {"application/json": {"schema": reference("CreateRequest")}}},
                     "responses": common(json!({
-                        "201": ok("created; the secret is shown once", "CreatedToken"),
+                        "201": body("CreatedToken", "created; the secret is shown once"),
                         "400": err("bad input, naming the field"),
                         "415": err("not JSON"),
                     })),
                 },
                 "get": {
                     "operationId": "listTokens",
-                    "responses": common(json!({"200": ok("the caller's tokens", "TokenList")})),
+                    "responses": common(json!({"200": body("TokenList", "the caller's tokens")})),
                 },
             },
             "/tokens/{id}": {
@@ -529,7 +565,7 @@ pub fn openapi() -> serde_json::Value {
                     "operationId": "rotateToken",
                     "parameters": id_param,
                     "responses": common(json!({
-                        "201": ok("a new secret; the old one stops working", "CreatedToken"),
+                        "201": body("CreatedToken", "a new secret; the old one stops working"),
                         "404": err("unknown, someone else's, revoked or expired"),
                     })),
                 },

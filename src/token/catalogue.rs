@@ -23,6 +23,8 @@ pub enum CatalogueError {
     },
     /// A token asks for no scope at all.
     Empty,
+    /// A token names a service with an empty list of scopes.
+    NoScopeFor(String),
 }
 
 impl fmt::Display for CatalogueError {
@@ -38,6 +40,7 @@ impl fmt::Display for CatalogueError {
                 write!(f, "unknown scope {scope:?} of service {service:?}")
             }
             CatalogueError::Empty => f.write_str("at least one scope is required"),
+            CatalogueError::NoScopeFor(s) => write!(f, "service {s:?} lists no scope"),
         }
     }
 }
@@ -89,8 +92,8 @@ impl Catalogue {
     }
 
     /// Checks a token's scopes against the catalogue: every service and scope must be listed,
-    /// and at least one scope asked for. Returns them sorted and deduplicated, services that
-    /// hold no scope dropped.
+    /// and every named service needs at least one scope (and at least one service). Returns
+    /// them sorted and deduplicated.
     pub fn check(
         &self,
         requested: &BTreeMap<String, Vec<String>>,
@@ -110,9 +113,10 @@ impl Catalogue {
                 }
                 set.insert(scope.clone());
             }
-            if !set.is_empty() {
-                out.insert(service.clone(), set.into_iter().collect());
+            if set.is_empty() {
+                return Err(CatalogueError::NoScopeFor(service.clone()));
             }
+            out.insert(service.clone(), set.into_iter().collect());
         }
         if out.is_empty() {
             return Err(CatalogueError::Empty);
@@ -156,7 +160,11 @@ mod tests {
             c.check(&req("mars", &["write"])).unwrap_err().to_string(),
             "unknown scope \"write\" of service \"mars\""
         );
-        assert_eq!(c.check(&req("mars", &[])), Err(CatalogueError::Empty));
+        assert_eq!(
+            c.check(&req("mars", &[])),
+            Err(CatalogueError::NoScopeFor("mars".into()))
+        );
+        assert_eq!(c.check(&BTreeMap::new()), Err(CatalogueError::Empty));
         assert_eq!(c.all()["polytope"], ["read", "write"]);
         assert!(matches!(
             Catalogue::new()
