@@ -13,6 +13,7 @@ command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
     echo "installing: ${need_apt[*]}"
     SUDO=""
@@ -31,6 +32,12 @@ TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/aot-test-XXXXXX")"
 export TMPDIR
 cleanup() { rm -rf "$TMPDIR"; }
 trap cleanup EXIT
+# schemathesis (PyPI) for the /tokens API test, in a venv that goes with the directory.
+if ! command -v schemathesis >/dev/null 2>&1; then
+    python3 -m venv "$TMPDIR/schemathesis"
+    "$TMPDIR/schemathesis/bin/pip" install -q --disable-pip-version-check schemathesis
+    export SCHEMATHESIS="$TMPDIR/schemathesis/bin/schemathesis"
+fi
 servers() { pgrep -x 'nginx|caddy|slapd|node|sidecar' | sort || true; }
 before="$(servers)"
 

@@ -3,6 +3,7 @@
 //! memory store behind a counting wrapper that can also be switched off.
 
 mod common;
+mod security_support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -242,8 +243,22 @@ impl App {
     }
 
     async fn get(&self, path: &str, auth: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path, auth).await
+    }
+
+    async fn delete(&self, id: &str, auth: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, &format!("/tokens/{id}"), auth)
+            .await
+    }
+
+    async fn rotate(&self, id: &str, auth: &str) -> reqwest::Response {
+        self.send(reqwest::Method::POST, &format!("/tokens/{id}/rotate"), auth)
+            .await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, auth: &str) -> reqwest::Response {
         client()
-            .get(self.url(path))
+            .request(method, self.url(path))
             .header("authorization", auth)
             .send()
             .await
@@ -355,24 +370,11 @@ async fn lists_show_hints_never_secrets_and_only_the_callers_tokens() {
         .unwrap();
     assert_eq!(bobs, json!({"tokens": []}));
     // Bob cannot revoke or rotate alice's token: 404, as for an unknown one.
-    for path in [
-        format!("/tokens/{id}"),
-        format!("/tokens/{}", "0".repeat(32)),
-    ] {
-        let r = client()
-            .delete(app.url(&path))
-            .header("authorization", basic("bob", "builder"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    for id in [id.clone(), "0".repeat(32), "not-an-id".into()] {
+        let r = app.delete(&id, &basic("bob", "builder")).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{id}");
     }
-    let r = client()
-        .post(app.url(&format!("/tokens/{id}/rotate")))
-        .header("authorization", basic("bob", "builder"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.rotate(&id, &basic("bob", "builder")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         app.get("/me", &bearer(&secret)).await.status(),
@@ -389,12 +391,7 @@ async fn revoked_is_refused_at_once_and_rotated_replaces_the_old_secret() {
         app.get("/me", &bearer(&secret)).await.status(),
         StatusCode::OK
     );
-    let r = client()
-        .post(app.url(&format!("/tokens/{id}/rotate")))
-        .header("authorization", basic("alice", "wonderland"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.rotate(&id, &basic("alice", "wonderland")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let rotated: Value = r.json().await.unwrap();
@@ -408,12 +405,7 @@ async fn revoked_is_refused_at_once_and_rotated_replaces_the_old_secret() {
     );
     assert_eq!(app.get("/me", &bearer(new)).await.status(), StatusCode::OK);
     let new_id = rotated["id"].as_str().unwrap();
-    let r = client()
-        .delete(app.url(&format!("/tokens/{new_id}")))
-        .header("authorization", basic("alice", "wonderland"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete(&new_id, &basic("alice", "wonderland")).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/me", &bearer(new)).await.status(),
@@ -444,31 +436,16 @@ async fn a_token_cannot_create_or_rotate_tokens_but_may_revoke_itself() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let msg = r.text().await.unwrap();
     assert!(msg.contains("cannot create tokens"), "{msg}");
-    let r = client()
-        .post(app.url(&format!("/tokens/{id}/rotate")))
-        .header("authorization", bearer(&secret))
-        .send()
-        .await
-        .unwrap();
+    let r = app.rotate(&id, &bearer(&secret)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = client()
-        .delete(app.url(&format!("/tokens/{other}")))
-        .header("authorization", bearer(&secret))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete(&other, &bearer(&secret)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // It may list its owner's tokens, and revoke itself.
     assert_eq!(
         app.get("/tokens", &bearer(&secret)).await.status(),
         StatusCode::OK
     );
-    let r = client()
-        .delete(app.url(&format!("/tokens/{id}")))
-        .header("authorization", bearer(&secret))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete(&id, &bearer(&secret)).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/me", &bearer(&secret)).await.status(),
@@ -666,48 +643,21 @@ async fn augmenters_decide_again_at_each_use() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_never_reach_logs_or_debug() {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = security_support::Captured::install();
     let app = app(Duration::from_secs(60)).await;
     let (id, secret) = app.token(json!({"mars": ["read"]})).await;
     assert_eq!(
         app.get("/me", &bearer(&secret)).await.status(),
         StatusCode::OK
     );
-    let r = client()
-        .post(app.url(&format!("/tokens/{id}/rotate")))
-        .header("authorization", basic("alice", "wonderland"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.rotate(&id, &basic("alice", "wonderland")).await;
     let rotated: Value = r.json().await.unwrap();
     let new = rotated["token"].as_str().unwrap().to_owned();
     let new_id = rotated["id"].as_str().unwrap().to_owned();
-    let r = client()
-        .delete(app.url(&format!("/tokens/{new_id}")))
-        .header("authorization", bearer(&new))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete(&new_id, &bearer(&new)).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let _ = app.get("/me", &bearer(&new)).await;
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for s in [&secret, &new] {
         assert!(!logs.contains(s.as_str()), "secret in logs:\n{logs}");
         assert!(!logs.contains(&s[4..]), "secret body in logs:\n{logs}");

@@ -1,7 +1,9 @@
 //! API tokens in the shipped sidecar binary: `/tokens` on the app port behind the layer, the
 //! token used at `/authenticate` (rules `scopes:`, the minted JWT), SQLite that survives a
 //! SIGKILL right after a 201, the admin commands, no secret in the process's log, and (feature
-//! `e2e`) two replicas on one PostgreSQL.
+//! `e2e`) two replicas on one PostgreSQL and schemathesis (PyPI) against the served OpenAPI
+//! document: no 5xx, every answer conforms, every request the document allows is accepted and
+//! every one it forbids refused.
 #![cfg(feature = "sidecar")]
 
 mod common;
@@ -72,6 +74,19 @@ async fn authenticate(addr: SocketAddr, auth: &str, uri: &str) -> reqwest::Respo
         .unwrap()
 }
 
+/// Alice revokes `created` through the API.
+async fn revoke(addr: SocketAddr, created: &Value) -> reqwest::Response {
+    client()
+        .delete(format!(
+            "http://{addr}/tokens/{}",
+            created["id"].as_str().unwrap()
+        ))
+        .header("authorization", basic("alice", "alicepass"))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn jwt_claims(res: &reqwest::Response) -> Value {
     let h = res.headers()["authorization"].to_str().unwrap();
     let jwt = h.strip_prefix("Bearer ").unwrap();
@@ -136,16 +151,7 @@ async fn a_token_works_at_authenticate_and_survives_sigkill_right_after_201() {
     assert_eq!(claims["scopes"], json!({"polytope": ["read", "write"]}));
     assert!(claims.get("token_id").is_none());
     // Revoked through the API: refused at once on this process.
-    let r = client()
-        .delete(format!(
-            "http://{}/tokens/{}",
-            b.addr,
-            created["id"].as_str().unwrap()
-        ))
-        .header("authorization", basic("alice", "alicepass"))
-        .send()
-        .await
-        .unwrap();
+    let r = revoke(b.addr, &created).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         authenticate(b.addr, &bearer, "/read").await.status(),
@@ -332,16 +338,7 @@ async fn two_replicas_on_one_postgresql_share_tokens_and_revocations() {
         authenticate(b.addr, &bearer, "/").await.status(),
         StatusCode::OK
     );
-    let r = client()
-        .delete(format!(
-            "http://{}/tokens/{}",
-            a.addr,
-            created["id"].as_str().unwrap()
-        ))
-        .header("authorization", basic("alice", "alicepass"))
-        .send()
-        .await
-        .unwrap();
+    let r = revoke(a.addr, &created).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let revoked = Instant::now();
     // Revoked on A, refused on B within a second although B's cache TTL is 30 s.
@@ -359,4 +356,68 @@ async fn two_replicas_on_one_postgresql_share_tokens_and_revocations() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("revocation reached replica B after {:?}", revoked.elapsed());
+}
+
+/// schemathesis from `$SCHEMATHESIS` (set by scripts/test-all.sh) or `PATH`.
+#[cfg(feature = "e2e")]
+fn schemathesis() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("SCHEMATHESIS") {
+        return std::path::PathBuf::from(p);
+    }
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("schemathesis"))
+        .find(|p| p.exists());
+    found.expect(
+        "schemathesis is not installed: run ./scripts/test-all.sh (it installs it into a venv), \
+         or pip install schemathesis",
+    )
+}
+
+#[cfg(feature = "e2e")]
+#[test]
+fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let st = schemathesis();
+    let dir = Scratch::new("tokens-schemathesis");
+    let side = SidecarProcess::start(&config(&sqlite(&dir)).replace(
+        "    scopes: [read, write]\n",
+        "    scopes: [read, write]\n  - {name: mars, scopes: [read]}\n",
+    ));
+    let out = Command::new(st)
+        .arg("run")
+        .arg(format!("http://{}/tokens/openapi.json", side.addr))
+        .args([
+            "--checks",
+            "all",
+            "--max-time",
+            "30",
+            "--wait-for-schema",
+            "10",
+        ])
+        .arg("-H")
+        .arg(format!("Authorization: {}", basic("alice", "alicepass")))
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis failed:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("No issues found"), "{report}");
+    // Hundreds of tokens were created and rotated: the log holds none of their secrets.
+    let log = side.log();
+    assert!(log.contains("token.created"), "{log}");
+    let leaked = log.match_indices("aot_").any(|(i, _)| {
+        log[i + 4..]
+            .bytes()
+            .take(36)
+            .filter(u8::is_ascii_alphanumeric)
+            .count()
+            == 36
+    });
+    assert!(!leaked, "a token secret in the log");
 }

@@ -28,6 +28,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::TokenSettings;
+use super::format::GeneratedToken;
 use super::last_used::unix_now;
 use super::store::{NewToken, Owner, Rotation, StoreError, TokenId, TokenRecord, TokenStore};
 use crate::{Authenticator, Principal};
@@ -204,26 +205,9 @@ fn no_store(status: StatusCode, body: impl Serialize) -> Response {
     res
 }
 
-/// RFC 3339 (UTC, seconds) of Unix seconds; days from the civil calendar (Howard Hinnant's
-/// algorithm), so no date crate is needed.
+/// RFC 3339 (UTC, seconds) of Unix seconds.
 pub(crate) fn rfc3339(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    crate::time::rfc3339(t, None)
 }
 
 fn info(r: &TokenRecord) -> TokenInfo {
@@ -325,6 +309,17 @@ fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<CreateRequest, Refus
     Ok(req)
 }
 
+/// A new secret and the time it is made at.
+fn fresh(state: &ApiState) -> Result<(GeneratedToken, i64), Refusal> {
+    let generated = state.settings.format.generate().map_err(|_| {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the OS random source failed".into(),
+        )
+    })?;
+    Ok((generated, unix_now()))
+}
+
 fn expiry(now: i64, lifetime: Duration) -> i64 {
     now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
 }
@@ -351,10 +346,10 @@ async fn create(
         Ok(l) => l,
         Err(r) => return r.into_response(),
     };
-    let Ok(generated) = state.settings.format.generate() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no random source");
+    let (generated, now) = match fresh(&state) {
+        Ok(g) => g,
+        Err(r) => return r.into_response(),
     };
-    let now = unix_now();
     let new = NewToken::new(
         generated.hash,
         generated.hint,
@@ -460,10 +455,10 @@ async fn rotate(
     let Some(id) = TokenId::parse(&id) else {
         return not_found();
     };
-    let Ok(generated) = state.settings.format.generate() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no random source");
+    let (generated, now) = match fresh(&state) {
+        Ok(g) => g,
+        Err(r) => return r.into_response(),
     };
-    let now = unix_now();
     let rotation = Rotation::new(
         generated.hash,
         generated.hint,
@@ -579,17 +574,4 @@ pub fn openapi(settings: &TokenSettings) -> serde_json::Value {
             },
         },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_083_199), "2026-11-30T23:59:59Z");
-        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
-    }
 }
