@@ -8,7 +8,12 @@ use auth_o_tron::token::{FormatError, TokenFormat, TokenHash};
 const ALPHABET: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn valid() -> String {
-    TokenFormat::default().generate().unwrap().secret.expose().to_owned()
+    TokenFormat::default()
+        .generate()
+        .unwrap()
+        .secret
+        .expose()
+        .to_owned()
 }
 
 #[test]
@@ -46,7 +51,11 @@ fn swapping_two_characters_is_refused() {
         let mut swapped = bytes.to_vec();
         swapped.swap(i, i + 1);
         let swapped = String::from_utf8(swapped).unwrap();
-        assert_eq!(format.check(&swapped), Err(FormatError::Checksum), "{swapped}");
+        assert_eq!(
+            format.check(&swapped),
+            Err(FormatError::Checksum),
+            "{swapped}"
+        );
     }
 }
 
@@ -60,7 +69,11 @@ fn every_other_length_is_refused() {
             assert!(format.check(&candidate).is_ok());
             continue;
         }
-        let expected = if len < 4 { FormatError::Prefix } else { FormatError::Length };
+        let expected = if len < 4 {
+            FormatError::Prefix
+        } else {
+            FormatError::Length
+        };
         assert_eq!(format.check(&candidate), Err(expected), "length {len}");
     }
 }
@@ -79,7 +92,10 @@ fn wrong_prefixes_and_non_ascii_are_refused() {
     // Same number of characters, more bytes.
     let one_char = format!("{}é", &token[..39]);
     assert_eq!(format.check(&one_char), Err(FormatError::Length));
-    assert_eq!(format.check(&format!("{token}\n")), Err(FormatError::Length));
+    assert_eq!(
+        format.check(&format!("{token}\n")),
+        Err(FormatError::Length)
+    );
     assert_eq!(format.check(""), Err(FormatError::Prefix));
 }
 
@@ -91,7 +107,10 @@ fn a_second_accepted_prefix_keeps_old_tokens_working() {
     let fresh = new.generate().unwrap();
     assert!(fresh.secret.expose().starts_with("acme_"));
     assert_eq!(fresh.secret.expose().len(), 41);
-    assert_eq!(fresh.hint, format!("acme_…{}", &fresh.secret.expose()[37..]));
+    assert_eq!(
+        fresh.hint,
+        format!("acme_…{}", &fresh.secret.expose()[37..])
+    );
     assert_eq!(new.check(&old_token), Ok(TokenHash::of(&old_token)));
     assert_eq!(new.check(fresh.secret.expose()), Ok(fresh.hash));
     assert_eq!(old.check(fresh.secret.expose()), Err(FormatError::Prefix));
@@ -124,6 +143,9 @@ fn debug_output_never_contains_the_secret_or_its_digest() {
     let shown = format!("{t:?} {:?}", t.hash);
     assert!(!shown.contains(t.secret.expose()), "{shown}");
     assert!(!shown.contains(&t.secret.expose()[4..20]), "{shown}");
-    let hex: String = t.hash.as_bytes()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = t.hash.as_bytes()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert!(!shown.contains(&hex), "{shown}");
 }
