@@ -356,6 +356,38 @@ async fn last_used_batches_one_write_per_interval(store: Arc<dyn TokenStore>) {
 }
 
 #[tokio::test]
+async fn the_background_flusher_writes_pending_uses() {
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let owner = Owner::new("lena", "ldap");
+    let id = store
+        .create(new_token(&owner, "bg", NOW).0)
+        .await
+        .unwrap()
+        .id;
+    let lu = Arc::new(LastUsed::new(store.clone(), Duration::from_secs(60)));
+    let task = lu.spawn_flusher(Duration::from_millis(50));
+    lu.record(&id, NOW + 5);
+    let written = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            let at = store.get(&owner, &id).await.unwrap().unwrap().last_used_at;
+            if at.is_some() {
+                return at;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(written, Ok(Some(NOW + 5)));
+    assert_eq!(lu.pending(), 0);
+    // The task ends with the last owner of the batcher.
+    drop(lu);
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
 async fn memory_store_passes_the_suite() {
     suite(Arc::new(MemoryStore::new())).await;
 }

@@ -47,10 +47,10 @@ impl LastUsed {
     /// Notes a use of `id` at `now`. Cheap: a map insert, no I/O.
     pub fn record(&self, id: &TokenId, now: UnixTime) {
         let mut state = self.lock();
-        if let Some(&at) = state.written.get(id) {
-            if now < at.saturating_add(self.interval) {
-                return;
-            }
+        if let Some(&at) = state.written.get(id)
+            && now < at.saturating_add(self.interval)
+        {
+            return;
         }
         let slot = state.pending.entry(id.clone()).or_insert(now);
         *slot = (*slot).max(now);

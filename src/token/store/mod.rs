@@ -8,6 +8,10 @@
 //! A store keeps the SHA-256 of a token, never the token. Lookups filter revoked and expired
 //! rows in the store itself (as crates.io does), so a caller cannot forget to; lists return every
 //! row with its [`TokenState`], for a portal that shows revoked and expired tokens.
+//!
+//! Lookups go through an index on the digest. Its comparisons are not constant-time, and need
+//! not be: the presented token is hashed first, so an attacker controls no bits of the compared
+//! value, and a timing difference tells nothing about a stored token.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -314,10 +314,10 @@ pub(super) fn redact_url(url: &str) -> String {
         let end = out[start..]
             .find(['/', '?', '#'])
             .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..end].rfind('@').map(|i| start + i) {
-            if let Some(colon) = out[start..at].find(':').map(|i| start + i) {
-                out.replace_range(colon + 1..at, "***");
-            }
+        if let Some(at) = out[start..end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
         }
     }
     if let Some(q) = out.find('?') {
@@ -588,3 +588,35 @@ macro_rules! sql_token_store {
     };
 }
 pub(super) use sql_token_store;
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_in_user_info_and_query() {
+        let cases = [
+            (
+                "postgres://u:hunter2@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgres://u:p@ss:w0rd@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u@h/db?sslmode=require&password=x",
+                "postgres://u@h/db?sslmode=require&password=***",
+            ),
+            (
+                "postgres://h/db?PASSWORD=x&user=u",
+                "postgres://h/db?PASSWORD=***&user=u",
+            ),
+            (
+                "sqlite:///var/lib/aot/tokens.db",
+                "sqlite:///var/lib/aot/tokens.db",
+            ),
+            ("sqlite://a:b.db", "sqlite://a:b.db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}
