@@ -405,7 +405,7 @@ async fn revoked_is_refused_at_once_and_rotated_replaces_the_old_secret() {
     );
     assert_eq!(app.get("/me", &bearer(new)).await.status(), StatusCode::OK);
     let new_id = rotated["id"].as_str().unwrap();
-    let r = app.delete(&new_id, &basic("alice", "wonderland")).await;
+    let r = app.delete(new_id, &basic("alice", "wonderland")).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/me", &bearer(new)).await.status(),
