@@ -191,8 +191,11 @@ impl AuthenticatorBuilder {
             return Err(BuildError::NoProviders);
         }
         for (i, p) in self.providers.iter().enumerate() {
-            if self.providers[..i].iter().any(|q| q.name() == p.name()) {
-                return Err(BuildError::DuplicateProvider(p.name().to_owned()));
+            if self.providers[..i]
+                .iter()
+                .any(|q| q.info().name == p.info().name)
+            {
+                return Err(BuildError::DuplicateProvider(p.info().name.clone()));
             }
         }
         if self.timeout.is_zero() {
@@ -210,7 +213,7 @@ impl AuthenticatorBuilder {
         if let Some((name, _)) = self
             .provider_max_calls
             .iter()
-            .find(|(n, _)| !self.providers.iter().any(|p| p.name() == n))
+            .find(|(n, _)| !self.providers.iter().any(|p| p.info().name == *n))
         {
             return Err(BuildError::UnknownProvider(name.clone()));
         }
@@ -222,7 +225,7 @@ impl AuthenticatorBuilder {
                     .provider_max_calls
                     .iter()
                     .rev()
-                    .find(|(n, _)| n == p.name())
+                    .find(|(n, _)| *n == p.info().name)
                     .map(|(_, l)| *l);
                 own.or((p.locality() == Locality::Remote).then_some(self.max_calls))
                     .map(|l| {
@@ -230,7 +233,11 @@ impl AuthenticatorBuilder {
                     })
             })
             .collect();
-        let challenges = Challenges::new(self.providers.iter().map(|p| (p.scheme(), p.realm())));
+        let challenges = Challenges::new(
+            self.providers
+                .iter()
+                .map(|p| (p.info().scheme, p.info().realm.as_str())),
+        );
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 stats: Stats::new(self.providers.len(), self.augmenters.len()),
@@ -290,7 +297,7 @@ impl fmt::Debug for Authenticator {
                     .inner
                     .providers
                     .iter()
-                    .map(|p| p.name())
+                    .map(|p| p.info().name.as_str())
                     .collect::<Vec<_>>(),
             )
             .field(
@@ -299,7 +306,7 @@ impl fmt::Debug for Authenticator {
                     .inner
                     .augmenters
                     .iter()
-                    .map(|a| a.name())
+                    .map(|a| a.info().name.as_str())
                     .collect::<Vec<_>>(),
             )
             .field("timeout", &self.inner.timeout)
@@ -412,7 +419,7 @@ impl Authenticator {
             .providers
             .iter()
             .enumerate()
-            .filter(move |(_, p)| p.accepts(scheme) && realm.is_none_or(|r| p.realm() == r))
+            .filter(move |(_, p)| p.accepts(scheme) && realm.is_none_or(|r| p.info().realm == r))
             .map(|(i, _)| i)
     }
 
@@ -551,7 +558,7 @@ impl Authenticator {
         let base = inner
             .augmenters
             .iter()
-            .any(|a| a.realm() == identity.user.realm)
+            .any(|a| a.info().realm == identity.user.realm)
             .then(|| {
                 (
                     identity.user.roles.clone(),
@@ -559,10 +566,11 @@ impl Authenticator {
                 )
             });
         let user = self.augment(identity.user).await;
-        let principal = Principal::augmented(user, p.name(), identity.expires_at, base);
+        let principal =
+            Principal::augmented(user, p.info().name.as_str(), identity.expires_at, base);
         // A credential the provider accepted inside its clock leeway, already past its own
         // expiry, is served but never cached: the cache must not outlive the credential.
-        if let Some(ttl) = p.cache_ttl() {
+        if let Some(ttl) = p.info().cache_ttl {
             let ttl = match identity.expires_at {
                 Some(exp) => ttl.min(exp.duration_since(now).unwrap_or_default()),
                 None => ttl,
@@ -654,7 +662,7 @@ impl Authenticator {
                 None => {
                     Stats::bump(&counters.busy);
                     unavailable = true;
-                    tracing::warn!(provider = p.name(), "auth.provider.busy");
+                    tracing::warn!(provider = p.info().name.as_str(), "auth.provider.busy");
                 }
                 // Decided here for every provider: a name with control characters could forge
                 // log lines or header lines wherever it is written.
@@ -663,29 +671,29 @@ impl Authenticator {
                 {
                     Stats::bump(&counters.invalid);
                     tracing::warn!(
-                        provider = p.name(),
+                        provider = p.info().name.as_str(),
                         "auth.provider.bad_username: a user name that is empty or contains control characters is refused"
                     );
                 }
                 Some(Ok(Ok(identity))) => {
                     Stats::bump(&counters.success);
-                    tracing::debug!(provider = p.name(), user = %identity.user.username, "auth.provider.success");
+                    tracing::debug!(provider = p.info().name.as_str(), user = %identity.user.username, "auth.provider.success");
                     return Ok((i, identity));
                 }
                 Some(Ok(Err(ProviderError::Invalid(why)))) => {
                     Stats::bump(&counters.invalid);
-                    tracing::debug!(provider = p.name(), reason = %why, "auth.provider.failed");
+                    tracing::debug!(provider = p.info().name.as_str(), reason = %why, "auth.provider.failed");
                 }
                 Some(Ok(Err(ProviderError::Unavailable(why)))) => {
                     Stats::bump(&counters.unavailable);
                     unavailable = true;
-                    tracing::warn!(provider = p.name(), reason = %why, "auth.provider.unavailable");
+                    tracing::warn!(provider = p.info().name.as_str(), reason = %why, "auth.provider.unavailable");
                 }
                 Some(Err(_)) => {
                     Stats::bump(&counters.timeout);
                     unavailable = true;
                     tracing::warn!(
-                        provider = p.name(),
+                        provider = p.info().name.as_str(),
                         timeout_ms = inner.timeout.as_millis() as u64,
                         "auth.provider.timeout"
                     );
@@ -707,7 +715,7 @@ impl Authenticator {
                 .augmenters
                 .iter()
                 .enumerate()
-                .filter(|(_, a)| a.realm() == user.realm)
+                .filter(|(_, a)| a.info().realm == user.realm)
         };
         let concurrent: Vec<usize> = matching()
             .filter(|(_, a)| a.stage() == Stage::Concurrent)
@@ -760,11 +768,11 @@ impl Authenticator {
             }
             Ok(Err(e)) => {
                 Stats::bump(&counters.error);
-                tracing::warn!(augmenter = a.name(), error = %e, "auth.augmenter.failed");
+                tracing::warn!(augmenter = a.info().name.as_str(), error = %e, "auth.augmenter.failed");
             }
             Err(_) => {
                 Stats::bump(&counters.error);
-                tracing::warn!(augmenter = a.name(), "auth.augmenter.timeout");
+                tracing::warn!(augmenter = a.info().name.as_str(), "auth.augmenter.timeout");
             }
         }
     }

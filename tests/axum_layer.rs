@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auth_o_tron::augment::{
-    AugmentError, Augmentation, Augmenter, PlainAdvancedAugmenter, PlainAugmenter,
+    AugmentError, Augmentation, Augmenter, AugmenterInfo, PlainAdvancedAugmenter, PlainAugmenter,
 };
 use auth_o_tron::guard::extract::Guarded;
 use auth_o_tron::guard::{RequireLayer, Requirement};
@@ -22,14 +22,10 @@ auth_o_tron::guard!(ReadScope = Requirement::scope("tokens", "read"));
 
 struct Failing;
 impl Augmenter for Failing {
-    fn name(&self) -> &str {
-        "broken"
-    }
-    fn kind(&self) -> &str {
-        "test"
-    }
-    fn realm(&self) -> &str {
-        "demo"
+    fn info(&self) -> &AugmenterInfo {
+        static INFO: std::sync::LazyLock<AugmenterInfo> =
+            std::sync::LazyLock::new(|| AugmenterInfo::new("broken", "test", "demo"));
+        &INFO
     }
     fn augment<'a>(&'a self, _: &'a User) -> BoxFuture<'a, Result<Augmentation, AugmentError>> {
         Box::pin(async { Err(AugmentError("ldap down".into())) })

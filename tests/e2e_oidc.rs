@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use auth_o_tron::credentials::{Credential, Scheme};
-use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::client::HttpClient;
 use auth_o_tron::provider::introspection::ClientAuth;
 use auth_o_tron::provider::{
     IntrospectionProvider, IntrospectionSettings, JwtProvider, JwtSettings, KeySource,

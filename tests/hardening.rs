@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use auth_o_tron::credentials::{Credential, Scheme};
 use auth_o_tron::mint::{Minter, SigningKey};
-use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::client::HttpClient;
 use auth_o_tron::provider::{
     EcmwfApiProvider, IntrospectionProvider, IntrospectionSettings, JwtProvider, JwtSettings,
     KeySource, OfflineEndpoints, OfflineProvider, OfflineSettings, Provider, ProviderError,
@@ -290,7 +290,10 @@ jwt: {{iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}}
         auth_o_tron::sidecar::Config::from_yaml(&yaml("8"), Vec::<(String, String)>::new())
             .unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    assert_eq!(loaded.config.providers[0].max_concurrent_calls(), Some(8));
+    assert_eq!(
+        loaded.config.providers[0].keys.max_concurrent_calls,
+        Some(8)
+    );
     loaded.config.build().unwrap();
     let zero = auth_o_tron::sidecar::Config::from_yaml(&yaml("0"), Vec::<(String, String)>::new())
         .unwrap()

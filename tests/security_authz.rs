@@ -15,7 +15,9 @@ use auth_o_tron::credentials::{CookieSource, Scheme};
 use auth_o_tron::guard::extract::Guarded;
 use auth_o_tron::guard::{RequireLayer, Requirement};
 use auth_o_tron::mint::{MintedToken, Minter, SigningKey};
-use auth_o_tron::provider::{BoxFuture, Identity, PlainProvider, Provider, ProviderError};
+use auth_o_tron::provider::{
+    BoxFuture, Identity, PlainProvider, Provider, ProviderError, ProviderInfo,
+};
 use auth_o_tron::{AuthError, AuthLayer, Authenticator, Principal, Scopes, User};
 use axum::Router;
 use axum::routing::get;
@@ -606,7 +608,7 @@ async fn cache_01_entries_are_per_scheme_and_provider_never_the_raw_credential()
 async fn cache_04_an_expired_entry_is_never_served() {
     let soon = SystemTime::now() + Duration::from_millis(1000);
     let mut t = Tokens::new("tokens", "sso").token("short", User::new("s", "sso"), Some(soon));
-    t.ttl = Some(Duration::from_secs(3600));
+    t.info.cache_ttl = Some(Duration::from_secs(3600));
     let auth = Authenticator::builder()
         .provider(t.clone())
         .build()
@@ -714,24 +716,12 @@ async fn cache_10_floods_stay_within_capacity_and_refusals_cannot_evict_good_ent
 struct Changing {
     roles: Arc<Mutex<Vec<String>>>,
     calls: Arc<AtomicUsize>,
-    ttl: Duration,
+    info: ProviderInfo,
 }
 
 impl Provider for Changing {
-    fn name(&self) -> &str {
-        "idp"
-    }
-    fn kind(&self) -> &str {
-        "test"
-    }
-    fn realm(&self) -> &str {
-        "r"
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.ttl)
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn authenticate<'a>(
         &'a self,
@@ -753,7 +743,8 @@ async fn cache_12_a_role_removed_at_the_idp_takes_effect_within_the_ttl_or_on_in
     let p = Changing {
         roles: Arc::new(Mutex::new(vec!["admin".into()])),
         calls: Arc::default(),
-        ttl: Duration::from_millis(800),
+        info: ProviderInfo::new("idp", "test", "r", Scheme::Bearer)
+            .cache_ttl(Some(Duration::from_millis(800))),
     };
     let auth = Authenticator::builder()
         .provider(p.clone())

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use auth_o_tron::augment::{AugmentError, Augmentation, Augmenter};
+use auth_o_tron::augment::{AugmentError, Augmentation, Augmenter, AugmenterInfo};
 use auth_o_tron::guard::{RequireLayer, Requirement};
 use auth_o_tron::mint::{MintedToken, Minter, SigningKey};
 use auth_o_tron::provider::{BoxFuture, PlainProvider};
@@ -125,14 +125,10 @@ impl TokenStore for Counting {
 struct Group(Arc<AtomicBool>);
 
 impl Augmenter for Group {
-    fn name(&self) -> &str {
-        "group"
-    }
-    fn kind(&self) -> &str {
-        "test"
-    }
-    fn realm(&self) -> &str {
-        "demo"
+    fn info(&self) -> &AugmenterInfo {
+        static INFO: std::sync::LazyLock<AugmenterInfo> =
+            std::sync::LazyLock::new(|| AugmenterInfo::new("group", "test", "demo"));
+        &INFO
     }
     fn augment<'a>(&'a self, u: &'a User) -> BoxFuture<'a, Result<Augmentation, AugmentError>> {
         let roles = if self.0.load(Ordering::SeqCst) && u.username == "alice" {

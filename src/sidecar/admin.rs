@@ -115,7 +115,11 @@ fn owners(config: &Config, user: &str, realm: Option<&str>) -> Vec<Owner> {
     match realm {
         Some(r) => vec![Owner::new(user, r)],
         None => {
-            let mut realms: Vec<&str> = config.providers.iter().map(|p| p.describe().2).collect();
+            let mut realms: Vec<&str> = config
+                .providers
+                .iter()
+                .map(|p| p.keys.realm.as_str())
+                .collect();
             realms.sort_unstable();
             realms.dedup();
             realms.into_iter().map(|r| Owner::new(user, r)).collect()

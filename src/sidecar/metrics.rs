@@ -98,7 +98,7 @@ impl Metrics {
             registry.register(m).expect("unique metric names");
         }
         for p in auth.providers() {
-            auth_requests.with_label_values(&["success", p.realm()]);
+            auth_requests.with_label_values(&["success", &p.info().realm]);
         }
         for result in [
             "no_auth_header",
@@ -152,7 +152,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE authotron_auth_provider_attempts_total counter");
         for (p, c) in self.auth.providers().zip(&stats.providers) {
-            let scheme = p.scheme().name();
+            let scheme = p.info().scheme.name();
             for (result, n) in [
                 ("success", c.success.load(Relaxed)),
                 (
@@ -166,9 +166,9 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "authotron_auth_provider_attempts_total{{provider_name=\"{}\",provider_type=\"{}\",provider_scheme=\"{scheme}\",realm=\"{}\",result=\"{result}\"}} {n}",
-                    escape(p.name()),
-                    escape(p.kind()),
-                    escape(p.realm())
+                    escape(&p.info().name),
+                    escape(p.info().kind),
+                    escape(&p.info().realm)
                 );
             }
         }
@@ -185,9 +185,9 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "authotron_augmenter_attempts_total{{augmenter_name=\"{}\",augmenter_type=\"{}\",realm=\"{}\",result=\"{result}\"}} {n}",
-                    escape(a.name()),
-                    escape(a.kind()),
-                    escape(a.realm())
+                    escape(&a.info().name),
+                    escape(a.info().kind),
+                    escape(&a.info().realm)
                 );
             }
         }

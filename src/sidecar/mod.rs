@@ -165,13 +165,11 @@ fn print_summary(config: &Config) {
             config.metrics.port
         );
     }
-    for p in &config.providers {
-        let (name, kind, realm) = p.describe();
-        println!("provider: {name} (type {kind}, realm {realm})");
+    for p in config.providers.iter().map(|p| &p.keys) {
+        println!("provider: {} (type {}, realm {})", p.name, p.kind, p.realm);
     }
-    for a in &config.augmenters {
-        let (name, kind, realm) = a.describe();
-        println!("augmenter: {name} (type {kind}, realm {realm})");
+    for a in config.augmenters.iter().map(|a| &a.keys) {
+        println!("augmenter: {} (type {}, realm {})", a.name, a.kind, a.realm);
     }
     println!(
         "minted JWT: {:?}, iss {}, lifetime {} s",

@@ -149,13 +149,19 @@ async fn ready(State(state): State<Shared>) -> Response {
 
 /// The application router for `config`.
 pub fn app(config: &Config, built: &Built, metrics: Metrics) -> Router {
-    let list = |items: Vec<(&str, &str, &str)>, key: &str| {
-        let v: Vec<_> = items
-            .into_iter()
-            .map(|(name, kind, realm)| serde_json::json!({"name": name, "type": kind, "realm": realm}))
-            .collect();
-        serde_json::json!({ key: v })
-    };
+    // What was built, not what the file says: the two cannot drift apart.
+    let entry = |name: &str, kind: &str, realm: &str| serde_json::json!({"name": name, "type": kind, "realm": realm});
+    let auth = &built.authenticator;
+    let providers: Vec<_> = auth
+        .providers()
+        .map(|p| p.info())
+        .map(|i| entry(&i.name, i.kind, &i.realm))
+        .collect();
+    let augmenters: Vec<_> = auth
+        .augmenters()
+        .map(|a| a.info())
+        .map(|i| entry(&i.name, i.kind, &i.realm))
+        .collect();
     let jwks = built
         .minter
         .key()
@@ -165,14 +171,8 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> Router {
         rules: built.rules.clone(),
         legacy_headers: config.include_legacy_headers,
         metrics: metrics.clone(),
-        providers: list(
-            config.providers.iter().map(|p| p.describe()).collect(),
-            "providers",
-        ),
-        augmenters: list(
-            config.augmenters.iter().map(|a| a.describe()).collect(),
-            "augmenters",
-        ),
+        providers: serde_json::json!({ "providers": providers }),
+        augmenters: serde_json::json!({ "augmenters": augmenters }),
         jwks,
         auth: built.authenticator.clone(),
     });

@@ -22,7 +22,7 @@ use super::format::TokenFormat;
 use super::last_used::{LastUsed, unix_now};
 use super::store::{Invalidation, TokenRecord, TokenStore};
 use crate::credentials::{Credential, Scheme};
-use crate::provider::{BoxFuture, Identity, Locality, Provider, ProviderError};
+use crate::provider::{BoxFuture, Identity, Locality, Provider, ProviderError, ProviderInfo};
 use crate::{Authenticator, Scopes, User};
 
 /// How tokens look, which scopes exist and how long tokens live: shared by the provider and
@@ -81,7 +81,7 @@ impl TokenSettings {
 
 /// The provider of API tokens.
 pub struct TokenProvider {
-    name: String,
+    info: ProviderInfo,
     store: Arc<dyn TokenStore>,
     settings: TokenSettings,
     last_used: Option<Arc<LastUsed>>,
@@ -90,7 +90,7 @@ pub struct TokenProvider {
 impl fmt::Debug for TokenProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenProvider")
-            .field("name", &self.name)
+            .field("name", &self.info.name)
             .field("store", &self.store)
             .field("format", &self.settings.format)
             .finish_non_exhaustive()
@@ -104,8 +104,11 @@ impl TokenProvider {
         store: Arc<dyn TokenStore>,
         settings: TokenSettings,
     ) -> Self {
+        let name = name.into();
+        let ttl = settings.cache_ttl;
         TokenProvider {
-            name: name.into(),
+            info: ProviderInfo::new(name.clone(), "tokens", name, Scheme::Bearer)
+                .cache_ttl((!ttl.is_zero()).then_some(ttl)),
             store,
             settings,
             last_used: None,
@@ -157,20 +160,8 @@ pub fn evict_on_revocation(store: &dyn TokenStore, authenticator: &Authenticator
 }
 
 impl Provider for TokenProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &str {
-        "tokens"
-    }
-
-    fn realm(&self) -> &str {
-        &self.name
-    }
-
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
 
     fn locality(&self) -> Locality {
@@ -180,10 +171,6 @@ impl Provider for TokenProvider {
     fn owns(&self, credential: Credential<'_>) -> bool {
         credential.scheme() == Scheme::Bearer
             && self.settings.format.check(credential.secret()).is_ok()
-    }
-
-    fn cache_ttl(&self) -> Option<Duration> {
-        (!self.settings.cache_ttl.is_zero()).then_some(self.settings.cache_ttl)
     }
 
     fn authenticate<'a>(
