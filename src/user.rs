@@ -223,6 +223,7 @@ impl Principal {
     }
 
     /// Roles and attributes as the provider gave them, before augmentation.
+    #[cfg_attr(not(feature = "tokens-api"), allow(dead_code))]
     pub(crate) fn unaugmented(&self) -> (&[String], &BTreeMap<String, String>) {
         match &self.0.unaugmented {
             Some(b) => (&b.0, &b.1),
