@@ -38,12 +38,13 @@ use http::HeaderMap;
 use crate::augment::{Augmenter, Stage};
 use crate::cache::flight::Flights;
 use crate::cache::{Digest, Key, KeyHasher, Store};
+use crate::challenge::Challenges;
 use crate::credentials::{
     Credential, CredentialSource, Credentials, DEFAULT_MAX_HEADER_BYTES, Scheme,
 };
 use crate::error::AuthError;
+use crate::mint::MintCache;
 use crate::provider::{Identity, Locality, Provider, ProviderError};
-use crate::reject::Challenges;
 use crate::stats::Stats;
 use crate::user::{Principal, User};
 
@@ -281,9 +282,9 @@ struct Inner {
     timeout: Duration,
     max_header_bytes: usize,
     hasher: KeyHasher,
-    store: Store,
+    store: Store<Authenticated>,
     negative: Option<moka::sync::Cache<Digest, ()>>,
-    flights: Flights<Result<Principal, AuthError>>,
+    flights: Flights<Result<Authenticated, AuthError>>,
     challenges: Challenges,
     stats: Stats,
 }
@@ -314,10 +315,19 @@ impl fmt::Debug for Authenticator {
     }
 }
 
+/// The pipeline's outcome for an authenticated request: the principal, and beside it (cached
+/// with it, so a cache hit reuses the token) the last token minted for it. Kept out of
+/// [`Principal`] so the user type knows nothing of minting.
+#[derive(Clone)]
+pub(crate) struct Authenticated {
+    pub(crate) principal: Principal,
+    pub(crate) minted: MintCache,
+}
+
 /// What a synchronous lookup found.
 pub(crate) enum Lookup {
     /// Decided without awaiting anything (cache hit or early rejection).
-    Done(Result<Principal, AuthError>),
+    Done(Result<Authenticated, AuthError>),
     /// Providers must be asked.
     Miss(Pending),
 }
@@ -376,19 +386,27 @@ impl Authenticator {
 
     /// Drops the cached principals of one user (e.g. after a role change).
     pub fn invalidate_user(&self, realm: &str, username: &str) {
-        self.inner.store.remove_user(realm, username);
+        let (realm, username) = (realm.to_owned(), username.to_owned());
+        self.inner
+            .store
+            .remove_if(move |a| a.principal.realm == realm && a.principal.username == username);
     }
 
     /// Drops the cached principals authenticated by the API token `token_id` (after a
     /// revocation or rotation).
     pub fn invalidate_token(&self, token_id: &str) {
-        self.inner.store.remove_token(token_id);
+        let token_id: Arc<str> = token_id.into();
+        self.inner
+            .store
+            .remove_if(move |a| a.principal.token_id() == Some(&*token_id));
     }
 
     /// Drops every cached principal authenticated by an API token (the store may have missed
     /// reporting a revocation).
     pub fn invalidate_tokens(&self) {
-        self.inner.store.remove_all_tokens();
+        self.inner
+            .store
+            .remove_if(|a| a.principal.token_id().is_some());
     }
 
     /// Drops what is cached for one credential (e.g. after a logout or revocation).
@@ -404,10 +422,11 @@ impl Authenticator {
 
     /// Authenticates the request described by `headers`.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        match self.lookup(headers) {
+        let outcome = match self.lookup(headers) {
             Lookup::Done(result) => result,
             Lookup::Miss(pending) => self.resolve(pending).await,
-        }
+        };
+        outcome.map(|a| a.principal)
     }
 
     fn eligible<'a>(
@@ -464,14 +483,15 @@ impl Authenticator {
                     provider: provider as u32,
                     digest,
                 };
-                if let Some(principal) = inner.store.get(&key) {
+                if let Some(found) = inner.store.get(&key) {
                     // Read the clock only for credentials that expire on their own.
-                    if principal.expires_at().is_some() && principal.is_expired(SystemTime::now()) {
+                    let p = &found.principal;
+                    if p.expires_at().is_some() && p.is_expired(SystemTime::now()) {
                         inner.store.remove(&key);
                         continue;
                     }
-                    Stats::bump(&inner.stats.cache_hits);
-                    return Lookup::Done(Ok(principal));
+                    inner.stats.hit();
+                    return Lookup::Done(Ok(found));
                 }
             }
         }
@@ -484,11 +504,11 @@ impl Authenticator {
                 .zip(digests)
                 .all(|(_, d)| negative.contains_key(&inner.hasher.flight(&d, realm)));
             if all_refused {
-                Stats::bump(&inner.stats.cache_hits);
+                inner.stats.hit();
                 return Lookup::Done(Err(AuthError::Invalid));
             }
         }
-        Stats::bump(&inner.stats.cache_misses);
+        inner.stats.miss();
         Lookup::Miss(Pending {
             credentials: creds
                 .iter()
@@ -500,7 +520,7 @@ impl Authenticator {
     }
 
     /// The asynchronous part: providers (single flight per credential), augmenters, cache fill.
-    pub(crate) async fn resolve(&self, pending: Pending) -> Result<Principal, AuthError> {
+    pub(crate) async fn resolve(&self, pending: Pending) -> Result<Authenticated, AuthError> {
         let realm = pending.realm.as_deref();
         let mut unavailable = false;
         for (scheme, secret, digest) in &pending.credentials {
@@ -518,7 +538,7 @@ impl Authenticator {
                 )
                 .await;
             match result {
-                Ok(principal) => return Ok(principal),
+                Ok(found) => return Ok(found),
                 Err(AuthError::Unavailable) => unavailable = true,
                 Err(_) => {
                     if let Some(negative) = &self.inner.negative {
@@ -539,7 +559,7 @@ impl Authenticator {
         eligible: &[usize],
         credential: Credential<'_>,
         digest: Digest,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Authenticated, AuthError> {
         let inner = &*self.inner;
         // A flight that just finished may have filled the cache between our lookup and now.
         for &provider in eligible {
@@ -566,8 +586,15 @@ impl Authenticator {
                 )
             });
         let user = self.augment(identity.user).await;
-        let principal =
-            Principal::augmented(user, p.info().name.as_str(), identity.expires_at, base);
+        let found = Authenticated {
+            principal: Principal::augmented(
+                user,
+                p.info().name.as_str(),
+                identity.expires_at,
+                base,
+            ),
+            minted: MintCache::new(),
+        };
         // A credential the provider accepted inside its clock leeway, already past its own
         // expiry, is served but never cached: the cache must not outlive the credential.
         if let Some(ttl) = p.info().cache_ttl {
@@ -580,11 +607,11 @@ impl Authenticator {
                     provider: provider as u32,
                     digest,
                 },
-                principal.clone(),
+                found.clone(),
                 ttl,
             );
         }
-        Ok(principal)
+        Ok(found)
     }
 
     /// Asks the eligible providers in the order the module docs describe: the owner alone,
@@ -657,7 +684,7 @@ impl Authenticator {
         let mut unavailable = false;
         while let Some((i, outcome)) = calls.next().await {
             let p = &inner.providers[i];
-            let counters = &inner.stats.providers[i];
+            let counters = inner.stats.provider(i);
             match outcome {
                 None => {
                     Stats::bump(&counters.busy);
@@ -760,7 +787,7 @@ impl Authenticator {
         user: &mut User,
     ) {
         let a = &self.inner.augmenters[i];
-        let counters = &self.inner.stats.augmenters[i];
+        let counters = self.inner.stats.augmenter(i);
         match outcome {
             Ok(Ok(aug)) => {
                 Stats::bump(&counters.success);

@@ -173,18 +173,14 @@ async fn claims_cases() {
             .is_ok(),
         "CLM-02 inside the leeway"
     );
-    let before = auth.stats().providers[0]
-        .success
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let before = auth.stats().providers()[0].success();
     assert!(
         check(&auth, &idp.token(&with(&(n - 30).to_string())))
             .await
             .is_ok()
     );
     assert_eq!(
-        auth.stats().providers[0]
-            .success
-            .load(std::sync::atomic::Ordering::Relaxed),
+        auth.stats().providers()[0].success(),
         before + 1,
         "accepted inside the leeway, but never cached past its exp"
     );

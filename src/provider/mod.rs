@@ -74,7 +74,8 @@ pub enum Locality {
 const MAX_UNIX_SECS: u64 = 253_402_300_799;
 
 /// A Unix time from outside (a token's `exp`, an introspection answer) as a [`SystemTime`],
-/// without overflow: values past the year 9999 are clamped to its end.
+/// without overflow: values past the year 9999 are clamped to its end. Remote providers and
+/// API tokens read such times.
 #[cfg(any(feature = "remote", feature = "tokens"))]
 pub(crate) fn unix_time(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(MAX_UNIX_SECS))

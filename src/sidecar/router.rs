@@ -43,6 +43,8 @@ fn result_label(error: &AuthError) -> &'static str {
         AuthError::Invalid => "all_failed",
         AuthError::Unavailable => "unavailable",
         AuthError::Forbidden(_) => "forbidden",
+        // Not raised by the sidecar's own routes (its layer runs before every guard).
+        AuthError::NoAuthLayer => "error",
     }
 }
 

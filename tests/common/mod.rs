@@ -119,7 +119,9 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
     s.read_to_end(&mut out).await.unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+pub mod client;
 pub mod fake_api;
+pub mod logs;
 #[cfg(feature = "e2e")]
 pub mod postgres;
 #[cfg(feature = "sidecar")]

@@ -33,7 +33,9 @@ pub use warnings::warnings;
 /// Default port of the Prometheus listener (auth-o-tron's).
 pub const DEFAULT_METRICS_PORT: u16 = 9090;
 
-/// The whole configuration file.
+/// The whole configuration file. Read it with [`Config::load`] or [`Config::from_yaml`]: a bare
+/// `Deserialize` leaves `providers` and `augmenters` empty (the loader reads each item with
+/// the entry of its type).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct Config {
     /// `"2.0.0"` (or `"1.0.0"`, converted at load time).
