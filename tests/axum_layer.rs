@@ -373,6 +373,36 @@ async fn anonymous_requests_reach_option_user_handlers() {
 }
 
 #[tokio::test]
+async fn a_layer_requirement_holds_for_anonymous_requests_too() {
+    // Sending no credential must never get further than a valid one without the role.
+    let router =
+        Router::new()
+            .route(
+                "/admin",
+                get(|user: Option<User>| async move {
+                    user.map_or("anonymous".to_owned(), |u| u.username)
+                }),
+            )
+            .layer(
+                AuthLayer::new(authenticator(tokens()))
+                    .require(Requirement::role("admin"))
+                    .allow_anonymous(),
+            );
+    let c = TestClient::new(router).await;
+    let res = c.get("/admin").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(!res.header("www-authenticate").is_empty());
+    assert_eq!(
+        c.get("/admin").basic("bob", "builder").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.get("/admin").basic("alice", "wonderland").await.text(),
+        "alice"
+    );
+}
+
+#[tokio::test]
 async fn cache_respects_the_credential_expiry() {
     let soon = std::time::SystemTime::now() + Duration::from_secs(1);
     let t = Tokens::new("tokens", "sso").token("short", User::new("s", "sso"), Some(soon));

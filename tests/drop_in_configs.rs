@@ -491,3 +491,51 @@ fn a_jwt_provider_without_audience_or_issuer_is_named() {
     assert!(warnings(&config(", audience: api")).is_empty());
     assert!(warnings(&config(", issuer: \"https://idp.example\"")).is_empty());
 }
+
+#[tokio::test]
+async fn secrets_of_digits_work_from_the_file_and_the_environment_and_are_never_echoed() {
+    // YAML reads `password: 123456` as a number; auth-o-tron accepted it as the password.
+    let yaml = MINIMAL.replace("password: alicepass", "password: 123456");
+    assert!(yaml.contains("password: 123456"));
+    for (yaml, vars, password) in [
+        (yaml.clone(), env(&[]), "123456"),
+        (
+            MINIMAL.to_owned(),
+            env(&[("AOT_PROVIDERS__0__USERS__0__PASSWORD", "0031415926")]),
+            "0031415926",
+        ),
+    ] {
+        let l = Config::from_yaml(&yaml, vars).unwrap_or_else(|e| panic!("{e}"));
+        let built = l.config.build().unwrap_or_else(|e| panic!("{e}"));
+        let app = router::app(&l.config, &built, Metrics::new(&built.authenticator));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(server::serve(
+            listener,
+            app,
+            server::Limits::default(),
+            std::future::pending(),
+        ));
+        let res = client()
+            .get(format!("http://{addr}/authenticate"))
+            .header("authorization", basic("alice", password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{password}");
+        assert!(
+            !l.warnings.iter().any(|w| w.contains(password)),
+            "{:?}",
+            l.warnings
+        );
+    }
+    // A secret that is not text is refused without quoting it.
+    let e = Config::from_yaml(
+        &MINIMAL.replace("password: alicepass", "password: [98765]"),
+        env(&[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("providers[0].users[0].password"), "{e}");
+    assert!(!e.contains("98765"), "{e}");
+}

@@ -77,7 +77,9 @@ impl<R: Reject> AuthLayer<R> {
 
     /// Lets requests without any credential through without a principal (use `Option<User>` in
     /// handlers). Invalid credentials are still rejected. A guard behind the layer answers such
-    /// a request with 401 and the layer's challenge.
+    /// a request with 401 and the layer's challenge. With [`require`](Self::require) on the
+    /// same layer, anonymous requests get that 401 at the layer: the requirement holds for
+    /// every request.
     pub fn allow_anonymous(self) -> Self {
         self.map(|s| s.anonymous = true)
     }

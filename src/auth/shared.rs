@@ -42,7 +42,9 @@ impl<R: Reject> Shared<R> {
     ) -> Decision {
         let admitted = match outcome {
             Ok(found) => self.admit(found, req),
-            Err(AuthError::Missing) if self.anonymous => {
+            // A layer-wide requirement holds for every request: sending no credential must
+            // never get further than sending a valid one that lacks the role.
+            Err(AuthError::Missing) if self.anonymous && self.require.is_none() => {
                 let challenge = self.auth.challenges().for_error(&AuthError::Missing);
                 req.extensions_mut().insert(Anonymous { challenge });
                 Ok(())

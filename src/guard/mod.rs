@@ -35,6 +35,12 @@
 //! and answering 401 would send a valid user looking for a credential problem. A request the
 //! layer let through without credentials ([`AuthLayer::allow_anonymous`](crate::AuthLayer::allow_anonymous))
 //! gets 401 from a guard, with the layer's challenge.
+//!
+//! Guards answer with the default rejection (JSON body, `WWW-Authenticate`, `Cache-Control:
+//! no-store`), not with a strategy set by
+//! [`AuthLayer::with_rejection`](crate::AuthLayer::with_rejection): to shape every 403 the
+//! same way, put the requirement on the layer itself
+//! ([`AuthLayer::require`](crate::AuthLayer::require)), which rejects through its strategy.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -65,8 +65,17 @@ impl Config {
         for (i, p) in self.providers.iter().enumerate() {
             let at = format!("providers[{i}]");
             let ctx = shared.item(&at, &p.keys.name, &p.keys.realm)?;
-            builder = builder.provider_arc(p.entry.build(&ctx).map_err(|e| e.within(&at))?);
+            let provider = p.entry.build(&ctx).map_err(|e| e.within(&at))?;
+            // The `type` an entry is listed under and the kind its provider reports are one name.
+            debug_assert_eq!(provider.info().kind, p.keys.kind, "{at}");
+            builder = builder.provider_arc(provider);
             if let Some(limit) = p.keys.max_concurrent_calls {
+                if limit == 0 {
+                    return Err(ConfigError::key(
+                        format!("{at}.max_concurrent_calls"),
+                        "must be greater than zero",
+                    ));
+                }
                 builder = builder.provider_max_concurrent_calls(&p.keys.name, limit);
             }
         }

@@ -15,7 +15,8 @@ use super::entries::{self, AUGMENTERS, PROVIDERS};
 pub struct Loaded {
     /// The configuration.
     pub config: Config,
-    /// Unknown keys and deprecated settings, one line each.
+    /// Unknown keys and ignored settings, one line each (the warnings about values, such as a
+    /// plaintext password or a short secret, are [`warnings`](super::warnings)).
     pub warnings: Vec<String>,
 }
 
@@ -104,21 +105,26 @@ const STRING_KEYS: &[&str] = &[
 ];
 
 /// Parses an environment value the way figment does: booleans, numbers, `[a, b]`, `{k=v}`,
-/// `"quoted"`; anything else is a string.
+/// `"quoted"`; anything else is a string. A number is one only when it reads back as written
+/// (`0123`, `1e3` or `1.50` stay strings), so a secret of digits reaches its key unchanged.
 fn parse_env_value(raw: &str) -> Value {
     let t = raw.trim();
     if t == "true" || t == "false" {
         return Value::Bool(t == "true");
     }
-    if let Ok(i) = t.parse::<i64>() {
+    if let Ok(i) = t.parse::<i64>()
+        && i.to_string() == t
+    {
         return Value::from(i);
     }
-    if let Ok(u) = t.parse::<u64>() {
+    if let Ok(u) = t.parse::<u64>()
+        && u.to_string() == t
+    {
         return Value::from(u);
     }
     if let Ok(f) = t.parse::<f64>()
         && f.is_finite()
-        && t.chars().any(|c| c.is_ascii_digit())
+        && f.to_string() == t
     {
         return Value::from(f);
     }
@@ -266,7 +272,9 @@ fn convert_v1(root: &mut Map<String, Value>) -> Result<(), ConfigError> {
 }
 
 impl Config {
-    /// Loads `path`, then applies the process's `AOT_*` environment.
+    /// Loads `path`, then applies the process's `AOT_*` environment. This reads the file and
+    /// checks its shape and keys; each provider's and augmenter's own checks run in
+    /// [`build`](Config::build), as at startup and in `--check`.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
             path: path.to_owned(),
@@ -275,7 +283,8 @@ impl Config {
         Self::from_yaml(&text, std::env::vars())
     }
 
-    /// Parses YAML text with the given environment.
+    /// Parses YAML text with the given environment. As with [`load`](Config::load), call
+    /// [`build`](Config::build) to validate the providers and augmenters themselves.
     pub fn from_yaml(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,

@@ -26,7 +26,7 @@ pub struct IntrospectionEntry {
     pub client_secret: Secret,
     /// How we authenticate to the endpoint.
     #[serde(default)]
-    pub client_auth: ClientAuthKey,
+    pub client_auth: Option<ClientAuthKey>,
     /// Accepted audiences.
     #[serde(default)]
     pub audience: Option<OneOrMany>,
@@ -52,7 +52,7 @@ impl ProviderEntry for IntrospectionEntry {
             endpoint: self.endpoint.clone(),
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
-            client_auth: match self.client_auth {
+            client_auth: match self.client_auth.unwrap_or_default() {
                 ClientAuthKey::Basic => ClientAuth::Basic,
                 ClientAuthKey::Form => ClientAuth::Form,
             },
