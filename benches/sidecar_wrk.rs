@@ -102,6 +102,7 @@ logging: {level: error, format: console}
         minter: minter.clone(),
         rules: Default::default(),
         trusted: Default::default(),
+        tokens: None,
     };
     let (side, bare) = rt.block_on(async {
         let app = router::app(&config, &built, Metrics::new(&auth));

@@ -14,6 +14,8 @@ command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if ((${#need_apt[@]})); then
     echo "installing: ${need_apt[*]}"
     SUDO=""
@@ -40,6 +42,12 @@ TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/aot-test-XXXXXX")"
 export TMPDIR
 cleanup() { rm -rf "$TMPDIR"; }
 trap cleanup EXIT
+# schemathesis (PyPI) for the /tokens API test, in a venv that goes with the directory.
+if ! command -v schemathesis >/dev/null 2>&1; then
+    python3 -m venv "$TMPDIR/schemathesis"
+    "$TMPDIR/schemathesis/bin/pip" install -q --disable-pip-version-check schemathesis
+    export SCHEMATHESIS="$TMPDIR/schemathesis/bin/schemathesis"
+fi
 servers() { pgrep -x 'nginx|caddy|traefik|slapd|node|sidecar' | sort || true; }
 before="$(servers)"
 
@@ -56,7 +64,7 @@ if [ -x scripts/fuzz-smoke.sh ]; then
 fi
 
 # No test server may outlive its test: anything still running from our temporary directory
-# (nginx masters and workers, Caddy, slapd, the OP, sidecars) is a bug in a test's cleanup.
+# (nginx masters and workers, Caddy, Traefik, slapd, the OP, PostgreSQL clusters, sidecars) is a bug in a test's cleanup.
 sleep 1
 left="$( (pgrep -af -- "$TMPDIR" | grep -v pgrep; comm -13 <(echo "$before") <(servers) | xargs -r ps -o pid=,args= -p) || true)"
 if [ -n "$left" ]; then

@@ -392,6 +392,23 @@ impl Authenticator {
             .remove_if(move |a| a.principal.realm == realm && a.principal.username == username);
     }
 
+    /// Drops the cached principals authenticated by the API token `token_id` (after a
+    /// revocation or rotation).
+    pub fn invalidate_token(&self, token_id: &str) {
+        let token_id: Arc<str> = token_id.into();
+        self.inner
+            .store
+            .remove_if(move |a| a.principal.token_id() == Some(&*token_id));
+    }
+
+    /// Drops every cached principal authenticated by an API token (the store may have missed
+    /// reporting a revocation).
+    pub fn invalidate_tokens(&self) {
+        self.inner
+            .store
+            .remove_if(|a| a.principal.token_id().is_some());
+    }
+
     /// Drops what is cached for one credential (e.g. after a logout or revocation).
     pub fn invalidate_credential(&self, credential: Credential<'_>) {
         let digest = self.inner.hasher.credential(&credential);
@@ -556,9 +573,26 @@ impl Authenticator {
         let (provider, identity) = self.ask(eligible, credential).await?;
         let now = SystemTime::now();
         let p = &inner.providers[provider];
+        // Kept only when an augmenter may change them (the miss path of realms without
+        // augmenters copies nothing).
+        let base = inner
+            .augmenters
+            .iter()
+            .any(|a| a.info().realm == identity.user.realm)
+            .then(|| {
+                (
+                    identity.user.roles.clone(),
+                    identity.user.attributes.clone(),
+                )
+            });
         let user = self.augment(identity.user).await;
         let found = Authenticated {
-            principal: Principal::new(user, p.info().name.as_str(), identity.expires_at),
+            principal: Principal::augmented(
+                user,
+                p.info().name.as_str(),
+                identity.expires_at,
+                base,
+            ),
             minted: MintCache::new(),
         };
         // A credential the provider accepted inside its clock leeway, already past its own

@@ -15,6 +15,10 @@ pub mod provider;
 pub mod reject;
 mod secret;
 mod stats;
+#[cfg(any(feature = "sidecar", feature = "tokens-api"))]
+mod time;
+#[cfg(feature = "tokens")]
+pub mod token;
 mod user;
 
 pub use auth::{Auth, AuthLayer};

@@ -271,6 +271,8 @@ struct Claims<'a> {
     nbf: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<&'a str>,
 }
 
 /// Turns principals into signed JWTs. Cheap to clone.
@@ -286,6 +288,8 @@ struct MinterInner {
     lifetime: Duration,
     key: SigningKey,
     previous: Vec<SigningKey>,
+    /// What `scopes` says for a direct authentication ([`Scopes::All`]).
+    all_scopes: Scopes,
 }
 
 impl fmt::Debug for Minter {
@@ -308,9 +312,24 @@ pub struct MinterBuilder {
     lifetime: Duration,
     key: SigningKey,
     previous: Vec<SigningKey>,
+    all_scopes: Scopes,
 }
 
 impl MinterBuilder {
+    /// Every scope of every service (the scopes catalogue). A user who authenticated directly
+    /// ([`Scopes::All`]) gets all of them in the `scopes` claim, so a backend's
+    /// `"write" in scopes["polytope"]` means the same for a direct user and for a token that
+    /// holds the scope. Without a catalogue, `scopes` is `{}` for direct users, as in
+    /// auth-o-tron.
+    pub fn all_scopes(mut self, services: std::collections::BTreeMap<String, Vec<String>>) -> Self {
+        self.all_scopes = if services.is_empty() {
+            Scopes::All
+        } else {
+            Scopes::Only(services)
+        };
+        self
+    }
+
     /// `aud` of asymmetric tokens (HS256 tokens keep auth-o-tron's claims and carry no `aud`).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
@@ -342,6 +361,7 @@ impl MinterBuilder {
                 lifetime: self.lifetime,
                 key: self.key,
                 previous: self.previous,
+                all_scopes: self.all_scopes,
             }),
         })
     }
@@ -362,6 +382,7 @@ impl Minter {
             lifetime: Duration::from_secs(60),
             key,
             previous: Vec::new(),
+            all_scopes: Scopes::All,
         }
     }
 
@@ -458,7 +479,12 @@ impl Minter {
             iat: now,
             roles: &user.roles,
             username: &user.username,
-            scopes: &user.scopes,
+            // Providers' own scopes (an OAuth2 token's) stay as they are; a direct user holds
+            // every scope of the catalogue.
+            scopes: match &user.scopes {
+                Scopes::All => &inner.all_scopes,
+                only => only,
+            },
             realm: &user.realm,
             attributes: &user.attributes,
             aud: if asymmetric {
@@ -468,6 +494,7 @@ impl Minter {
             },
             nbf: asymmetric.then(|| now.saturating_sub(NBF_BACKDATE)),
             jti: asymmetric.then(random_jti),
+            token_id: user.token_id(),
         };
         let mut header = Header::new(inner.key.alg);
         header.kid = inner.key.kid.clone();

@@ -90,6 +90,11 @@ pub struct User {
     /// What the user may do: everything, or the scopes of the token they presented.
     #[serde(default)]
     pub scopes: Scopes,
+    /// The id of the API token the user presented, set only by this crate's token provider
+    /// (not by other providers or augmenters, and not part of the wire shape), so a token
+    /// request can be told apart from a direct one.
+    #[serde(skip)]
+    pub(crate) token_id: Option<std::sync::Arc<str>>,
 }
 
 impl User {
@@ -102,7 +107,15 @@ impl User {
             roles: Vec::new(),
             attributes: BTreeMap::new(),
             scopes: Scopes::All,
+            token_id: None,
         }
+    }
+
+    /// The id of the API token this request was made with, or `None` for a direct
+    /// authentication (password, IdP token, ...). A token request acts with the token's scopes
+    /// only and cannot create or rotate tokens.
+    pub fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
     }
 
     /// Adds roles, skipping ones the user already has.
@@ -156,8 +169,15 @@ impl User {
 #[derive(Clone)]
 pub struct Principal(Arc<PrincipalInner>);
 
+/// A user's roles and attributes.
+pub(crate) type RolesAndAttributes = (Vec<String>, BTreeMap<String, String>);
+
 struct PrincipalInner {
     user: User,
+    /// Roles and attributes as the provider gave them, before augmenters added theirs; `None`
+    /// when no augmenter changed anything. What an API token snapshots, so augmenters decide
+    /// afresh at each use (a group removed in LDAP is gone from the token too).
+    unaugmented: Option<Box<RolesAndAttributes>>,
     provider: Arc<str>,
     expires_at: Option<SystemTime>,
     /// The legacy header values, built (and warned about) once per principal: a cache hit
@@ -170,10 +190,42 @@ impl Principal {
     pub fn new(user: User, provider: impl Into<Arc<str>>, expires_at: Option<SystemTime>) -> Self {
         Principal(Arc::new(PrincipalInner {
             user,
+            unaugmented: None,
             provider: provider.into(),
             expires_at,
             legacy: OnceLock::new(),
         }))
+    }
+
+    /// A principal whose augmenters changed the provider's `roles` and `attributes`.
+    pub(crate) fn augmented(
+        user: User,
+        provider: &str,
+        expires_at: Option<SystemTime>,
+        base: Option<RolesAndAttributes>,
+    ) -> Self {
+        let mut p = PrincipalInner {
+            user,
+            unaugmented: None,
+            provider: provider.into(),
+            expires_at,
+            legacy: OnceLock::new(),
+        };
+        if let Some((roles, attributes)) = base
+            && (p.user.roles != roles || p.user.attributes != attributes)
+        {
+            p.unaugmented = Some(Box::new((roles, attributes)));
+        }
+        Principal(Arc::new(p))
+    }
+
+    /// Roles and attributes as the provider gave them, before augmentation.
+    #[cfg_attr(not(feature = "tokens-api"), allow(dead_code))]
+    pub(crate) fn unaugmented(&self) -> (&[String], &BTreeMap<String, String>) {
+        match &self.0.unaugmented {
+            Some(b) => (&b.0, &b.1),
+            None => (&self.0.user.roles, &self.0.user.attributes),
+        }
     }
 
     /// The user.

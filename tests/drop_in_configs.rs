@@ -92,12 +92,10 @@ fn every_provider_and_augmenter_type_loads_unchanged_with_plain_http_and_a_short
     for yaml in [EVERY_TYPE.to_owned(), format!("{EVERY_TYPE}{OPTIONAL}")] {
         let (config, unknown) = load(&yaml);
         // Nothing of the contract is "unknown" (openid-offline's and the token generator's
-        // keys among them): only the plaintext-password deprecation and the note that
-        // `services` is not used yet may be said.
+        // keys among them, and `services`, now the scopes catalogue): only the
+        // plaintext-password deprecation may be said.
         assert!(
-            unknown
-                .iter()
-                .all(|w| w.contains("plaintext `password`") || w.starts_with("`services`")),
+            unknown.iter().all(|w| w.contains("plaintext `password`")),
             "{unknown:?}"
         );
         let built = config.build().unwrap_or_else(|e| panic!("{e}"));

@@ -70,13 +70,13 @@ pub enum Locality {
 /// Latest instant an outside timestamp maps to (9999-12-31T23:59:59Z); later ones are clamped
 /// to it. Such an instant is "far future", never "forever": cache lifetimes and minted tokens
 /// are still bounded by their own limits.
-#[cfg(feature = "remote")]
+#[cfg(any(feature = "remote", feature = "tokens"))]
 const MAX_UNIX_SECS: u64 = 253_402_300_799;
 
 /// A Unix time from outside (a token's `exp`, an introspection answer) as a [`SystemTime`],
-/// without overflow: values past the year 9999 are clamped to its end. Only the remote
-/// providers read such times.
-#[cfg(feature = "remote")]
+/// without overflow: values past the year 9999 are clamped to its end. Remote providers and
+/// API tokens read such times.
+#[cfg(any(feature = "remote", feature = "tokens"))]
 pub(crate) fn unix_time(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(MAX_UNIX_SECS))
 }

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 
+mod admin;
 pub mod config;
 pub mod conn;
 pub mod error;
@@ -34,6 +35,8 @@ usage: sidecar [--config PATH] [--check] [--schema]
                  else the bundled demo configuration)
   --check        validate the configuration, print a summary, and exit
   --schema       print the JSON Schema of the configuration and exit
+
+token commands (on the configured `tokens.store`):
 ";
 
 enum Source {
@@ -45,9 +48,17 @@ enum Source {
 pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     let mut path = None;
     let (mut check, mut schema) = (false, false);
+    let mut admin = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "tokens" => {
+                let rest: Vec<String> = args.by_ref().collect();
+                match admin::Command::parse(&rest) {
+                    Ok(c) => admin = Some(c),
+                    Err(e) => return usage_error(&e.0),
+                }
+            }
             "--config" | "-c" => match args.next() {
                 Some(p) => path = Some(PathBuf::from(p)),
                 None => return usage_error("--config needs a path"),
@@ -55,7 +66,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
             "--check" => check = true,
             "--schema" => schema = true,
             "--help" | "-h" => {
-                print!("{USAGE}");
+                print!("{USAGE}{}", admin::USAGE);
                 return ExitCode::SUCCESS;
             }
             other => return usage_error(&format!("unknown argument {other:?}")),
@@ -93,6 +104,24 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(command) = admin {
+        let Some(tokens) = &built.tokens else {
+            eprintln!("error: config key `tokens.enabled`: token commands need tokens enabled");
+            return ExitCode::FAILURE;
+        };
+        // Audit lines of revocations go where the service's logs go (stderr).
+        if let Err(e) = logging::init(&config.logging) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        return match admin::run(&config, tokens, command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if check {
         for w in loaded.warnings.iter().chain(built.rules.warnings()) {
             println!("warning: {w}");
@@ -119,7 +148,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
 }
 
 fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("error: {msg}\n\n{USAGE}");
+    eprintln!("error: {msg}\n\n{USAGE}{}", admin::USAGE);
     ExitCode::from(2)
 }
 
@@ -157,6 +186,20 @@ fn print_summary(config: &Config) {
     match &config.server.trusted_proxies {
         Some(list) => println!("trusted proxies: {}", list.join(", ")),
         None => println!("trusted proxies: any peer (bind to loopback)"),
+    }
+    let services = config.services.as_deref().unwrap_or_default();
+    if !services.is_empty() {
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        println!("services (scopes catalogue): {}", names.join(", "));
+    }
+    if let Some(t) = config.tokens.as_ref().filter(|t| t.enabled) {
+        println!(
+            "tokens: /tokens on the app port, {} store, lifetime {} days (at most {}), cache {} s",
+            t.store_url().split(':').next().unwrap_or_default(),
+            t.default_lifetime_days,
+            t.max_lifetime_days,
+            t.cache_ttl_seconds
+        );
     }
 }
 
@@ -198,6 +241,15 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
     for p in built.authenticator.providers() {
         let p = p.clone();
         tokio::spawn(async move { p.warm_up().await });
+    }
+    if let Some(tokens) = &built.tokens {
+        crate::token::evict_on_revocation(&*tokens.store, &built.authenticator);
+        tokens
+            .last_used
+            .spawn_flusher(crate::token::DEFAULT_LAST_USED_INTERVAL);
+        let store = tokens.store.clone();
+        // Opened now so that migrations run at start; a store that is down is retried on use.
+        tokio::spawn(async move { store.open().await.map(|_| ()) });
     }
     let metrics = metrics::Metrics::new(&built.authenticator);
     let app = router::app(&config, &built, metrics.clone());
@@ -250,5 +302,9 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
     server::shutdown_signal().await;
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    if let Some(tokens) = &built.tokens {
+        // Uses noted since the last batch would otherwise be lost with the process.
+        let _ = tokens.last_used.flush(crate::token::last_used_now()).await;
+    }
     Ok(())
 }

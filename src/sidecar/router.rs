@@ -225,6 +225,7 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> Router {
         )
         .route("/health", get(|| async { "OK" }))
         .route("/ready", get(ready));
+
     if state.jwks.is_some() {
         router = router.route(
             "/.well-known/jwks.json",
@@ -238,9 +239,46 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> Router {
             }),
         );
     }
-    router
-        .with_state(state)
-        .layer(super::track::TrackLayer::new(metrics))
+    let mut router = router.with_state(state);
+    if let Some(tokens) = &built.tokens {
+        router = router.merge(tokens_app(tokens, built, &layer, &trusted));
+    }
+    router.layer(super::track::TrackLayer::new(metrics))
+}
+
+/// `/tokens` behind the same layer and trust gate as `/whoami`; `/tokens/openapi.json` is
+/// public. The connection's peer is the audit lines' client address.
+fn tokens_app(
+    tokens: &super::config::BuiltTokens,
+    built: &Built,
+    layer: &AuthLayer<
+        impl Fn(&Rejection<'_>) -> http::Response<Bytes> + Clone + Send + Sync + 'static,
+    >,
+    trusted: &Arc<super::peers::TrustedProxies>,
+) -> Router {
+    let store: Arc<dyn crate::token::TokenStore> = tokens.store.clone();
+    let api = crate::token::api::router(store, tokens.settings.clone(), &built.authenticator);
+    let trusted = trusted.clone();
+    let openapi = crate::token::api::openapi(&tokens.settings);
+    Router::new()
+        .merge(api)
+        .route_layer(layer.clone())
+        .route_layer(tower::layer::layer_fn(move |s| {
+            TrustGate::new(s, trusted.clone())
+        }))
+        .route_layer(axum::middleware::map_request(peer_as_connect_info))
+        .route(
+            "/tokens/openapi.json",
+            get(move || std::future::ready(json(&openapi))),
+        )
+}
+
+async fn peer_as_connect_info(mut req: Request) -> Request {
+    if let Some(peer) = req.extensions().get::<super::peers::Peer>().copied() {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer.addr));
+    }
+    req
 }
 
 /// The metrics router: `/metrics` and `/health`.

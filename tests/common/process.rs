@@ -93,6 +93,16 @@ impl Proc {
         self.child.id()
     }
 
+    /// SIGKILL to the whole group at once, then reaps it.
+    pub fn kill(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// Stops the whole group: SIGTERM, then SIGKILL if it lingers.
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -160,6 +170,11 @@ impl SidecarProcess {
 
     pub fn stop(&mut self) {
         self.proc.stop();
+    }
+
+    /// SIGKILL, no chance to flush or clean up (a crash, an OOM kill).
+    pub fn kill(&mut self) {
+        self.proc.kill();
     }
 }
 

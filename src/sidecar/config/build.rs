@@ -23,6 +23,8 @@ pub struct Built {
     pub rules: Rules,
     /// Who may ask for decisions.
     pub trusted: TrustedProxies,
+    /// API tokens, when `tokens.enabled`.
+    pub tokens: Option<super::BuiltTokens>,
 }
 
 fn read_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -82,6 +84,15 @@ impl Config {
             let ctx = shared.item(&at, &a.keys.name, &a.keys.realm)?;
             builder = builder.augmenter_arc(a.entry.build(&ctx).map_err(|e| e.within(&at))?);
         }
+        let catalogue = super::tokens::catalogue(self.services.as_deref().unwrap_or_default())?;
+        let tokens = match &self.tokens {
+            Some(t) if t.enabled => {
+                let (tokens, provider) = super::BuiltTokens::new(t, catalogue.clone())?;
+                builder = builder.provider(provider);
+                Some(tokens)
+            }
+            _ => None,
+        };
         let authenticator = builder.build().map_err(|e| match e {
             BuildError::DuplicateProvider(name) => {
                 let i = self.providers.iter().rposition(|p| p.keys.name == name);
@@ -92,7 +103,7 @@ impl Config {
             }
             other => ConfigError::key("providers", other.to_string()),
         })?;
-        let minter = self.minter()?;
+        let minter = self.minter(&catalogue)?;
         let rules = Rules::compile(&self.rules, self.server.ambiguous_paths)?;
         let trusted = TrustedProxies::parse(self.server.trusted_proxies.as_deref())?;
         Ok(Built {
@@ -100,10 +111,11 @@ impl Config {
             minter,
             rules,
             trusted,
+            tokens,
         })
     }
 
-    fn minter(&self) -> Result<Minter, ConfigError> {
+    fn minter(&self, catalogue: &crate::token::Catalogue) -> Result<Minter, ConfigError> {
         let jwt = &self.jwt;
         let key = match jwt.algorithm {
             MintAlgorithm::HS256 => {
@@ -140,8 +152,9 @@ impl Config {
                     .map_err(|e| ConfigError::key("jwt.key_file", e.to_string()))?
             }
         };
-        let mut builder =
-            Minter::builder(jwt.iss.clone(), key).lifetime(Duration::from_secs(jwt.exp as u64));
+        let mut builder = Minter::builder(jwt.iss.clone(), key)
+            .lifetime(Duration::from_secs(jwt.exp as u64))
+            .all_scopes(catalogue.all());
         if let Some(aud) = &jwt.aud {
             builder = builder.audience(aud.clone());
         }

@@ -259,16 +259,18 @@ impl Config {
             other => other,
         })?;
         for key in ignored {
+            // serde_ignored writes `?` for the inside of an optional section.
+            let key = key.replace(".?.", ".");
             warnings.push(format!("unknown key `{key}` is ignored"));
         }
         (config.providers, config.augmenters) = (providers, augmenters);
-        config.check(&mut warnings)?;
+        config.check()?;
         Ok(Loaded { config, warnings })
     }
 
     /// The checks that span sections or have no entry of their own (items check themselves
     /// when they build).
-    fn check(&self, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    fn check(&self) -> Result<(), ConfigError> {
         let (server, level) = (&self.server, self.logging.level.to_ascii_lowercase());
         let positive = "must be greater than zero";
         let refused = [
@@ -340,8 +342,9 @@ impl Config {
                 ));
             }
         }
-        if self.services.is_some() {
-            warnings.push("`services` is accepted for compatibility and ignored".into());
+        super::tokens::catalogue(self.services.as_deref().unwrap_or_default())?;
+        if let Some(tokens) = &self.tokens {
+            tokens.check()?;
         }
         Ok(())
     }

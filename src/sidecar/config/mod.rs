@@ -21,11 +21,13 @@ use crate::sidecar::server::Limits;
 mod build;
 pub mod entries;
 mod load;
+mod tokens;
 mod warnings;
 
 pub use build::Built;
 pub use entries::{AugmenterConfig, OneOrMany, ProviderConfig};
 pub use load::{ConfigError, Loaded};
+pub use tokens::{BuiltTokens, ServiceConfig, TOKEN_PROVIDER, TokensConfig};
 pub use warnings::warnings;
 
 /// Default port of the Prometheus listener (auth-o-tron's).
@@ -64,9 +66,13 @@ pub struct Config {
     /// auth-o-tron's token store: accepted, but only `enabled: false` is supported.
     #[serde(default)]
     pub store: Option<StoreConfig>,
-    /// auth-o-tron's `services`: accepted and ignored (auth-o-tron never used them).
+    /// auth-o-tron's `services`: the scopes catalogue. API tokens hold a subset of it; minted
+    /// JWTs of direct users carry all of it in `scopes`.
     #[serde(default)]
-    pub services: Option<Vec<serde_json::Value>>,
+    pub services: Option<Vec<ServiceConfig>>,
+    /// Ours: scoped, revocable API tokens and the `/tokens` API.
+    #[serde(default)]
+    pub tokens: Option<TokensConfig>,
     /// Logging.
     #[serde(default)]
     pub logging: LoggingConfig,

@@ -1,0 +1,21 @@
+-- API tokens (auth-o-tron `token` module). Times are Unix seconds; scopes, roles and
+-- attributes are JSON text. `hash` is SHA-256 of the whole token, never the token.
+CREATE TABLE aot_tokens (
+    id           TEXT    NOT NULL PRIMARY KEY,
+    hash         BLOB    NOT NULL UNIQUE,
+    username     TEXT    NOT NULL,
+    realm        TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    scopes       TEXT    NOT NULL,
+    roles        TEXT    NOT NULL,
+    attributes   TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at   INTEGER,
+    rotated_from TEXT,
+    hint         TEXT    NOT NULL,
+    create_nonce TEXT    UNIQUE
+);
+CREATE INDEX aot_tokens_owner ON aot_tokens (realm, username, created_at);
+CREATE INDEX aot_tokens_expiry ON aot_tokens (expires_at);

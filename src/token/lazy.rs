@@ -1,0 +1,189 @@
+//! [`LazyStore`]: a [`TokenStore`] opened on first use, so a service starts (and its other
+//! providers work) while the database is down; token requests answer 503 until it opens.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use super::format::TokenHash;
+use super::store::{
+    Broadcaster, Invalidation, Invalidations, NewToken, Owner, Rotation, StoreError, TokenId,
+    TokenRecord, TokenStore, UnixTime,
+};
+use crate::provider::BoxFuture;
+
+/// Why opening failed, as the opener reports it.
+pub type OpenFailure = Box<dyn std::error::Error + Send + Sync>;
+
+type Opener =
+    Box<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn TokenStore>, OpenFailure>> + Send + Sync>;
+
+/// How long a failed open is remembered before the next attempt: a flood of token requests
+/// against a down database costs one connection attempt per second, not one per request.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A store opened by `opener` on first use (or [`open`](Self::open)), retried after failures.
+pub struct LazyStore {
+    what: String,
+    opener: Opener,
+    store: OnceCell<Arc<dyn TokenStore>>,
+    failed_at: Mutex<Option<Instant>>,
+    events: Broadcaster,
+}
+
+impl fmt::Debug for LazyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyStore")
+            .field("what", &self.what)
+            .field("open", &self.store.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LazyStore {
+    /// A store described as `what` in logs (a redacted URL), opened by `opener`.
+    pub fn new<F>(what: impl Into<String>, opener: F) -> Self
+    where
+        F: Fn() -> BoxFuture<'static, Result<Arc<dyn TokenStore>, OpenFailure>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        LazyStore {
+            what: what.into(),
+            opener: Box::new(opener),
+            store: OnceCell::new(),
+            failed_at: Mutex::new(None),
+            events: Broadcaster::new(),
+        }
+    }
+
+    /// The open store, opening it now if needed.
+    pub async fn open(&self) -> Result<&Arc<dyn TokenStore>, StoreError> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        if self
+            .failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|t| t.elapsed() < RETRY_AFTER)
+        {
+            return Err(StoreError::Unavailable(
+                format!("{} could not be opened; retrying", self.what).into(),
+            ));
+        }
+        self.store
+            .get_or_try_init(|| async {
+                match (self.opener)().await {
+                    Ok(store) => {
+                        tracing::info!(event_name = "tokens.store.opened", store = %self.what);
+                        self.forward(&*store);
+                        Ok(store)
+                    }
+                    Err(e) => {
+                        tracing::warn!(event_name = "tokens.store.open_failed", store = %self.what, error = %e);
+                        *self.failed_at.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some(Instant::now());
+                        Err(StoreError::Unavailable(e))
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Passes the opened store's invalidations on to this store's subscribers (who subscribed
+    /// before it opened).
+    fn forward(&self, store: &dyn TokenStore) {
+        let Some(mut inner) = store.subscribe() else {
+            return;
+        };
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            while let Some(i) = inner.recv().await {
+                events.send(i);
+            }
+        });
+        // Anything cached before the store opened came from nowhere: nothing to flush, but a
+        // subscriber that missed reports while it waited is told to start clean.
+        self.events.send(Invalidation::FlushAll);
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, |$s:ident| $call:expr) => {
+        Box::pin(async move {
+            let $s = $self.open().await?;
+            $call.await
+        })
+    };
+}
+
+impl TokenStore for LazyStore {
+    fn create(&self, token: NewToken) -> BoxFuture<'_, Result<TokenRecord, StoreError>> {
+        delegate!(self, |s| s.create(token))
+    }
+
+    fn find_by_hash<'a>(
+        &'a self,
+        hash: &'a TokenHash,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<TokenRecord>, StoreError>> {
+        delegate!(self, |s| s.find_by_hash(hash, now))
+    }
+
+    fn list<'a>(&'a self, owner: &'a Owner) -> BoxFuture<'a, Result<Vec<TokenRecord>, StoreError>> {
+        delegate!(self, |s| s.list(owner))
+    }
+
+    fn get<'a>(
+        &'a self,
+        owner: &'a Owner,
+        id: &'a TokenId,
+    ) -> BoxFuture<'a, Result<Option<TokenRecord>, StoreError>> {
+        delegate!(self, |s| s.get(owner, id))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        owner: &'a Owner,
+        id: &'a TokenId,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        delegate!(self, |s| s.revoke(owner, id, now))
+    }
+
+    fn revoke_all<'a>(
+        &'a self,
+        owner: &'a Owner,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        delegate!(self, |s| s.revoke_all(owner, now))
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        owner: &'a Owner,
+        id: &'a TokenId,
+        rotation: Rotation,
+    ) -> BoxFuture<'a, Result<Option<TokenRecord>, StoreError>> {
+        delegate!(self, |s| s.rotate(owner, id, rotation))
+    }
+
+    fn prune(&self, before: UnixTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        delegate!(self, |s| s.prune(before))
+    }
+
+    fn record_last_used<'a>(
+        &'a self,
+        uses: &'a [(TokenId, UnixTime)],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        delegate!(self, |s| s.record_last_used(uses))
+    }
+
+    fn subscribe(&self) -> Option<Invalidations> {
+        Some(self.events.subscribe())
+    }
+}
