@@ -17,6 +17,7 @@ pub mod peers;
 pub mod router;
 pub mod rules;
 pub mod server;
+pub mod shield;
 pub mod track;
 
 pub use config::Config;
