@@ -101,11 +101,7 @@ fn authenticate<B>(state: &AppState, req: &Request<B>) -> http::Response<AuthBod
         .default_response()
         .map(AuthBody::rejection);
     }
-    state
-        .metrics
-        .auth_requests
-        .with_label_values(&["success", &principal.realm])
-        .inc();
+    state.metrics.count_success(&principal.realm);
     tracing::info!(
         target: "auth_o_tron::audit",
         event_name = "auth.decision", result = "success", status = 200u16,
