@@ -352,7 +352,11 @@ mod tests {
         const ALLOWED: &[u8] =
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
         for c in 0..=255u8 {
-            assert_eq!(super::is_b64token_char(c), ALLOWED.contains(&c), "byte {c:#04x}");
+            assert_eq!(
+                super::is_b64token_char(c),
+                ALLOWED.contains(&c),
+                "byte {c:#04x}"
+            );
         }
     }
 

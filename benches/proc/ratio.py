@@ -13,7 +13,8 @@ usage: benches/proc/ratio.py
   env: SECS (per wrk run, default 5), ROUNDS (default 3), CONNS (default 64,1),
        LEGACY (default true,false), CASES (default all three), INSTR (default 1: also count
        instructions, legacy on), NICE (niceness of both servers, e.g. -5), PIN (1: wrk on CPU 0,
-       servers on CPU 1), NO_BUILD (1: use the binaries already built), OUT (also write the
+       servers on CPU 1), NO_BUILD (1: use the binaries already built), SIDECAR and BARE (other
+       binaries, e.g. a `--profile release-lto` build; imply NO_BUILD), OUT (also write the
        tables to this file)
 """
 import os, re, statistics, subprocess, sys, tempfile
@@ -34,6 +35,9 @@ def env(name, default):
 
 def binaries():
     target = env("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    if env("SIDECAR", "") or env("BARE", ""):
+        return (env("SIDECAR", os.path.join(target, "release", "examples", "sidecar")),
+                env("BARE", os.path.join(target, "release", "examples", "bare")))
     if env("NO_BUILD", "0") != "1":
         subprocess.run(["cargo", "build", "--release", "--example", "sidecar", "--example", "bare"],
                        cwd=ROOT, check=True)

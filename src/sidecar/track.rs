@@ -65,11 +65,8 @@ impl Handles {
     }
 
     fn in_flight(&self, method: usize) -> &IntGauge {
-        self.in_flight[method].get_or_init(|| {
-            self.metrics
-                .in_flight
-                .with_label_values(&[METHODS[method]])
-        })
+        self.in_flight[method]
+            .get_or_init(|| self.metrics.in_flight.with_label_values(&[METHODS[method]]))
     }
 
     fn record(&self, route: usize, method: usize, status: Option<http::StatusCode>, secs: f64) {
