@@ -62,8 +62,8 @@ def cpu_ticks(pid):
 
 
 def micros(text):
-    m = re.match(r"([\d.]+)(us|ms|s)$", text)
-    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6, "m": 6e7}[m.group(2)]
 
 
 def wrk(port, header, conns, secs, pid):
@@ -77,7 +77,7 @@ def wrk(port, header, conns, secs, pid):
         raise SystemExit(f"wrk saw errors:\n{out}")
     n = int(re.search(r"(\d+) requests in", out).group(1))
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p99": micros(re.search(r"99%\s+(\S+)", out).group(1)),
+            "p99": micros(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
             "cpu": cpu * 1e6 / n}
 
 
