@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_o_tron::Authenticator;
 use auth_o_tron::credentials::{Credential, Scheme};
-use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::client::HttpClient;
 use auth_o_tron::provider::{JwtProvider, JwtSettings, KeySource, Provider};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::Jwk;

@@ -45,7 +45,7 @@ fn benches(c: &mut Criterion) {
         )
     );
     let auth = Authenticator::builder()
-        .provider(OneToken(token.clone()))
+        .provider(OneToken::new(token.clone()))
         .provider(
             PlainProvider::new("local", "bench")
                 .with_user_hash("alice", &hash_password(password), ["x"])

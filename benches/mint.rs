@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use auth_o_tron::mint::{Minter, SigningKey};
+use auth_o_tron::mint::{MintCache, Minter, SigningKey};
 use auth_o_tron::{Principal, User};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -37,9 +37,10 @@ fn benches(c: &mut Criterion) {
             )
         });
         let cached = principal();
-        minter.mint(&cached).unwrap();
+        let cache = MintCache::new();
+        minter.mint_cached(&cached, &cache).unwrap();
         group.bench_function(format!("{name}_reused"), |b| {
-            b.iter(|| black_box(minter.mint(&cached).unwrap()))
+            b.iter(|| black_box(minter.mint_cached(&cached, &cache).unwrap()))
         });
     }
     group.finish();

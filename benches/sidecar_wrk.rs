@@ -94,7 +94,7 @@ logging: {level: error, format: console}
                 .with_user_hash("alice", &hash_password("wonderland"), ["user"])
                 .unwrap(),
         )
-        .provider(OneToken(token.clone()))
+        .provider(OneToken::new(token.clone()))
         .build()
         .unwrap();
     let built = Built {

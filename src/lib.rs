@@ -2,12 +2,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod augment;
+pub mod auth;
 mod authenticator;
+mod body;
 mod cache;
+mod challenge;
 pub mod credentials;
 mod error;
 pub mod guard;
-pub mod layer;
 pub mod mint;
 pub mod provider;
 pub mod reject;
@@ -15,12 +17,14 @@ mod secret;
 mod stats;
 mod user;
 
+pub use auth::{Auth, AuthLayer};
 pub use authenticator::{
     Authenticator, AuthenticatorBuilder, BuildError, DEFAULT_CACHE_CAPACITY,
     DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_TIMEOUT, REALM_HEADER,
 };
+pub use body::AuthBody;
+pub use challenge::Challenges;
 pub use error::{AuthError, Forbidden};
-pub use layer::{Auth, AuthLayer};
 pub use secret::Secret;
 pub use stats::{AugmenterCounters, ProviderCounters, Stats};
 pub use user::{Principal, Scopes, User};

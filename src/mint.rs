@@ -6,12 +6,13 @@
 //! keys (current and previous) as a JWKS document.
 //!
 //! `exp` is min(now + lifetime, the credential's expiry, an `exp` attribute), and a token that
-//! would already be expired is refused rather than minted. A minted token is reused for the same
-//! principal until 80 % of its lifetime has passed, unless the signing key changed.
+//! would already be expired is refused rather than minted. Through a [`MintCache`] (the layer
+//! keeps one beside every cached principal) a minted token is reused for the same principal
+//! until 80 % of its lifetime has passed, unless the signing key changed.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
@@ -223,9 +224,30 @@ impl fmt::Debug for MintedToken {
     }
 }
 
-/// A reusable minted token, kept on the principal.
-#[derive(Clone)]
-pub(crate) struct Minted {
+/// The last token minted for one principal, so later requests of that principal reuse it
+/// ([`Minter::mint_cached`]). [`AuthLayer::mint`](crate::AuthLayer::mint) keeps one beside every
+/// cached principal. Cheap to clone: clones share the token.
+#[derive(Clone, Default)]
+pub struct MintCache(Arc<Mutex<Option<Minted>>>);
+
+impl MintCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl fmt::Debug for MintCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MintCache([redacted])")
+    }
+}
+
+/// A reusable minted token and what it was minted for.
+struct Minted {
+    /// Checked on reuse: a cache handed another principal mints anew instead of answering with
+    /// someone else's token.
+    principal: Principal,
     minter: u64,
     key: u64,
     refresh_at: u64,
@@ -357,35 +379,53 @@ impl Minter {
         JwkSet { keys }
     }
 
-    /// A token for `principal`, reusing the last one while it is fresh.
+    /// A freshly signed token for `principal`.
     pub fn mint(&self, principal: &Principal) -> Result<MintedToken, MintError> {
-        self.mint_at(principal, SystemTime::now())
+        let now = unix(SystemTime::now());
+        self.sign(principal.user(), principal.expires_at().map(unix), now)
+    }
+
+    /// A token for `principal`, reusing the one in `cache` while it is fresh (minted by this
+    /// minter, with its current key, for this very principal, less than 80 % of its lifetime
+    /// ago); otherwise a new one, which `cache` then keeps.
+    pub fn mint_cached(
+        &self,
+        principal: &Principal,
+        cache: &MintCache,
+    ) -> Result<MintedToken, MintError> {
+        self.mint_at(principal, cache, SystemTime::now())
     }
 
     pub(crate) fn mint_at(
         &self,
         principal: &Principal,
+        cache: &MintCache,
         now: SystemTime,
     ) -> Result<MintedToken, MintError> {
         let inner = &*self.inner;
         let now_s = unix(now);
-        let slot = principal.minted_slot();
-        if let Some(m) = slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+        if let Some(m) = cache
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
             && m.minter == inner.id
             && m.key == inner.key.id
             && now_s < m.refresh_at
+            && m.principal.same(principal)
         {
             return Ok(m.token.clone());
         }
         let token = self.sign(principal.user(), principal.expires_at().map(unix), now_s)?;
         let lifetime = token.expires_at - now_s;
         let minted = Minted {
+            principal: principal.clone(),
             minter: inner.id,
             key: inner.key.id,
             refresh_at: now_s + (lifetime * 4 / 5).max(1).min(lifetime),
             token: token.clone(),
         };
-        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(minted);
+        *cache.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(minted);
         Ok(token)
     }
 
@@ -516,12 +556,13 @@ mod tests {
             .build()
             .unwrap();
         let now = SystemTime::now();
+        let cache = MintCache::new();
         let t = m
-            .mint_at(&principal(Some(now + Duration::from_secs(30))), now)
+            .mint_at(&principal(Some(now + Duration::from_secs(30))), &cache, now)
             .unwrap();
         assert_eq!(t.expires_at(), unix(now) + 30);
         assert_eq!(
-            m.mint_at(&principal(Some(now - Duration::from_secs(1))), now)
+            m.mint_at(&principal(Some(now - Duration::from_secs(1))), &cache, now)
                 .unwrap_err(),
             MintError::Expired
         );
@@ -569,17 +610,29 @@ mod tests {
             .build()
             .unwrap();
         let p = principal(None);
+        let cache = MintCache::new();
         let now = SystemTime::now();
-        let t1 = m.mint_at(&p, now).unwrap();
+        let t1 = m.mint_at(&p, &cache, now).unwrap();
         assert_eq!(
             t1.as_str(),
-            m.mint_at(&p, now + Duration::from_secs(79))
+            m.mint_at(&p, &cache, now + Duration::from_secs(79))
                 .unwrap()
                 .as_str()
         );
+        // Another principal handed the same cache gets its own token, never this one.
+        let other = Principal::new(User::new("mallory", "local"), "p", None);
+        let t_other = m.mint_at(&other, &cache, now).unwrap();
+        assert_ne!(t1.as_str(), t_other.as_str());
+        assert_ne!(
+            t_other.as_str(),
+            m.mint_at(&p, &cache, now + Duration::from_secs(1))
+                .unwrap()
+                .as_str()
+        );
+        let t1 = m.mint_at(&p, &cache, now).unwrap();
         assert_ne!(
             t1.as_str(),
-            m.mint_at(&p, now + Duration::from_secs(81))
+            m.mint_at(&p, &cache, now + Duration::from_secs(81))
                 .unwrap()
                 .as_str()
         );
@@ -587,7 +640,7 @@ mod tests {
             .previous_key(key)
             .build()
             .unwrap();
-        let t2 = rotated.mint_at(&p, now).unwrap();
+        let t2 = rotated.mint_at(&p, &cache, now).unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(t2.as_str())
                 .unwrap()

@@ -49,7 +49,38 @@ impl From<&str> for Secret {
 
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::from)
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+/// Reads a secret as text. YAML and the environment overlay turn `password: 123456` into a
+/// number: it is taken as the text it was written as, because serde's type error would quote
+/// the value, and that error is printed.
+struct SecretVisitor;
+
+impl serde::de::Visitor<'_> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret (text)")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+        Ok(Secret::from(v))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+        Ok(Secret::from(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+        Ok(Secret::new(v.to_string()))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+        Ok(Secret::new(v.to_string()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Secret, E> {
+        Ok(Secret::new(v.to_string()))
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Secret, E> {
+        Ok(Secret::new(v.to_string()))
     }
 }
 
@@ -76,5 +107,15 @@ mod tests {
         assert_eq!(s.expose(), "hunter2");
         assert_eq!(format!("{s:?} {s}"), "*** ***");
         assert!(!format!("{:?}", Some(s)).contains("hunter2"));
+    }
+
+    #[test]
+    fn numbers_are_read_as_text_and_never_echoed() {
+        let s: Secret = serde_json::from_str("123456").unwrap();
+        assert_eq!(s.expose(), "123456");
+        let s: Secret = serde_json::from_str("true").unwrap();
+        assert_eq!(s.expose(), "true");
+        let e = serde_json::from_str::<Secret>("[98765]").unwrap_err();
+        assert!(!e.to_string().contains("98765"), "{e}");
     }
 }

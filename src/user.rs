@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use http::HeaderValue;
@@ -160,7 +160,6 @@ struct PrincipalInner {
     user: User,
     provider: Arc<str>,
     expires_at: Option<SystemTime>,
-    minted: Mutex<Option<crate::mint::Minted>>,
     /// The legacy header values, built (and warned about) once per principal: a cache hit
     /// reuses them.
     legacy: OnceLock<[Option<HeaderValue>; 3]>,
@@ -173,7 +172,6 @@ impl Principal {
             user,
             provider: provider.into(),
             expires_at,
-            minted: Mutex::new(None),
             legacy: OnceLock::new(),
         }))
     }
@@ -198,8 +196,9 @@ impl Principal {
         self.0.expires_at.is_some_and(|exp| exp <= now)
     }
 
-    pub(crate) fn minted_slot(&self) -> &Mutex<Option<crate::mint::Minted>> {
-        &self.0.minted
+    /// Whether both handles are the same principal (not merely equal users).
+    pub(crate) fn same(&self, other: &Principal) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// The legacy `X-Auth-Username` value, or `None` (with a warning) when the name cannot be
@@ -254,6 +253,16 @@ impl Principal {
         }
         HeaderValue::from_str(&joined).ok()
     }
+}
+
+/// What [`AuthLayer::allow_anonymous`](crate::AuthLayer::allow_anonymous) puts into the request
+/// extensions instead of a [`Principal`] when it lets a request without credentials through: a
+/// guard that finds it answers 401 with the layer's challenge; a guard that finds neither knows
+/// no layer ran before it.
+#[derive(Clone, Debug)]
+pub(crate) struct Anonymous {
+    /// The `WWW-Authenticate` value the layer would have sent.
+    pub(crate) challenge: Option<HeaderValue>,
 }
 
 /// Whether `item` reads back as exactly itself from a comma-separated header.

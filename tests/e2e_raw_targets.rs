@@ -1,7 +1,9 @@
-//! Raw request targets, byte for byte, through real nginx (`examples/nginx.conf`) and Caddy
-//! (`examples/Caddyfile`) in front of the shipped sidecar binary and a raw-socket app that
-//! records the request line it receives. A target that a router could read two ways must never
-//! reach the app, whoever asks; a plain one reaches it unchanged. Feature `e2e`.
+//! Raw request targets, byte for byte, through real nginx (`examples/nginx.conf`), Caddy
+//! (`examples/Caddyfile`) and Traefik (`examples/traefik.yml`) in front of the shipped sidecar
+//! binary and a raw-socket app that records the request line it receives. A target that a router
+//! could read two ways must never reach the app, whoever asks; a plain one reaches it unchanged.
+//! Traefik normalises targets before anything sees them: there, whatever reaches the app must be
+//! exactly the target the sidecar decided on. Feature `e2e`.
 #![cfg(all(feature = "e2e", feature = "sidecar"))]
 
 mod common;
@@ -11,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::basic;
-use common::process::{SidecarProcess, caddy, nginx};
+use common::process::{SidecarProcess, caddy, nginx, traefik};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -233,4 +235,83 @@ async fn caddy_never_forwards_an_ambiguous_target() {
     let side = sidecar();
     let (_caddy, _dir, proxy) = caddy(side.addr.port(), app);
     run(proxy, &seen, "caddy").await;
+}
+
+/// The path of the sidecar's latest audit line (JSON logs).
+fn last_decided(side: &SidecarProcess) -> Option<String> {
+    side.log()
+        .lines()
+        .rev()
+        .filter(|l| l.contains("\"auth.decision\""))
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["attributes"]["path"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_forwards_only_the_target_the_sidecar_decided_on() {
+    let (app, seen) = recording_app().await;
+    let side = sidecar();
+    let (_traefik, _dir, proxy) = traefik(side.addr.port(), app);
+    // Plain targets: the same answers as behind nginx and Caddy, and the app gets them as sent.
+    for (target, user, pass, want) in [
+        ("/public/a", "alice", "alicepass", 200),
+        ("/public/a%20b?x=/../admin", "alice", "alicepass", 200),
+        ("/admin/x", "alice", "alicepass", 403),
+        ("/ADMIN/x", "alice", "alicepass", 403),
+        ("/%61dmin/x", "alice", "alicepass", 403),
+        ("/administrator", "alice", "alicepass", 200),
+        ("/admin/x", "adam", "adampass", 200),
+    ] {
+        assert_eq!(
+            send(proxy, target.as_bytes(), user, pass).await,
+            want,
+            "traefik {user} {target}"
+        );
+        if want == 200 {
+            assert_eq!(
+                seen.lock().unwrap().last().map(String::as_str),
+                Some(format!("GET {target} HTTP/1.1").as_str()),
+                "traefik: the app got the target unchanged"
+            );
+        }
+    }
+    let mut forwarded = 0;
+    let mut refused = 0;
+    for target in AMBIGUOUS {
+        for (user, pass) in [("alice", "alicepass"), ("adam", "adampass")] {
+            let before = seen.lock().unwrap().len();
+            let status = send(proxy, target, user, pass).await;
+            let shown = String::from_utf8_lossy(target);
+            let after = seen.lock().unwrap().clone();
+            if status == 200 {
+                forwarded += 1;
+                let line = after.last().cloned().unwrap_or_default();
+                let got = line
+                    .strip_prefix("GET ")
+                    .and_then(|l| l.strip_suffix(" HTTP/1.1"))
+                    .unwrap_or_default()
+                    .to_owned();
+                assert_eq!(after.len(), before + 1, "traefik {user} {shown}");
+                assert_eq!(
+                    last_decided(&side).as_deref(),
+                    Some(got.as_str()),
+                    "traefik {user} {shown}: the app got another target than the one decided on"
+                );
+                assert!(
+                    user == "adam" || !got.to_ascii_lowercase().starts_with("/admin"),
+                    "traefik {user} {shown}: reached the app as {got}"
+                );
+            } else {
+                refused += 1;
+                assert!(
+                    status == 403 || status == 400,
+                    "traefik {user} {shown}: {status}"
+                );
+                assert_eq!(after.len(), before, "traefik {user} {shown}: forwarded");
+            }
+        }
+    }
+    // Traefik resolves dot segments and `//` (those reach the app resolved); the rest are
+    // refused by Traefik (400) or the sidecar (403).
+    assert!(forwarded > 0 && refused >= 2 * 18, "{forwarded} {refused}");
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use auth_o_tron::credentials::{Credential, Scheme};
 use auth_o_tron::mint::{Minter, SigningKey};
-use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::client::HttpClient;
 use auth_o_tron::provider::{
     EcmwfApiProvider, IntrospectionProvider, IntrospectionSettings, JwtProvider, JwtSettings,
     KeySource, OfflineEndpoints, OfflineProvider, OfflineSettings, Provider, ProviderError,
@@ -257,8 +257,8 @@ async fn a_busy_remote_provider_answers_503_at_once() {
         t.elapsed()
     );
     assert!(first.await.unwrap().is_ok() && second.await.unwrap().is_ok());
-    let c = &auth.stats().providers[0];
-    assert_eq!(c.busy.load(Ordering::Relaxed), 1);
+    let c = &auth.stats().providers()[0];
+    assert_eq!(c.busy(), 1);
     assert_eq!(slow.calls(), 2);
     // Free again once the calls finished.
     assert!(bearer(&auth, "t3").await.is_ok());
@@ -290,7 +290,10 @@ jwt: {{iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}}
         auth_o_tron::sidecar::Config::from_yaml(&yaml("8"), Vec::<(String, String)>::new())
             .unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    assert_eq!(loaded.config.providers[0].max_concurrent_calls(), Some(8));
+    assert_eq!(
+        loaded.config.providers[0].keys.max_concurrent_calls,
+        Some(8)
+    );
     loaded.config.build().unwrap();
     let zero = auth_o_tron::sidecar::Config::from_yaml(&yaml("0"), Vec::<(String, String)>::new())
         .unwrap()
@@ -329,7 +332,7 @@ async fn far_future_times_from_outside_are_clamped_not_a_panic() {
     assert!(exp > SystemTime::now() + Duration::from_secs(100 * 365 * 86_400));
     // Cached (a hit the second time), and the minted token is bounded by its own lifetime.
     bearer(&auth, &token).await.unwrap();
-    assert_eq!(auth.stats().cache_hits.load(Ordering::Relaxed), 1);
+    assert_eq!(auth.stats().cache_hits(), 1);
     let minter = Minter::builder("iss", SigningKey::hs256(&[7; 32]).unwrap())
         .lifetime(Duration::from_secs(60))
         .build()

@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::client::HttpClient;
 use auth_o_tron::provider::{JwtProvider, JwtSettings, KeySource};
 use auth_o_tron::{AuthError, Authenticator};
 use base64::Engine;
@@ -173,18 +173,14 @@ async fn claims_cases() {
             .is_ok(),
         "CLM-02 inside the leeway"
     );
-    let before = auth.stats().providers[0]
-        .success
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let before = auth.stats().providers()[0].success();
     assert!(
         check(&auth, &idp.token(&with(&(n - 30).to_string())))
             .await
             .is_ok()
     );
     assert_eq!(
-        auth.stats().providers[0]
-            .success
-            .load(std::sync::atomic::Ordering::Relaxed),
+        auth.stats().providers()[0].success(),
         before + 1,
         "accepted inside the leeway, but never cached past its exp"
     );

@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_o_tron::mint::{MintedToken, Minter, SigningKey};
@@ -11,7 +10,9 @@ use auth_o_tron::provider::PlainProvider;
 use auth_o_tron::{AuthLayer, Authenticator, Principal, User};
 use axum::Router;
 use axum::routing::get;
-use common::{Mode, Tokens, basic, client, serve};
+use common::client::TestClient;
+use common::logs::Captured;
+use common::{Mode, Tokens, basic};
 
 fn router(auth: Authenticator) -> Router {
     Router::new()
@@ -28,36 +29,21 @@ async fn hundred_concurrent_requests_with_one_new_credential_make_one_provider_c
         .provider(t.clone())
         .build()
         .unwrap();
-    let addr = serve(router(auth.clone())).await;
-    let c = client();
+    let c = TestClient::new(router(auth.clone())).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (c, b) = (c.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             b.wait().await;
-            c.get(format!("http://{addr}/me"))
-                .header("authorization", "Bearer fresh")
-                .send()
-                .await
-                .unwrap()
-                .status()
+            c.get("/me").bearer("fresh").await.status()
         }));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap(), 200);
     }
     assert_eq!(t.calls(), 1);
-    assert_eq!(
-        auth.stats()
-            .cache_hits
-            .load(std::sync::atomic::Ordering::Relaxed)
-            + auth
-                .stats()
-                .cache_misses
-                .load(std::sync::atomic::Ordering::Relaxed),
-        100
-    );
+    assert_eq!(auth.stats().cache_hits() + auth.stats().cache_misses(), 100);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,18 +56,12 @@ async fn concurrent_misses_share_a_failure_and_the_next_request_retries() {
         .provider(t.clone())
         .build()
         .unwrap();
-    let addr = serve(router(auth)).await;
-    let c = client();
+    let c = TestClient::new(router(auth)).await;
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
-            c.get(format!("http://{addr}/me"))
-                .header("authorization", "Bearer tok")
-                .send()
-                .await
-                .unwrap()
-                .status()
+            c.get("/me").bearer("tok").await.status()
         }));
     }
     for task in tasks {
@@ -93,13 +73,7 @@ async fn concurrent_misses_share_a_failure_and_the_next_request_retries() {
         t.calls()
     );
     t.set_mode(Mode::Normal);
-    let res = c
-        .get(format!("http://{addr}/me"))
-        .header("authorization", "Bearer tok")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(c.get("/me").bearer("tok").await.status(), 200);
 }
 
 #[tokio::test]
@@ -162,28 +136,9 @@ async fn invalid_credentials_are_not_cached() {
     assert_eq!(t.calls(), 2);
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_raw_credential_in_logs_or_debug_output() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::start();
 
     const TOKEN: &str = "canary-token-7f3a";
     const PASSWORD: &str = "canary-password-91c2";
@@ -206,8 +161,7 @@ async fn no_raw_credential_in_logs_or_debug_output() {
             }),
         )
         .layer(AuthLayer::new(auth.clone()).mint(minter.clone()));
-    let addr = serve(router).await;
-    let c = client();
+    let c = TestClient::new(router).await;
     let mut debug_output = String::new();
     for header in [
         format!("Bearer {TOKEN}"),
@@ -216,16 +170,10 @@ async fn no_raw_credential_in_logs_or_debug_output() {
         format!("Bearer {TOKEN}x"),
         format!("Bearer {TOKEN}, Bearer {TOKEN}"),
     ] {
-        let res = c
-            .get(format!("http://{addr}/me"))
-            .header("authorization", header)
-            .send()
-            .await
-            .unwrap();
-        debug_output.push_str(&res.text().await.unwrap());
+        debug_output.push_str(c.get("/me").auth(header).await.text());
     }
     debug_output.push_str(&format!("{auth:?} {minter:?}"));
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("auth.provider"), "logging is on: {logs}");
     use base64::Engine;
     let b64_password = base64::engine::general_purpose::STANDARD.encode(format!("bob:{PASSWORD}"));
@@ -237,6 +185,30 @@ async fn no_raw_credential_in_logs_or_debug_output() {
         );
     }
     assert!(debug_output.contains("MintedToken([redacted]"));
+}
+
+#[tokio::test]
+async fn a_minted_token_is_reused_while_its_principal_is_cached() {
+    let t = Tokens::new("t", "r")
+        .token("one", User::new("u1", "r"), None)
+        .token("two", User::new("u2", "r"), None);
+    let minter = Minter::builder("iss", SigningKey::generate_es256("k").unwrap())
+        .build()
+        .unwrap();
+    let auth = Authenticator::builder().provider(t).build().unwrap();
+    let app = Router::new()
+        .route(
+            "/token",
+            get(|m: axum::Extension<MintedToken>| async move { m.as_str().to_owned() }),
+        )
+        .layer(AuthLayer::new(auth).mint(minter));
+    let c = TestClient::new(app).await;
+    let first = c.get("/token").bearer("one").await;
+    assert_eq!(first.status(), 200);
+    let again = c.get("/token").bearer("one").await;
+    assert_eq!(again.text(), first.text(), "cache hit, same token");
+    let other = c.get("/token").bearer("two").await;
+    assert_ne!(other.text(), first.text(), "another user, another token");
 }
 
 #[tokio::test]

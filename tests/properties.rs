@@ -15,7 +15,7 @@ use auth_o_tron::__fuzz::{
 };
 use auth_o_tron::credentials::{Credentials, DEFAULT_MAX_HEADER_BYTES, Scheme};
 use auth_o_tron::provider::JwtSettings;
-use auth_o_tron::provider::http::Fetched;
+use auth_o_tron::provider::client::Fetched;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value, json};
 

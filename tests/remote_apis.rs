@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::client::HttpClient;
 use auth_o_tron::provider::{EcmwfApiProvider, EfasApiProvider, PlainProvider};
 use auth_o_tron::{AuthError, Authenticator};
 use common::basic;

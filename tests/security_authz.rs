@@ -15,7 +15,9 @@ use auth_o_tron::credentials::{CookieSource, Scheme};
 use auth_o_tron::guard::extract::Guarded;
 use auth_o_tron::guard::{RequireLayer, Requirement};
 use auth_o_tron::mint::{MintedToken, Minter, SigningKey};
-use auth_o_tron::provider::{BoxFuture, Identity, PlainProvider, Provider, ProviderError};
+use auth_o_tron::provider::{
+    BoxFuture, Identity, PlainProvider, Provider, ProviderError, ProviderInfo,
+};
 use auth_o_tron::{AuthError, AuthLayer, Authenticator, Principal, Scopes, User};
 use axum::Router;
 use axum::routing::get;
@@ -559,9 +561,8 @@ async fn bas_06_basic_results_are_cached_per_credential_and_a_wrong_password_is_
     };
     auth.authenticate(&ok).await.unwrap();
     auth.authenticate(&ok).await.unwrap();
-    let success = &auth.stats().providers[0].success;
     assert_eq!(
-        success.load(Ordering::Relaxed),
+        auth.stats().providers()[0].success(),
         1,
         "second request is a hit"
     );
@@ -569,7 +570,7 @@ async fn bas_06_basic_results_are_cached_per_credential_and_a_wrong_password_is_
         auth.authenticate(&wrong).await.unwrap_err(),
         AuthError::Invalid
     );
-    assert_eq!(auth.stats().providers[0].invalid.load(Ordering::Relaxed), 1);
+    assert_eq!(auth.stats().providers()[0].invalid(), 1);
     assert!(!format!("{auth:?}").contains("builder"));
 }
 
@@ -606,7 +607,7 @@ async fn cache_01_entries_are_per_scheme_and_provider_never_the_raw_credential()
 async fn cache_04_an_expired_entry_is_never_served() {
     let soon = SystemTime::now() + Duration::from_millis(1000);
     let mut t = Tokens::new("tokens", "sso").token("short", User::new("s", "sso"), Some(soon));
-    t.ttl = Some(Duration::from_secs(3600));
+    t.info.cache_ttl = Some(Duration::from_secs(3600));
     let auth = Authenticator::builder()
         .provider(t.clone())
         .build()
@@ -714,24 +715,12 @@ async fn cache_10_floods_stay_within_capacity_and_refusals_cannot_evict_good_ent
 struct Changing {
     roles: Arc<Mutex<Vec<String>>>,
     calls: Arc<AtomicUsize>,
-    ttl: Duration,
+    info: ProviderInfo,
 }
 
 impl Provider for Changing {
-    fn name(&self) -> &str {
-        "idp"
-    }
-    fn kind(&self) -> &str {
-        "test"
-    }
-    fn realm(&self) -> &str {
-        "r"
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.ttl)
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn authenticate<'a>(
         &'a self,
@@ -753,7 +742,8 @@ async fn cache_12_a_role_removed_at_the_idp_takes_effect_within_the_ttl_or_on_in
     let p = Changing {
         roles: Arc::new(Mutex::new(vec!["admin".into()])),
         calls: Arc::default(),
-        ttl: Duration::from_millis(800),
+        info: ProviderInfo::new("idp", "test", "r", Scheme::Bearer)
+            .cache_ttl(Some(Duration::from_millis(800))),
     };
     let auth = Authenticator::builder()
         .provider(p.clone())

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use auth_o_tron::credentials::Scheme;
-use auth_o_tron::provider::{BoxFuture, Identity, Provider, ProviderError};
+use auth_o_tron::provider::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
 use auth_o_tron::sidecar::config::Config;
 use auth_o_tron::sidecar::{metrics::Metrics, router, server};
 use auth_o_tron::{AuthLayer, Authenticator, Principal, User};
@@ -546,17 +546,10 @@ async fn avail_08_overload_is_shed_at_once_with_503() {
 /// A provider with a bug: it panics on every call.
 struct Panics;
 impl Provider for Panics {
-    fn name(&self) -> &str {
-        "buggy"
-    }
-    fn kind(&self) -> &str {
-        "test"
-    }
-    fn realm(&self) -> &str {
-        "r"
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
+    fn info(&self) -> &ProviderInfo {
+        static INFO: std::sync::LazyLock<ProviderInfo> =
+            std::sync::LazyLock::new(|| ProviderInfo::new("buggy", "test", "r", Scheme::Bearer));
+        &INFO
     }
     fn authenticate<'a>(
         &'a self,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use auth_o_tron::sidecar::config::Config;
 use auth_o_tron::sidecar::{metrics::Metrics, router, server};
-use common::{basic, client};
+use common::basic;
+use common::client::TestClient;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -78,21 +79,15 @@ async fn authenticate_answers_like_auth_o_tron() {
     // auth-o-tron has no rules: without them, no original URI is needed.
     let yaml = config("");
     let (addr, _, _stop) = start(yaml.split("rules:").next().unwrap()).await;
-    let res = client()
-        .get(format!("http://{addr}/authenticate"))
-        .header("authorization", basic("adam", "adampass"))
-        .send()
-        .await
-        .unwrap();
+    let c = TestClient::at(addr);
+    let res = c.get("/authenticate").basic("adam", "adampass").await;
     assert_eq!(res.status(), 200);
-    let h = res.headers().clone();
-    assert_eq!(h["x-auth-username"], "adam");
-    assert_eq!(h["x-auth-realm"], "localrealm");
-    assert_eq!(h["x-auth-roles"], "admin,observer");
-    assert_eq!(res.text().await.unwrap(), "Authenticated successfully");
-    let jwt = h["authorization"]
-        .to_str()
-        .unwrap()
+    assert_eq!(res.header("x-auth-username"), "adam");
+    assert_eq!(res.header("x-auth-realm"), "localrealm");
+    assert_eq!(res.header("x-auth-roles"), "admin,observer");
+    assert_eq!(res.text(), "Authenticated successfully");
+    let jwt = res
+        .header("authorization")
         .strip_prefix("Bearer ")
         .unwrap()
         .to_owned();
@@ -117,67 +112,42 @@ async fn authenticate_answers_like_auth_o_tron() {
 
     // any method: nginx keeps GET, but Traefik/Envoy forward the client's method
     for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"] {
-        let res = client()
-            .request(
-                method.parse().unwrap(),
-                format!("http://{addr}/authenticate"),
-            )
-            .header("authorization", basic("alice", "alicepass"))
-            .send()
-            .await
-            .unwrap();
+        let res = c
+            .request(method.parse().unwrap(), "/authenticate")
+            .basic("alice", "alicepass")
+            .await;
         assert_eq!(res.status(), 200, "{method}");
     }
 
-    let res = client()
-        .get(format!("http://{addr}/authenticate"))
-        .header("authorization", basic("alice", "bad"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.get("/authenticate").basic("alice", "bad").await;
     assert_eq!(res.status(), 401);
     assert_eq!(
-        res.headers()["www-authenticate"],
+        res.header("www-authenticate"),
         r#"Basic realm="localrealm", charset="UTF-8""#
     );
-    assert_eq!(res.headers()["content-type"], "application/json");
-    assert_eq!(
-        res.text().await.unwrap(),
-        r#"{"error":"Unauthorized access"}"#
-    );
-    let res = client()
-        .get(format!("http://{addr}/authenticate"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
-    let res = client()
-        .get(format!("http://{addr}/authenticate"))
-        .header("authorization", "Bearer x, Bearer y")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(res.header("content-type"), "application/json");
+    assert_eq!(res.text(), r#"{"error":"Unauthorized access"}"#);
+    assert_eq!(c.get("/authenticate").await.status(), 401);
+    let res = c.get("/authenticate").auth("Bearer x, Bearer y").await;
     assert_eq!(res.status(), 401, "never 400: nginx would turn it into 500");
 }
 
 #[tokio::test]
 async fn path_rules_use_the_original_request() {
     let (addr, _, _stop) = start(&config("")).await;
-    let c = client();
+    let c = TestClient::at(addr);
     let ask =
         |user: &'static str, pass: &'static str, headers: Vec<(&'static str, &'static str)>| {
             let c = c.clone();
             async move {
-                let mut r = c
-                    .get(format!("http://{addr}/authenticate"))
-                    .header("authorization", basic(user, pass));
+                let mut r = c.get("/authenticate").basic(user, pass);
                 if !headers.iter().any(|(k, _)| k.ends_with("-method")) {
                     r = r.header("x-original-method", "GET");
                 }
                 for (k, v) in headers {
                     r = r.header(k, v);
                 }
-                r.send().await.unwrap().status().as_u16()
+                r.await.status().as_u16()
             }
         };
     assert_eq!(
@@ -507,20 +477,11 @@ async fn only_trusted_proxies_get_decisions() {
         raw_status(addr, "adam", "adampass", b"X-Original-URI: /\r\n").await,
         403
     );
-    let res = client()
-        .get(format!("http://{addr}/whoami"))
-        .header("authorization", basic("adam", "adampass"))
-        .send()
-        .await
-        .unwrap();
+    let c = TestClient::at(addr);
+    let res = c.get("/whoami").basic("adam", "adampass").await;
     assert_eq!(res.status(), 403);
-    assert_eq!(res.text().await.unwrap(), r#"{"error":"untrusted peer"}"#);
-    let health = client()
-        .get(format!("http://{addr}/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    assert_eq!(res.text(), r#"{"error":"untrusted peer"}"#);
+    assert_eq!(c.get("/health").await.status(), 200);
     let trusted = config("").replace(
         "header_read_timeout_ms: 300",
         "header_read_timeout_ms: 300, trusted_proxies: [127.0.0.0/8]",
@@ -546,91 +507,40 @@ async fn only_trusted_proxies_get_decisions() {
 #[tokio::test]
 async fn informational_endpoints_and_metrics() {
     let (addr, maddr, _stop) = start(&config("")).await;
-    let c = client();
-    let res = c
-        .get(format!("http://{addr}/whoami"))
-        .header("authorization", basic("alice", "alicepass"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    let user: serde_json::Value = res.json().await.unwrap();
+    let c = TestClient::at(addr);
+    let res = c.get("/whoami").basic("alice", "alicepass").await;
+    assert_eq!(res.header("cache-control"), "no-store");
+    let user: serde_json::Value = res.json();
     assert_eq!(
         user,
         serde_json::json!({"version":1,"username":"alice","realm":"localrealm","roles":["user"],"attributes":{},"scopes":{}})
     );
-    let p: serde_json::Value = c
-        .get(format!("http://{addr}/providers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p: serde_json::Value = c.get("/providers").await.json();
     assert_eq!(
         p,
         serde_json::json!({"providers":[{"name":"local_users","type":"plain","realm":"localrealm"}]})
     );
-    let a: serde_json::Value = c
-        .get(format!("http://{addr}/augmenters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a: serde_json::Value = c.get("/augmenters").await.json();
     assert_eq!(a["augmenters"][0]["type"], "plain_advanced");
+    assert_eq!(c.get("/health").await.text(), "OK");
+    assert_eq!(c.get("/ready").await.status(), 200);
     assert_eq!(
-        c.get(format!("http://{addr}/health"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "OK"
-    );
-    assert_eq!(
-        c.get(format!("http://{addr}/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("http://{addr}/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        c.get("/.well-known/jwks.json").await.status(),
         404,
         "no JWKS for HS256"
     );
     assert_eq!(
-        c.get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        c.get("/metrics").await.status(),
         404,
         "metrics only on their port"
     );
-    c.get(format!("http://{addr}/authenticate"))
-        .header("authorization", basic("alice", "alicepass"))
+    c.get("/authenticate")
+        .basic("alice", "alicepass")
         .header("x-original-uri", "/")
         .header("x-original-method", "GET")
-        .send()
-        .await
-        .unwrap();
-    let text = c
-        .get(format!("http://{maddr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .await;
+    let metrics = TestClient::at(maddr).get("/metrics").await;
+    let text = metrics.text();
     for family in [
         "authotron_auth_requests_total{realm=\"localrealm\",result=\"success\"}",
         "authotron_http_requests_total{method=\"GET\",route=\"/authenticate\",status_code=\"200\"}",
@@ -665,26 +575,16 @@ async fn es256_minting_publishes_a_jwks_that_verifies_the_token() {
         &format!("jwt: {{iss: test-issuer, exp: 60, aud: backend, algorithm: ES256, kid: k1, key_file: {}}}", key.display()),
     );
     let (addr, _, _stop) = start(&yaml).await;
-    let c = client();
-    let jwks: jsonwebtoken::jwk::JwkSet = c
-        .get(format!("http://{addr}/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c = TestClient::at(addr);
+    let jwks: jsonwebtoken::jwk::JwkSet = c.get("/.well-known/jwks.json").await.json();
     let res = c
-        .get(format!("http://{addr}/authenticate"))
-        .header("authorization", basic("alice", "alicepass"))
+        .get("/authenticate")
+        .basic("alice", "alicepass")
         .header("x-original-uri", "/")
         .header("x-original-method", "GET")
-        .send()
-        .await
-        .unwrap();
-    let jwt = res.headers()["authorization"]
-        .to_str()
-        .unwrap()
+        .await;
+    let jwt = res
+        .header("authorization")
         .strip_prefix("Bearer ")
         .unwrap()
         .to_owned();
@@ -719,23 +619,14 @@ async fn slow_clients_are_cut_off_and_huge_heads_get_431() {
         started.elapsed() < Duration::from_secs(3),
         "closed after the 300 ms header timeout"
     );
-    let res = client()
-        .get(format!("http://{addr}/health"))
+    let c = TestClient::at(addr);
+    let res = c
+        .get("/health")
         .header("x-big", "a".repeat(20 * 1024))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 431);
     // The server is still up.
-    assert_eq!(
-        client()
-            .get(format!("http://{addr}/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(c.get("/health").await.status(), 200);
 }
 
 #[tokio::test]
@@ -758,16 +649,8 @@ async fn shutdown_drains_requests_in_flight() {
             let _ = rx.await;
         },
     ));
-    let req = tokio::spawn(async move {
-        client()
-            .get(format!("http://{addr}/slow"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let req =
+        tokio::spawn(async move { TestClient::at(addr).get("/slow").await.text().to_owned() });
     tokio::time::sleep(Duration::from_millis(100)).await;
     tx.send(()).unwrap();
     assert_eq!(req.await.unwrap(), "done");
@@ -868,42 +751,18 @@ async fn overload_is_shed_and_panics_become_500() {
         ..server::Limits::default()
     };
     tokio::spawn(server::serve(l, app, limits, std::future::pending()));
-    let first = tokio::spawn(async move {
-        client()
-            .get(format!("http://{addr}/slow"))
-            .send()
-            .await
-            .unwrap()
-            .status()
+    let c = TestClient::at(addr);
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { c.get("/slow").await.status() }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = client()
-        .get(format!("http://{addr}/ok"))
-        .send()
-        .await
-        .unwrap();
+    let second = c.get("/ok").await;
     assert_eq!(second.status(), 503, "shed at once, not queued");
-    assert_eq!(second.text().await.unwrap(), r#"{"error":"overloaded"}"#);
+    assert_eq!(second.text(), r#"{"error":"overloaded"}"#);
     assert_eq!(first.await.unwrap(), 200);
-    assert_eq!(
-        client()
-            .get(format!("http://{addr}/boom"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        500
-    );
-    assert_eq!(
-        client()
-            .get(format!("http://{addr}/ok"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200,
-        "still up"
-    );
+    assert_eq!(c.get("/boom").await.status(), 500);
+    assert_eq!(c.get("/ok").await.status(), 200, "still up");
 }
 
 /// An HTTP/2 app whose answers name the connection (the peer port) they came over.
@@ -998,15 +857,13 @@ async fn a_legacy_header_that_cannot_carry_the_value_is_sent_empty_not_left_out(
         "      - {username: alice, password: alicepass, roles: [user]}\n      - {username: \"josé\", password: pw, roles: [\"a,b\"]}",
     );
     let (addr, _, _stop) = start(&yaml).await;
-    let res = client()
-        .get(format!("http://{addr}/authenticate"))
-        .header("authorization", basic("josé", "pw"))
-        .send()
-        .await
-        .unwrap();
+    let res = TestClient::at(addr)
+        .get("/authenticate")
+        .basic("josé", "pw")
+        .await;
     assert_eq!(res.status(), 200);
     // Present and empty, so a proxy copying these headers overwrites a client's own copy.
-    assert_eq!(res.headers()["x-auth-username"], "");
-    assert_eq!(res.headers()["x-auth-roles"], "");
-    assert_eq!(res.headers()["x-auth-realm"], "localrealm");
+    assert_eq!(res.header("x-auth-username"), "");
+    assert_eq!(res.header("x-auth-roles"), "");
+    assert_eq!(res.header("x-auth-realm"), "localrealm");
 }

@@ -446,3 +446,42 @@ logging: {level: info, format: json}
     assert!(log.contains("providers[1].cert_uri is plain HTTP"), "{log}");
     assert!(log.contains("providers[2].uri is plain HTTP"), "{log}");
 }
+
+#[tokio::test]
+async fn console_audit_fields_are_quoted_alike_and_shutdown_is_logged_once() {
+    let mut side = SidecarProcess::start(&format!(
+        r#"
+version: "2.0.0"
+server: {{host: 127.0.0.1, port: {{port}}}}
+metrics: {{enabled: false}}
+providers:
+  - {{type: plain, name: users, realm: proc, users: [{{username: alice, password: alicepass, roles: [user]}}]}}
+jwt: {{iss: proc, exp: 300, secret: {SECRET}}}
+logging: {{level: info, format: console}}
+rules:
+  - {{path: /admin, roles: [admin]}}
+"#
+    ));
+    for (user, pass, want) in [("alice", "wrong", "401"), ("alice", "alicepass", "403")] {
+        let mut s = TcpStream::connect(side.addr).await.unwrap();
+        s.write_all(&request(user, pass, "/admin", true))
+            .await
+            .unwrap();
+        let res = read_response(&mut s).await;
+        assert!(res.starts_with(&format!("HTTP/1.1 {want}")), "{res}");
+    }
+    side.stop();
+    let log = side.log();
+    let reasons: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("auth.decision") && l.contains("reason="))
+        .map(|l| l.split("reason=").nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{log}");
+    for r in reasons {
+        assert!(r.starts_with('"'), "a reason with blanks is quoted: {r}");
+    }
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines("shutdown.signal"), 1, "{log}");
+    assert_eq!(lines("shutdown.drained"), 1, "{log}");
+}

@@ -11,7 +11,15 @@ use tonic::metadata::MetadataValue;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-async fn start(require: Option<Requirement>) -> String {
+/// Where the guard goes relative to the `AuthLayer`.
+enum Guard {
+    None,
+    Inside(Requirement),
+    /// The wrong order: the guard runs before the layer.
+    Outside(Requirement),
+}
+
+async fn start(guard: Guard) -> String {
     let users = PlainProvider::new("local", "demo")
         .with_user_password("alice", "secret", ["admin"])
         .unwrap()
@@ -22,15 +30,22 @@ async fn start(require: Option<Requirement>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    match require {
-        Some(r) => {
+    match guard {
+        Guard::Inside(r) => {
             let server = tonic::transport::Server::builder()
                 .layer(AuthLayer::new(auth))
                 .layer(RequireLayer::new(r))
                 .add_service(health);
             tokio::spawn(server.serve_with_incoming(incoming));
         }
-        None => {
+        Guard::Outside(r) => {
+            let server = tonic::transport::Server::builder()
+                .layer(RequireLayer::new(r))
+                .layer(AuthLayer::new(auth))
+                .add_service(health);
+            tokio::spawn(server.serve_with_incoming(incoming));
+        }
+        Guard::None => {
             let server = tonic::transport::Server::builder()
                 .layer(AuthLayer::new(auth))
                 .add_service(health);
@@ -59,7 +74,7 @@ async fn check(url: &str, authorization: Option<String>) -> Result<i32, tonic::S
 
 #[tokio::test]
 async fn grpc_requests_get_grpc_statuses() {
-    let url = start(None).await;
+    let url = start(Guard::None).await;
     assert_eq!(
         check(&url, Some(basic("alice", "secret"))).await.unwrap(),
         1,
@@ -75,7 +90,7 @@ async fn grpc_requests_get_grpc_statuses() {
 
 #[tokio::test]
 async fn require_layer_gives_permission_denied() {
-    let url = start(Some(Requirement::role("admin"))).await;
+    let url = start(Guard::Inside(Requirement::role("admin"))).await;
     assert_eq!(
         check(&url, Some(basic("alice", "secret"))).await.unwrap(),
         1
@@ -84,4 +99,13 @@ async fn require_layer_gives_permission_denied() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_guard_before_the_layer_is_an_internal_error_not_unauthenticated() {
+    let url = start(Guard::Outside(Requirement::role("admin"))).await;
+    let err = check(&url, Some(basic("alice", "secret")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
 }

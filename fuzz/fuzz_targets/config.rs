@@ -4,13 +4,14 @@
 //! Input: YAML, optionally followed by NUL and `KEY=value` lines (the environment).
 //! Properties: nothing panics; every refusal names what to fix: a `Key` error has a non-empty
 //! key and message and reads ``config key `...`: ...``, a `Yaml` error has a message; a loaded
-//! config has a provider and passes its own checks again; `build` fails only with a `Key`
+//! config has a provider; `build` fails only with a `Key`
 //! error. `build` is skipped for configs that read files (`secret_file`, `key_file`,
 //! `previous_keys`: the fuzzer would read `/dev/zero`) or hash Argon2 dummies
 //! (`password_hash`: cost parameters come from the file, seconds per input).
 #![no_main]
 
-use auth_o_tron::sidecar::config::{Config, ConfigError, ProviderConfig};
+use auth_o_tron::sidecar::config::entries::PlainEntry;
+use auth_o_tron::sidecar::config::{Config, ConfigError};
 use libfuzzer_sys::fuzz_target;
 
 fn check_error(e: &ConfigError) {
@@ -32,9 +33,9 @@ fn builds_safely(c: &Config) -> bool {
     jwt.secret_file.is_none()
         && jwt.key_file.is_none()
         && jwt.previous_keys.is_empty()
-        && c.providers.iter().all(|p| match p {
-            ProviderConfig::Plain { users, .. } => users.iter().all(|u| u.password_hash.is_none()),
-            _ => true,
+        && c.providers.iter().all(|p| {
+            p.entry_as::<PlainEntry>()
+                .is_none_or(|e| e.users.iter().all(|u| u.password_hash.is_none()))
         })
 }
 

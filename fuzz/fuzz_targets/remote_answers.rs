@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use auth_o_tron::__fuzz::{self as f, AUDIENCE, ISSUER, REALM, Remote};
 use auth_o_tron::User;
 use auth_o_tron::provider::ProviderError;
-use auth_o_tron::provider::http::Fetched;
+use auth_o_tron::provider::client::Fetched;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -20,8 +20,8 @@ use ldap3::asn1::StructureTag;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope};
 use tokio::sync::Mutex;
 
-use super::{AugmentError, Augmentation, Augmenter};
-use crate::provider::BoxFuture;
+use super::{AugmentError, Augmentation, Augmenter, AugmenterInfo};
+use crate::provider::{BoxFuture, BuildError};
 use crate::user::User;
 
 /// Settings of an [`LdapAugmenter`].
@@ -58,8 +58,7 @@ impl std::fmt::Debug for LdapSettings {
 /// Adds `memberOf` groups as roles.
 #[derive(Clone, Debug)]
 pub struct LdapAugmenter {
-    name: String,
-    realm: String,
+    info: AugmenterInfo,
     settings: Arc<LdapSettings>,
     filters: Arc<Vec<Vec<(String, String)>>>,
     conn: Arc<Mutex<Option<Ldap>>>,
@@ -200,21 +199,25 @@ impl LdapAugmenter {
         name: impl Into<String>,
         realm: impl Into<String>,
         settings: LdapSettings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         if !(settings.uri.starts_with("ldap://") || settings.uri.starts_with("ldaps://")) {
-            return Err(format!(
-                "{} is not an ldap:// or ldaps:// URI",
-                settings.uri
-            ));
+            return Err(BuildError::Url {
+                field: "uri",
+                url: settings.uri.clone(),
+                expected: "ldap:// or ldaps://",
+            });
         }
         let filters = settings
             .filters
             .iter()
             .flatten()
             .map(|f| {
-                components(f)
-                    .filter(|c| !c.is_empty())
-                    .ok_or_else(|| format!("filter {f:?} is not key=value components"))
+                components(f).filter(|c| !c.is_empty()).ok_or_else(|| {
+                    BuildError::value(
+                        "filters",
+                        format!("filter {f:?} is not key=value components"),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let cache = moka::sync::Cache::builder()
@@ -222,8 +225,7 @@ impl LdapAugmenter {
             .time_to_live(settings.cache_ttl)
             .build();
         Ok(LdapAugmenter {
-            name: name.into(),
-            realm: realm.into(),
+            info: AugmenterInfo::new(name, "ldap", realm),
             settings: Arc::new(settings),
             filters: Arc::new(filters),
             conn: Arc::new(Mutex::new(None)),
@@ -302,14 +304,8 @@ impl LdapAugmenter {
 }
 
 impl Augmenter for LdapAugmenter {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "ldap"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
+    fn info(&self) -> &AugmenterInfo {
+        &self.info
     }
     fn augment<'a>(&'a self, user: &'a User) -> BoxFuture<'a, Result<Augmentation, AugmentError>> {
         Box::pin(async move {

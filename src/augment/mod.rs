@@ -58,14 +58,33 @@ impl fmt::Display for AugmentError {
 
 impl std::error::Error for AugmentError {}
 
+/// Who an augmenter is: what logs, metrics and the sidecar's `/augmenters` show of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AugmenterInfo {
+    /// The configured name.
+    pub name: String,
+    /// The configuration type, e.g. `plain`, `plain_advanced`, `ldap`.
+    pub kind: &'static str,
+    /// The realm whose users this augmenter applies to.
+    pub realm: String,
+}
+
+impl AugmenterInfo {
+    /// An augmenter `name` of type `kind` for the users of `realm`.
+    pub fn new(name: impl Into<String>, kind: &'static str, realm: impl Into<String>) -> Self {
+        AugmenterInfo {
+            name: name.into(),
+            kind,
+            realm: realm.into(),
+        }
+    }
+}
+
 /// Adds roles and attributes to users of one realm.
 pub trait Augmenter: Send + Sync + 'static {
-    /// The configured name.
-    fn name(&self) -> &str;
-    /// The configuration type, e.g. `plain`, `plain_advanced`, `ldap`.
-    fn kind(&self) -> &str;
-    /// The realm whose users this augmenter applies to.
-    fn realm(&self) -> &str;
+    /// Its name, type and realm.
+    fn info(&self) -> &AugmenterInfo;
     /// When it runs.
     fn stage(&self) -> Stage {
         Stage::Concurrent

@@ -3,15 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use super::{AugmentError, Augmentation, Augmenter, Stage};
+use super::{AugmentError, Augmentation, Augmenter, AugmenterInfo, Stage};
 use crate::provider::BoxFuture;
 use crate::user::User;
 
 /// `plain`: `roles: {role: [usernames]}` grants each role whose list names the user.
 #[derive(Clone, Debug)]
 pub struct PlainAugmenter {
-    name: String,
-    realm: String,
+    info: AugmenterInfo,
     roles: BTreeMap<String, Vec<String>>,
 }
 
@@ -23,8 +22,7 @@ impl PlainAugmenter {
         roles: BTreeMap<String, Vec<String>>,
     ) -> Self {
         PlainAugmenter {
-            name: name.into(),
-            realm: realm.into(),
+            info: AugmenterInfo::new(name, "plain", realm),
             roles,
         }
     }
@@ -44,14 +42,8 @@ impl PlainAugmenter {
 }
 
 impl Augmenter for PlainAugmenter {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "plain"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
+    fn info(&self) -> &AugmenterInfo {
+        &self.info
     }
     fn augment<'a>(&'a self, user: &'a User) -> BoxFuture<'a, Result<Augmentation, AugmentError>> {
         Box::pin(std::future::ready(Ok(self.compute(user))))
@@ -62,8 +54,7 @@ impl Augmenter for PlainAugmenter {
 /// `match.role`, add `augment.roles` and set `augment.attributes`.
 #[derive(Clone, Debug)]
 pub struct PlainAdvancedAugmenter {
-    name: String,
-    realm: String,
+    info: AugmenterInfo,
     match_usernames: Vec<String>,
     match_roles: Vec<String>,
     add: Augmentation,
@@ -79,8 +70,7 @@ impl PlainAdvancedAugmenter {
         add: Augmentation,
     ) -> Self {
         PlainAdvancedAugmenter {
-            name: name.into(),
-            realm: realm.into(),
+            info: AugmenterInfo::new(name, "plain_advanced", realm),
             match_usernames: usernames,
             match_roles: roles,
             add,
@@ -94,14 +84,8 @@ impl PlainAdvancedAugmenter {
 }
 
 impl Augmenter for PlainAdvancedAugmenter {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "plain_advanced"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
+    fn info(&self) -> &AugmenterInfo {
+        &self.info
     }
     fn stage(&self) -> Stage {
         Stage::Sequential

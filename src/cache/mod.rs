@@ -1,5 +1,6 @@
 //! The result cache: bounded, keyed by a keyed hash of (provider, credential), holding the
-//! augmented user until min(provider TTL, credential expiry).
+//! augmented user (what the pipeline stores, generic here) until min(provider TTL, credential
+//! expiry).
 //!
 //! Storage is `moka::sync::Cache` because its lookup is synchronous: the hot path (a cache hit)
 //! runs inside `Service::call` without building a future. Concurrent misses of one credential
@@ -13,7 +14,6 @@ use moka::Expiry;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::credentials::Credential;
-use crate::user::Principal;
 
 pub(crate) mod flight;
 
@@ -84,26 +84,26 @@ pub(crate) struct Key {
 }
 
 #[derive(Clone)]
-pub(crate) struct Entry {
-    pub(crate) principal: Principal,
+struct Entry<V> {
+    value: V,
     ttl: Duration,
 }
 
 struct EntryExpiry;
 
-impl Expiry<Key, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _: &Key, value: &Entry, _: Instant) -> Option<Duration> {
+impl<V> Expiry<Key, Entry<V>> for EntryExpiry {
+    fn expire_after_create(&self, _: &Key, value: &Entry<V>, _: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
 }
 
-/// The bounded store of authenticated principals.
+/// The bounded store of authenticated principals (with what the pipeline keeps beside them).
 #[derive(Clone)]
-pub(crate) struct Store {
-    inner: moka::sync::Cache<Key, Entry>,
+pub(crate) struct Store<V> {
+    inner: moka::sync::Cache<Key, Entry<V>>,
 }
 
-impl Store {
+impl<V: Clone + Send + Sync + 'static> Store<V> {
     pub(crate) fn new(capacity: u64) -> Self {
         Store {
             inner: moka::sync::Cache::builder()
@@ -114,13 +114,13 @@ impl Store {
         }
     }
 
-    pub(crate) fn get(&self, key: &Key) -> Option<Principal> {
-        self.inner.get(key).map(|e| e.principal)
+    pub(crate) fn get(&self, key: &Key) -> Option<V> {
+        self.inner.get(key).map(|e| e.value)
     }
 
-    pub(crate) fn insert(&self, key: Key, principal: Principal, ttl: Duration) {
+    pub(crate) fn insert(&self, key: Key, value: V, ttl: Duration) {
         if !ttl.is_zero() {
-            self.inner.insert(key, Entry { principal, ttl });
+            self.inner.insert(key, Entry { value, ttl });
         }
     }
 
@@ -132,12 +132,12 @@ impl Store {
         self.inner.invalidate_all();
     }
 
-    pub(crate) fn remove_user(&self, realm: &str, username: &str) {
-        let (realm, username) = (realm.to_owned(), username.to_owned());
+    /// Drops every entry `doomed` picks.
+    pub(crate) fn remove_if(&self, doomed: impl Fn(&V) -> bool + Send + Sync + 'static) {
         // Only fails when invalidation closures are not enabled, and they are.
-        let _ = self.inner.invalidate_entries_if(move |_, e| {
-            e.principal.realm == realm && e.principal.username == username
-        });
+        let _ = self
+            .inner
+            .invalidate_entries_if(move |_, e| doomed(&e.value));
     }
 
     /// Entries currently held (after pending maintenance).

@@ -1,77 +1,70 @@
 //! axum extractors: [`User`], `Option<User>`, [`Principal`], and [`Guarded<G>`] for a
 //! requirement named by a type (see [`guard!`](crate::guard!)).
 //!
-//! They read what [`AuthLayer`](crate::AuthLayer) put into the request extensions. Rejections
-//! follow axum's style: a status, a JSON body, and a debug event on the `axum::rejection` target.
+//! They read what [`AuthLayer`](crate::AuthLayer) put into the request extensions, so the
+//! layer must run before them (see the [order of layers](super#order-of-layers)). Rejections
+//! ([`GuardRejection`]) follow axum's style (`status()`, `body_text()`, a debug event on the
+//! `axum::rejection` target) and are the layer's own responses: JSON body, `Cache-Control:
+//! no-store`, challenges.
+//!
+//! `Option<User>` and `Option<Principal>` are `None` only for a request the layer let through
+//! without credentials ([`AuthLayer::allow_anonymous`](crate::AuthLayer::allow_anonymous));
+//! without any `AuthLayer` before them they answer 500 like the other guards.
 
 use std::marker::PhantomData;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
-use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use http::request::Parts;
 
-use super::Requirement;
-use crate::error::{AuthError, Forbidden};
-use crate::user::{Principal, User};
-
-/// The rejection of the extractors in this module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuardRejection(pub AuthError);
+pub use super::GuardRejection;
+use super::{Requirement, authorize, no_auth_layer};
+use crate::user::{Anonymous, Principal, User};
 
 impl IntoResponse for GuardRejection {
     fn into_response(self) -> Response {
-        let status = self.0.status();
-        tracing::debug!(target: "axum::rejection", status = status.as_u16(), error = %self.0, "rejecting request");
-        let body = serde_json::json!({ "error": self.0.to_string() }).to_string();
-        let mut res = (status, body).into_response();
-        res.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        // 403s for roles and attributes carry no challenge (they are not about credentials).
-        if matches!(
-            self.0,
-            AuthError::Missing | AuthError::Forbidden(Forbidden::Scope(_))
-        ) && let Some(v) = crate::reject::realmless().for_error(&self.0)
-        {
-            res.headers_mut().insert(WWW_AUTHENTICATE, v);
-        }
-        res
+        tracing::debug!(target: "axum::rejection", status = self.status().as_u16(), error = %self.error(), "rejecting request");
+        // Extractors cannot see the request's content type; gRPC services use RequireLayer.
+        self.rejection(false)
+            .default_response()
+            .map(axum_core::body::Body::from)
     }
 }
 
-fn principal(parts: &Parts) -> Option<&Principal> {
-    parts.extensions.get::<Principal>()
+/// The principal, `None` for a request the layer let through anonymously.
+fn optional(parts: &Parts) -> Result<Option<&Principal>, GuardRejection> {
+    match parts.extensions.get::<Principal>() {
+        Some(p) => Ok(Some(p)),
+        None if parts.extensions.get::<Anonymous>().is_some() => Ok(None),
+        None => Err(no_auth_layer()),
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = GuardRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        principal(parts)
-            .cloned()
-            .ok_or(GuardRejection(AuthError::Missing))
+        authorize(&parts.extensions, None).cloned()
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
-    type Rejection = std::convert::Infallible;
+    type Rejection = GuardRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(principal(parts).cloned())
+        Ok(optional(parts)?.cloned())
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for User {
     type Rejection = GuardRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        principal(parts)
-            .map(|p| p.user().clone())
-            .ok_or(GuardRejection(AuthError::Missing))
+        authorize(&parts.extensions, None).map(|p| p.user().clone())
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for User {
-    type Rejection = std::convert::Infallible;
+    type Rejection = GuardRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(principal(parts).map(|p| p.user().clone()))
+        Ok(optional(parts)?.map(|p| p.user().clone()))
     }
 }
 
@@ -81,7 +74,8 @@ pub trait Guard: Send + Sync + 'static {
     fn requirement() -> &'static Requirement;
 }
 
-/// Extracts the [`Principal`] if it meets `G`'s requirement; 401 without one, 403 otherwise.
+/// Extracts the [`Principal`] if it meets `G`'s requirement; 401 without one, 403 otherwise
+/// (500 without an [`AuthLayer`](crate::AuthLayer) before it).
 ///
 /// ```
 /// use auth_o_tron::guard::{Requirement, extract::Guarded};
@@ -106,10 +100,7 @@ impl<G> std::ops::Deref for Guarded<G> {
 impl<S: Send + Sync, G: Guard> FromRequestParts<S> for Guarded<G> {
     type Rejection = GuardRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let p = principal(parts).ok_or(GuardRejection(AuthError::Missing))?;
-        G::requirement()
-            .check(p)
-            .map_err(|f| GuardRejection(AuthError::Forbidden(f)))?;
+        let p = authorize(&parts.extensions, Some(G::requirement()))?;
         Ok(Guarded(p.clone(), PhantomData))
     }
 }

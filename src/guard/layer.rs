@@ -1,5 +1,6 @@
 //! [`RequireLayer`]: a [`Requirement`] as middleware, for axum's `route_layer` and for tonic
-//! services, placed inside an [`AuthLayer`](crate::AuthLayer).
+//! services, placed inside an [`AuthLayer`](crate::AuthLayer) (see the [order of
+//! layers](super#order-of-layers)).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,14 +13,14 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::Requirement;
-use crate::error::AuthError;
-use crate::layer::AuthBody;
-use crate::reject::{DefaultReject, Reject, Rejection, is_grpc};
-use crate::user::Principal;
+use super::{Requirement, authorize};
+use crate::body::AuthBody;
+use crate::reject::{DefaultReject, Reject, is_grpc};
 
-/// Rejects requests whose [`Principal`] does not meet a [`Requirement`] (403), or that carry no
-/// principal at all (401).
+/// Rejects requests whose [`Principal`](crate::Principal) does not meet a [`Requirement`]
+/// (403), that the layer let through without credentials (401), or that no
+/// [`AuthLayer`](crate::AuthLayer) saw before (500, a misordered layer: see the [order of
+/// layers](super#order-of-layers)).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct RequireLayer<R = DefaultReject> {
@@ -115,29 +116,19 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let error = match req.extensions().get::<Principal>() {
-            None => AuthError::Missing,
-            Some(p) => match self.requirement.check(p) {
-                Ok(()) => {
-                    return RequireFuture {
-                        kind: Kind::Inner {
-                            future: self.inner.call(req),
-                        },
-                    };
-                }
-                Err(f) => AuthError::Forbidden(f),
-            },
+        let refusal = match authorize(req.extensions(), Some(&self.requirement)) {
+            Ok(_) => {
+                return RequireFuture {
+                    kind: Kind::Inner {
+                        future: self.inner.call(req),
+                    },
+                };
+            }
+            Err(refusal) => refusal,
         };
-        let challenge = crate::reject::realmless().for_error(&error);
-        let rejection = Rejection {
-            error: &error,
-            challenge,
-            grpc: is_grpc(req.headers()),
-        };
-        if matches!(error, AuthError::Missing) {
-            tracing::debug!(target: "auth_o_tron::rejection", "no principal: is AuthLayer outside RequireLayer?");
-        }
-        let response = self.reject.reject(&rejection);
+        let response = self
+            .reject
+            .reject(&refusal.rejection(is_grpc(req.headers())));
         RequireFuture {
             kind: Kind::Rejected {
                 response: Some(response),

@@ -4,17 +4,152 @@
 //! [`RequireLayer`] (for `route_layer` and tonic services) and by the axum extractors in
 //! [`extract`] (feature `axum`). Comparisons are exact byte matches: no case folding, no
 //! prefixes.
+//!
+//! # Order of layers
+//!
+//! A guard reads the [`Principal`] the [`AuthLayer`](crate::AuthLayer) put into the request,
+//! so the `AuthLayer` must run first. In axum the layer added last runs first:
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use auth_o_tron::guard::{RequireLayer, Requirement};
+//! use auth_o_tron::{AuthLayer, Authenticator, Principal, provider::PlainProvider};
+//! use axum::{Router, routing::get};
+//!
+//! let users = PlainProvider::new("local", "demo")
+//!     .with_user_password("bob", "builder", ["admin"])
+//!     .unwrap();
+//! let auth = Authenticator::builder().provider(users).build().unwrap();
+//! let app: Router = Router::new()
+//!     .route("/admin", get(|p: Principal| async move { p.username.clone() }))
+//!     .route_layer(RequireLayer::new(Requirement::role("admin"))) // runs second
+//!     .route_layer(AuthLayer::new(auth)); // runs first
+//! # }
+//! ```
+//!
+//! With `tower::ServiceBuilder` the first layer named runs first:
+//! `ServiceBuilder::new().layer(AuthLayer::new(auth)).layer(RequireLayer::new(..))`.
+//!
+//! A guard that finds no `AuthLayer` before it (the two `route_layer` calls above swapped)
+//! answers 500 and logs an error saying so: a misordered guard is a bug in the application,
+//! and answering 401 would send a valid user looking for a credential problem. A request the
+//! layer let through without credentials ([`AuthLayer::allow_anonymous`](crate::AuthLayer::allow_anonymous))
+//! gets 401 from a guard, with the layer's challenge.
+//!
+//! Guards answer with the default rejection (JSON body, `WWW-Authenticate`, `Cache-Control:
+//! no-store`), not with a strategy set by
+//! [`AuthLayer::with_rejection`](crate::AuthLayer::with_rejection): to shape every 403 the
+//! same way, put the requirement on the layer itself
+//! ([`AuthLayer::require`](crate::AuthLayer::require)), which rejects through its strategy.
 
 use std::borrow::Cow;
+use std::fmt;
 
-use crate::error::Forbidden;
-use crate::user::User;
+use http::{Extensions, HeaderValue, StatusCode};
+
+use crate::error::{AuthError, Forbidden};
+use crate::reject::Rejection;
+use crate::user::{Anonymous, Principal, User};
 
 #[cfg(feature = "axum")]
 pub mod extract;
 mod layer;
 
 pub use layer::{Require, RequireFuture, RequireLayer};
+
+/// Why a guard refused a request: 401 (let through without credentials by
+/// [`AuthLayer::allow_anonymous`](crate::AuthLayer::allow_anonymous)), 403 (the principal does
+/// not meet the requirement) or 500 (no [`AuthLayer`](crate::AuthLayer) ran before the guard).
+/// Rendered by the same code as the layer's own rejections: the JSON body, `Cache-Control:
+/// no-store` and, for 401 and scope 403s, a `WWW-Authenticate` challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GuardRejection {
+    error: AuthError,
+    challenge: Option<HeaderValue>,
+}
+
+impl GuardRejection {
+    /// Why: [`AuthError::Missing`], [`AuthError::Forbidden`] or [`AuthError::NoAuthLayer`].
+    pub fn error(&self) -> &AuthError {
+        &self.error
+    }
+
+    /// The HTTP status of the response.
+    pub fn status(&self) -> StatusCode {
+        self.error.status()
+    }
+
+    /// The body of the response (`{"error":"..."}`).
+    pub fn body_text(&self) -> String {
+        crate::reject::json_body(&self.error)
+    }
+
+    /// This rejection as a [`Reject`](crate::reject::Reject) strategy sees it.
+    pub(crate) fn rejection(&self, grpc: bool) -> Rejection<'_> {
+        Rejection {
+            error: &self.error,
+            challenge: self.challenge.clone(),
+            grpc,
+        }
+    }
+}
+
+impl fmt::Display for GuardRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for GuardRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The guards' one decision, for [`RequireLayer`] and the extractors alike: the principal if
+/// it meets `requirement` (any principal for `None`).
+pub(crate) fn authorize<'a>(
+    extensions: &'a Extensions,
+    requirement: Option<&Requirement>,
+) -> Result<&'a Principal, GuardRejection> {
+    let Some(principal) = extensions.get::<Principal>() else {
+        return Err(match extensions.get::<Anonymous>() {
+            Some(anonymous) => GuardRejection {
+                error: AuthError::Missing,
+                challenge: anonymous.challenge.clone(),
+            },
+            None => no_auth_layer(),
+        });
+    };
+    if let Some(requirement) = requirement {
+        requirement.check(principal).map_err(|f| {
+            let error = AuthError::Forbidden(f);
+            // Only a missing scope has a challenge (RFC 6750 `insufficient_scope`); the
+            // guard has no authenticator at hand, so it names no realm.
+            let challenge = crate::challenge::realmless().for_error(&error);
+            GuardRejection { error, challenge }
+        })?;
+    }
+    Ok(principal)
+}
+
+/// A guard ran where no [`AuthLayer`](crate::AuthLayer) had been: the layers are in the wrong
+/// order (or the layer is missing). Logged as an error each time, with the fix, as axum answers
+/// a missing extension.
+pub(crate) fn no_auth_layer() -> GuardRejection {
+    tracing::error!(
+        target: "auth_o_tron::guard",
+        event_name = "auth.guard.no_auth_layer",
+        "a guard found no AuthLayer before it, so it answers 500: add AuthLayer so that it runs \
+         before the guard (axum: `.route_layer(RequireLayer::new(..)).route_layer(AuthLayer::new(auth))`, \
+         the layer added last runs first; tower: `ServiceBuilder::new().layer(AuthLayer::new(auth)).layer(RequireLayer::new(..))`)"
+    );
+    GuardRejection {
+        error: AuthError::NoAuthLayer,
+        challenge: None,
+    }
+}
 
 type Text = Cow<'static, str>;
 

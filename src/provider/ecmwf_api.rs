@@ -5,12 +5,10 @@
 //! (case-insensitive). 401 and 403 mean an invalid key; any other failure means the service
 //! could not decide. The key never lands in the user's attributes.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
-use super::http::HttpClient;
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::client::HttpClient;
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::credentials::{Credential, Scheme};
 use crate::user::User;
 
@@ -23,19 +21,17 @@ struct WhoAmI {
 /// Checks ECMWF API keys.
 #[derive(Clone)]
 pub struct EcmwfApiProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     uri: String,
     check_email: bool,
     client: HttpClient,
-    ttl: Duration,
 }
 
 impl std::fmt::Debug for EcmwfApiProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EcmwfApiProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .finish_non_exhaustive()
     }
 }
@@ -47,16 +43,14 @@ impl EcmwfApiProvider {
         realm: impl Into<String>,
         uri: impl Into<String>,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let uri = uri.into().trim_end_matches('/').to_owned();
-        client.check_url(&uri)?;
+        client.check_url("uri", &uri)?;
         Ok(EcmwfApiProvider {
-            name: name.into(),
-            realm: realm.into(),
+            info: ProviderInfo::new(name, "ecmwf-api", realm, Scheme::Bearer),
             uri,
             check_email: false,
             client,
-            ttl: Duration::from_secs(60),
         })
     }
 
@@ -92,7 +86,7 @@ impl EcmwfApiProvider {
     /// one an `EmailKey` credential gave.
     pub(crate) fn answer(
         &self,
-        res: &super::http::Fetched,
+        res: &super::client::Fetched,
         email: Option<&str>,
     ) -> Result<Identity, ProviderError> {
         let who: WhoAmI = res.json("who-am-i")?;
@@ -109,7 +103,7 @@ impl EcmwfApiProvider {
         {
             return Err(ProviderError::invalid("email does not match the API key"));
         }
-        let mut user = User::new(uid, self.realm.clone());
+        let mut user = User::new(uid, self.info.realm.clone());
         if let Some(e) = who.email {
             user.attributes.insert("ecmwf-email".into(), e);
         }
@@ -118,23 +112,11 @@ impl EcmwfApiProvider {
 }
 
 impl Provider for EcmwfApiProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "ecmwf-api"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn accepts(&self, scheme: Scheme) -> bool {
         matches!(scheme, Scheme::Bearer | Scheme::EmailKey)
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.ttl)
     }
     fn authenticate<'a>(
         &'a self,

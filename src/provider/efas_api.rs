@@ -4,12 +4,10 @@
 //! realm (auth-o-tron's hard-coded `"efas"` realm is not copied). 401 and 403 mean an invalid
 //! token; any other failure means the service could not decide.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
-use super::http::HttpClient;
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::client::HttpClient;
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::credentials::{Credential, Scheme};
 use crate::user::User;
 
@@ -24,8 +22,7 @@ struct Details {
 /// Checks EFAS tokens.
 #[derive(Clone)]
 pub struct EfasApiProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     uri: String,
     client: HttpClient,
 }
@@ -33,8 +30,8 @@ pub struct EfasApiProvider {
 impl std::fmt::Debug for EfasApiProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EfasApiProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .finish_non_exhaustive()
     }
 }
@@ -46,12 +43,11 @@ impl EfasApiProvider {
         realm: impl Into<String>,
         uri: impl Into<String>,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let uri = uri.into();
-        client.check_url(&uri)?;
+        client.check_url("uri", &uri)?;
         Ok(EfasApiProvider {
-            name: name.into(),
-            realm: realm.into(),
+            info: ProviderInfo::new(name, "efas-api", realm, Scheme::Bearer),
             uri,
             client,
         })
@@ -69,14 +65,14 @@ impl EfasApiProvider {
     }
 
     /// Turns a 2xx answer into an identity or a refusal (no I/O).
-    pub(crate) fn answer(&self, res: &super::http::Fetched) -> Result<Identity, ProviderError> {
+    pub(crate) fn answer(&self, res: &super::client::Fetched) -> Result<Identity, ProviderError> {
         let d: Details = res.json("EFAS user details")?;
         if d.username.is_empty() {
             return Err(ProviderError::unavailable(
                 "EFAS user details: empty username",
             ));
         }
-        let mut user = User::new(d.username, self.realm.clone()).with_roles(d.roles);
+        let mut user = User::new(d.username, self.info.realm.clone()).with_roles(d.roles);
         if let Some(e) = d.email {
             user.attributes.insert("email".into(), e);
         }
@@ -85,20 +81,8 @@ impl EfasApiProvider {
 }
 
 impl Provider for EfasApiProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "efas-api"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(Duration::from_secs(60))
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn authenticate<'a>(
         &'a self,

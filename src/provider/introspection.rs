@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::http::HttpClient;
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::client::HttpClient;
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::Scheme;
 use crate::user::{Scopes, User};
@@ -48,8 +48,7 @@ pub struct IntrospectionSettings {
 /// Checks opaque tokens with RFC 7662 introspection.
 #[derive(Clone)]
 pub struct IntrospectionProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     settings: IntrospectionSettings,
     client: HttpClient,
 }
@@ -57,8 +56,8 @@ pub struct IntrospectionProvider {
 impl std::fmt::Debug for IntrospectionProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IntrospectionProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .field("client_id", &self.settings.client_id)
             .finish_non_exhaustive()
     }
@@ -71,11 +70,11 @@ impl IntrospectionProvider {
         realm: impl Into<String>,
         settings: IntrospectionSettings,
         client: HttpClient,
-    ) -> Result<Self, String> {
-        client.check_url(&settings.endpoint)?;
+    ) -> Result<Self, BuildError> {
+        client.check_url("endpoint", &settings.endpoint)?;
         Ok(IntrospectionProvider {
-            name: name.into(),
-            realm: realm.into(),
+            info: ProviderInfo::new(name, "introspection", realm, Scheme::Bearer)
+                .cache_ttl(Some(settings.cache_ttl)),
             settings,
             client,
         })
@@ -101,7 +100,7 @@ impl IntrospectionProvider {
     /// Turns the endpoint's JSON answer into an identity or a refusal (no I/O).
     pub(crate) fn answer(&self, doc: &Value) -> Result<Identity, ProviderError> {
         let s = &self.settings;
-        super::http::require_active(doc, "introspection", "token is not active")?;
+        super::client::require_active(doc, "introspection", "token is not active")?;
         let doc = doc
             .as_object()
             .ok_or_else(|| ProviderError::unavailable("introspection: not a JSON object"))?;
@@ -148,10 +147,10 @@ impl IntrospectionProvider {
             .or_else(|| doc.get("client_id").and_then(Value::as_str))
             .filter(|u| !u.is_empty())
             .ok_or_else(|| ProviderError::invalid("no username, sub or client_id"))?;
-        let mut user = User::new(username, self.realm.clone());
+        let mut user = User::new(username, self.info.realm.clone());
         super::jwt::copy_attributes(doc, &["active", "scope"], &mut user);
         let scope = doc.get("scope").and_then(Value::as_str).unwrap_or("");
-        user.scopes = Scopes::from_scope_string(&self.name, scope);
+        user.scopes = Scopes::from_scope_string(&self.info.name, scope);
         Ok(Identity {
             user,
             expires_at: exp.map(super::unix_time),
@@ -160,20 +159,8 @@ impl IntrospectionProvider {
 }
 
 impl Provider for IntrospectionProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "introspection"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.settings.cache_ttl)
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn authenticate<'a>(
         &'a self,

@@ -25,7 +25,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
 use super::ProviderError;
-use super::http::HttpClient;
+use super::client::HttpClient;
 
 /// At most this many keys are kept from one JWKS.
 const MAX_KEYS: usize = 100;

@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::jwks::{KeySource, KeyStore};
-use super::{BoxFuture, Identity, Locality, Provider, ProviderError};
+use super::{BoxFuture, BuildError, Identity, Locality, Provider, ProviderError, ProviderInfo};
 use crate::credentials::Scheme;
 use crate::user::{Scopes, User};
 
@@ -91,37 +91,10 @@ impl Default for JwtSettings {
     }
 }
 
-/// Why a [`JwtProvider`] could not be built.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum JwtConfigError {
-    /// Leeway above 300 s.
-    Leeway,
-    /// An HMAC or unknown algorithm in the allowlist, or an empty list.
-    Algorithms,
-    /// A plain-HTTP URL without `allow_http`.
-    Insecure(String),
-}
-
-impl std::fmt::Display for JwtConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JwtConfigError::Leeway => f.write_str("leeway must be at most 300 seconds"),
-            JwtConfigError::Algorithms => {
-                f.write_str("algorithms must be a non-empty list of asymmetric algorithms")
-            }
-            JwtConfigError::Insecure(why) => f.write_str(why),
-        }
-    }
-}
-
-impl std::error::Error for JwtConfigError {}
-
 /// Validates Bearer JWTs.
 #[derive(Clone)]
 pub struct JwtProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     keys: Arc<KeyStore>,
     settings: JwtSettings,
 }
@@ -129,8 +102,8 @@ pub struct JwtProvider {
 impl std::fmt::Debug for JwtProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .finish_non_exhaustive()
     }
 }
@@ -143,9 +116,12 @@ impl JwtProvider {
         source: KeySource,
         client: HttpClient,
         settings: JwtSettings,
-    ) -> Result<Self, JwtConfigError> {
+    ) -> Result<Self, BuildError> {
         if settings.leeway > 300 {
-            return Err(JwtConfigError::Leeway);
+            return Err(BuildError::value(
+                "leeway",
+                "leeway must be at most 300 seconds",
+            ));
         }
         if settings.algorithms.is_empty()
             || settings
@@ -153,12 +129,15 @@ impl JwtProvider {
                 .iter()
                 .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
         {
-            return Err(JwtConfigError::Algorithms);
+            return Err(BuildError::value(
+                "algorithms",
+                "algorithms must be a non-empty list of asymmetric algorithms",
+            ));
         }
-        let url = match &source {
-            KeySource::Uri(u) | KeySource::Discovery(u) => u,
-        };
-        client.check_url(url).map_err(JwtConfigError::Insecure)?;
+        match &source {
+            KeySource::Uri(u) => client.check_url("cert_uri", u)?,
+            KeySource::Discovery(u) => client.check_url("issuer", u)?,
+        }
         let keys = Arc::new(KeyStore::new(
             source,
             client,
@@ -167,8 +146,8 @@ impl JwtProvider {
             settings.max_key_age,
         ));
         Ok(JwtProvider {
-            name: name.into(),
-            realm: realm.into(),
+            info: ProviderInfo::new(name, "jwt", realm, Scheme::Bearer)
+                .cache_ttl(Some(settings.cache_ttl)),
             keys,
             settings,
         })
@@ -357,7 +336,7 @@ impl JwtProvider {
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ProviderError::invalid("no user name claim"))?
         .to_owned();
-        let mut user = User::new(username, self.realm.clone());
+        let mut user = User::new(username, self.info.realm.clone());
         let strings = |v: Option<&Value>| -> Vec<String> {
             v.and_then(Value::as_array)
                 .map(|a| {
@@ -385,7 +364,7 @@ impl JwtProvider {
             Some(Value::String(s)) => s.as_str(),
             _ => "",
         };
-        user.scopes = Scopes::from_scope_string(&self.name, scope);
+        user.scopes = Scopes::from_scope_string(&self.info.name, scope);
         Ok(Identity {
             user,
             // Clamped, never an overflow: `exp = 2^64-1` is "far future", and the cache and the
@@ -425,26 +404,14 @@ fn claim_at<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a V
 }
 
 impl Provider for JwtProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "jwt"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn locality(&self) -> Locality {
         Locality::Local
     }
     fn owns(&self, credential: crate::credentials::Credential<'_>) -> bool {
         credential.scheme() == Scheme::Bearer && self.binds(credential.secret())
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.settings.cache_ttl)
     }
     fn is_ready(&self) -> bool {
         self.keys.is_loaded()

@@ -3,6 +3,10 @@
 //! A provider answers with an [`Identity`], or with a [`ProviderError`] that separates an
 //! **invalid** credential (401) from a provider that **could not decide** (503, fail closed).
 //! Providers never see the cache: the pipeline hashes, caches and coalesces around them.
+//!
+//! Each provider holds one [`ProviderInfo`] (name, type, realm, scheme, cache lifetime) and
+//! returns it from [`Provider::info`]. Adding a built-in provider the sidecar can load (one
+//! file here and one entry in `sidecar::config::entries`) is described in `CONTRIBUTING.md`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,11 +18,11 @@ use crate::credentials::Scheme;
 use crate::user::User;
 
 #[cfg(feature = "remote")]
+pub mod client;
+#[cfg(feature = "remote")]
 pub mod ecmwf_api;
 #[cfg(feature = "remote")]
 pub mod efas_api;
-#[cfg(feature = "remote")]
-pub mod http;
 #[cfg(feature = "remote")]
 pub mod introspection;
 #[cfg(feature = "remote")]
@@ -66,10 +70,13 @@ pub enum Locality {
 /// Latest instant an outside timestamp maps to (9999-12-31T23:59:59Z); later ones are clamped
 /// to it. Such an instant is "far future", never "forever": cache lifetimes and minted tokens
 /// are still bounded by their own limits.
+#[cfg(feature = "remote")]
 const MAX_UNIX_SECS: u64 = 253_402_300_799;
 
 /// A Unix time from outside (a token's `exp`, an introspection answer) as a [`SystemTime`],
-/// without overflow: values past the year 9999 are clamped to its end.
+/// without overflow: values past the year 9999 are clamped to its end. Only the remote
+/// providers read such times.
+#[cfg(feature = "remote")]
 pub(crate) fn unix_time(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(MAX_UNIX_SECS))
 }
@@ -96,6 +103,60 @@ impl Identity {
         }
     }
 }
+
+/// Why a provider or augmenter could not be built: which of its settings is wrong, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The URL in `field` is one this provider will not call.
+    Url {
+        /// The setting, e.g. `uri` or `cert_uri`.
+        field: &'static str,
+        /// The URL as given.
+        url: String,
+        /// The schemes accepted, e.g. `https://`.
+        expected: &'static str,
+    },
+    /// `field` has a value that is not allowed.
+    Value {
+        /// The setting, e.g. `leeway`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: Cow<'static, str>,
+    },
+    /// Something outside the settings failed (the TLS backend, the random source).
+    Setup(String),
+}
+
+impl BuildError {
+    /// The setting the error belongs to, if it belongs to one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            BuildError::Url { field, .. } | BuildError::Value { field, .. } => Some(field),
+            BuildError::Setup(_) => None,
+        }
+    }
+
+    /// A [`Value`](BuildError::Value) error: `field` has a value that is not allowed.
+    pub fn value(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+        BuildError::Value {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Url { url, expected, .. } => write!(f, "{url} is not an {expected} URL"),
+            BuildError::Value { reason, .. } => f.write_str(reason),
+            BuildError::Setup(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
 
 /// A provider's refusal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,19 +191,62 @@ impl fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+/// Who a provider is: its configured name and type, the realm of its users, the scheme it is
+/// challenged with, and how long its successes may be cached. One value per provider, built
+/// once and returned by [`Provider::info`], so the pipeline, challenges, metrics and the
+/// sidecar's `/providers` all read the same facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderInfo {
+    /// The configured name (unique within an authenticator; scopes are keyed by it).
+    pub name: String,
+    /// The configuration type, e.g. `plain` or `jwt`.
+    pub kind: &'static str,
+    /// The realm users of this provider belong to.
+    pub realm: String,
+    /// The credential scheme this provider is challenged with in `WWW-Authenticate`.
+    pub scheme: Scheme,
+    /// How long a success may be cached; `None` disables caching. The pipeline further caps it
+    /// by the credential's own expiry.
+    pub cache_ttl: Option<Duration>,
+}
+
+/// How long a success is cached unless a provider says otherwise (auth-o-tron's value).
+pub const DEFAULT_PROVIDER_CACHE_TTL: Duration = Duration::from_secs(60);
+
+impl ProviderInfo {
+    /// A provider `name` of type `kind` for `realm`, challenged with `scheme`, whose successes
+    /// are cached [`DEFAULT_PROVIDER_CACHE_TTL`].
+    pub fn new(
+        name: impl Into<String>,
+        kind: &'static str,
+        realm: impl Into<String>,
+        scheme: Scheme,
+    ) -> Self {
+        ProviderInfo {
+            name: name.into(),
+            kind,
+            realm: realm.into(),
+            scheme,
+            cache_ttl: Some(DEFAULT_PROVIDER_CACHE_TTL),
+        }
+    }
+
+    /// Sets how long a success may be cached (`None`: never).
+    #[must_use]
+    pub fn cache_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+}
+
 /// Something that turns a credential into an [`Identity`].
 ///
 /// Implementations must treat the credential as untrusted input (bounded, never logged) and must
 /// not panic on it.
 pub trait Provider: Send + Sync + 'static {
-    /// The configured name (unique within an authenticator).
-    fn name(&self) -> &str;
-    /// The configuration type, e.g. `plain` or `jwt`.
-    fn kind(&self) -> &str;
-    /// The realm users of this provider belong to.
-    fn realm(&self) -> &str;
-    /// The credential scheme this provider is challenged with in `WWW-Authenticate`.
-    fn scheme(&self) -> Scheme;
+    /// Its name, type, realm, scheme and cache lifetime.
+    fn info(&self) -> &ProviderInfo;
     /// Where this provider decides (default [`Locality::Remote`]). Local providers are asked
     /// first; remote ones only when every local one refused.
     fn locality(&self) -> Locality {
@@ -156,14 +260,9 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
     /// Whether credentials of `scheme` are offered to this provider (default: only
-    /// [`scheme`](Self::scheme)).
+    /// [`ProviderInfo::scheme`]).
     fn accepts(&self, scheme: Scheme) -> bool {
-        scheme == self.scheme()
-    }
-    /// How long a success may be cached; `None` disables caching. The pipeline further caps it
-    /// by the credential's own expiry.
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(Duration::from_secs(60))
+        scheme == self.info().scheme
     }
     /// Whether the provider is initialised (keys loaded, ...), for readiness checks.
     fn is_ready(&self) -> bool {

@@ -26,10 +26,10 @@ use std::time::Duration;
 use serde_json::Value;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
@@ -75,8 +75,7 @@ struct Resolved {
 /// Authenticates offline refresh tokens.
 #[derive(Clone)]
 pub struct OfflineProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     settings: Arc<OfflineSettings>,
     client: HttpClient,
     jwt: JwtProvider,
@@ -88,8 +87,8 @@ pub struct OfflineProvider {
 impl std::fmt::Debug for OfflineProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OfflineProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +104,7 @@ impl OfflineProvider {
         realm: impl Into<String>,
         settings: OfflineSettings,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let name = name.into();
         let realm = realm.into();
         let (keys, resolved) = match &settings.endpoints {
@@ -118,7 +117,7 @@ impl OfflineProvider {
                     "{}/realms/{kc}/protocol/openid-connect",
                     iam_url.trim_end_matches('/')
                 );
-                client.check_url(&base)?;
+                client.check_url("iam_url", &base)?;
                 let r = Resolved {
                     token: format!("{base}/token"),
                     introspect: format!("{base}/token/introspect"),
@@ -133,10 +132,9 @@ impl OfflineProvider {
             keys,
             client.clone(),
             settings.jwt.clone(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let mut k = [0u8; 16];
-        getrandom::fill(&mut k).map_err(|e| e.to_string())?;
+        getrandom::fill(&mut k).map_err(|e| BuildError::Setup(e.to_string()))?;
         let key = (
             u64::from_le_bytes(k[..8].try_into().expect("8 bytes")),
             u64::from_le_bytes(k[8..].try_into().expect("8 bytes")),
@@ -146,8 +144,8 @@ impl OfflineProvider {
             .time_to_idle(Duration::from_secs(30 * 86_400))
             .build();
         Ok(OfflineProvider {
-            name,
-            realm,
+            info: ProviderInfo::new(name, "openid-offline", realm, Scheme::Bearer)
+                .cache_ttl(Some(settings.jwt.cache_ttl)),
             settings: Arc::new(settings),
             client,
             jwt,
@@ -204,7 +202,7 @@ impl OfflineProvider {
         let res = self.client.send("introspection", req).await?;
         res.check_status("introspection", &[], "")?;
         let doc: Value = res.json("introspection")?;
-        super::http::require_active(&doc, "introspection", "refresh token is not active")?;
+        super::client::require_active(&doc, "introspection", "refresh token is not active")?;
         if !word(
             doc.get("scope").and_then(Value::as_str).unwrap_or(""),
             "offline_access",
@@ -287,20 +285,8 @@ async fn exchange(
 }
 
 impl Provider for OfflineProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "openid-offline"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.settings.jwt.cache_ttl)
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn is_ready(&self) -> bool {
         self.jwt.is_ready()

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use super::{BoxFuture, Identity, Locality, Provider, ProviderError};
+use super::{BoxFuture, Identity, Locality, Provider, ProviderError, ProviderInfo};
 use crate::credentials::Scheme;
 use crate::user::User;
 
@@ -75,8 +75,7 @@ impl std::error::Error for PlainConfigError {}
 /// Static users checked against HTTP Basic credentials.
 #[derive(Clone)]
 pub struct PlainProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     users: HashMap<String, Entry>,
     dummy: Option<Arc<PasswordHash>>,
     permits: Arc<Semaphore>,
@@ -85,8 +84,8 @@ pub struct PlainProvider {
 impl fmt::Debug for PlainProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlainProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .field("users", &self.users.len())
             .finish_non_exhaustive()
     }
@@ -96,8 +95,7 @@ impl PlainProvider {
     /// A provider named `name` for `realm`, with no users yet.
     pub fn new(name: impl Into<String>, realm: impl Into<String>) -> Self {
         PlainProvider {
-            name: name.into(),
-            realm: realm.into(),
+            info: ProviderInfo::new(name, "plain", realm, Scheme::Basic),
             users: HashMap::new(),
             dummy: None,
             permits: Arc::new(Semaphore::new(ARGON2_CONCURRENCY)),
@@ -236,7 +234,7 @@ impl PlainProvider {
         };
         match entry {
             Some(e) if ok => Ok(Identity::new(
-                User::new(username, self.realm.clone()).with_roles(e.roles.iter().cloned()),
+                User::new(username, self.info.realm.clone()).with_roles(e.roles.iter().cloned()),
             )),
             _ => Err(ProviderError::invalid("Wrong username or password")),
         }
@@ -259,17 +257,8 @@ fn dummy_like(like: &PasswordHash) -> Arc<PasswordHash> {
 }
 
 impl Provider for PlainProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "plain"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Basic
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn locality(&self) -> Locality {
         Locality::Local

@@ -8,14 +8,12 @@
 //! token expires and coalesces concurrent requests, so one offline token causes one exchange
 //! per access-token lifetime. Inactive tokens are not cached (auth-o-tron cached them 240 s).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use super::http::HttpClient;
+use super::client::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
-use super::{BoxFuture, Identity, Provider, ProviderError};
+use super::{BoxFuture, BuildError, Identity, Provider, ProviderError, ProviderInfo};
 use crate::Secret;
 use crate::credentials::{Credential, Scheme};
 
@@ -37,8 +35,7 @@ pub struct TokenGeneratorSettings {
 /// Authenticates offline tokens through the ECMWF token generator.
 #[derive(Clone)]
 pub struct TokenGeneratorProvider {
-    name: String,
-    realm: String,
+    info: ProviderInfo,
     settings: TokenGeneratorSettings,
     client: HttpClient,
     jwt: JwtProvider,
@@ -47,8 +44,8 @@ pub struct TokenGeneratorProvider {
 impl std::fmt::Debug for TokenGeneratorProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenGeneratorProvider")
-            .field("name", &self.name)
-            .field("realm", &self.realm)
+            .field("name", &self.info.name)
+            .field("realm", &self.info.realm)
             .finish_non_exhaustive()
     }
 }
@@ -60,21 +57,20 @@ impl TokenGeneratorProvider {
         realm: impl Into<String>,
         mut settings: TokenGeneratorSettings,
         client: HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let (name, realm) = (name.into(), realm.into());
         settings.url = settings.url.trim_end_matches('/').to_owned();
-        client.check_url(&settings.url)?;
+        client.check_url("url", &settings.url)?;
         let jwt = JwtProvider::new(
             name.clone(),
             realm.clone(),
             KeySource::Uri(settings.cert_uri.clone()),
             client.clone(),
             settings.jwt.clone(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         Ok(TokenGeneratorProvider {
-            name,
-            realm,
+            info: ProviderInfo::new(name, "ecmwf-token-generator", realm, Scheme::Bearer)
+                .cache_ttl(Some(settings.jwt.cache_ttl)),
             settings,
             client,
             jwt,
@@ -90,7 +86,7 @@ impl TokenGeneratorProvider {
             .json(&json!({"token": token, "client_id": s.client_id}));
         let res = self.client.send("validate-token", req).await?;
         res.check_status("validate-token", &[], "")?;
-        super::http::require_active(
+        super::client::require_active(
             &res.json("validate-token")?,
             "validate-token",
             "token is not active",
@@ -117,20 +113,8 @@ impl TokenGeneratorProvider {
 }
 
 impl Provider for TokenGeneratorProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "ecmwf-token-generator"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        Some(self.settings.jwt.cache_ttl)
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn is_ready(&self) -> bool {
         self.jwt.is_ready()

@@ -20,13 +20,13 @@ use tracing_subscriber::registry::LookupSpan;
 use super::config::{LogFormat, LoggingConfig};
 
 /// Installs the global subscriber. Fails (instead of panicking) when one is already set.
-pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
+pub fn init(cfg: &LoggingConfig) -> Result<(), tower::BoxError> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(cfg.level.to_ascii_lowercase()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let result = match cfg.format {
+    match cfg.format {
         LogFormat::Json => builder
             .event_format(OtelJson {
                 service_name: cfg
@@ -40,8 +40,7 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
             })
             .try_init(),
         LogFormat::Console => builder.fmt_fields(ConsoleFields).try_init(),
-    };
-    result.map_err(|e| format!("cannot install the logger: {e}"))
+    }
 }
 
 /// The console format's fields: `name=value`, separated by spaces, the message first as it is.

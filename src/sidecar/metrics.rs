@@ -3,7 +3,6 @@
 //! counters are read from the authenticator's [`Stats`](crate::Stats) at scrape time.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering::Relaxed;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -104,8 +103,9 @@ impl Metrics {
         let successes = auth
             .providers()
             .map(|p| {
-                let c = auth_requests.with_label_values(&["success", p.realm()]);
-                (p.realm().to_owned(), c)
+                let realm = &p.info().realm;
+                let c = auth_requests.with_label_values(&["success", realm]);
+                (realm.to_owned(), c)
             })
             .collect();
         for result in [
@@ -151,44 +151,33 @@ impl Metrics {
             "# HELP authotron_cache_hits_total Authentications answered from the cache"
         );
         let _ = writeln!(out, "# TYPE authotron_cache_hits_total counter");
-        let _ = writeln!(
-            out,
-            "authotron_cache_hits_total {}",
-            stats.cache_hits.load(Relaxed)
-        );
+        let _ = writeln!(out, "authotron_cache_hits_total {}", stats.cache_hits());
         let _ = writeln!(
             out,
             "# HELP authotron_cache_misses_total Authentications that asked providers"
         );
         let _ = writeln!(out, "# TYPE authotron_cache_misses_total counter");
-        let _ = writeln!(
-            out,
-            "authotron_cache_misses_total {}",
-            stats.cache_misses.load(Relaxed)
-        );
+        let _ = writeln!(out, "authotron_cache_misses_total {}", stats.cache_misses());
         let _ = writeln!(
             out,
             "# HELP authotron_auth_provider_attempts_total Provider calls by result"
         );
         let _ = writeln!(out, "# TYPE authotron_auth_provider_attempts_total counter");
-        for (p, c) in self.auth.providers().zip(&stats.providers) {
-            let scheme = p.scheme().name();
+        for (p, c) in self.auth.providers().zip(stats.providers()) {
+            let scheme = p.info().scheme.name();
             for (result, n) in [
-                ("success", c.success.load(Relaxed)),
-                (
-                    "error",
-                    c.invalid.load(Relaxed) + c.unavailable.load(Relaxed),
-                ),
-                ("timeout", c.timeout.load(Relaxed)),
+                ("success", c.success()),
+                ("error", c.invalid() + c.unavailable()),
+                ("timeout", c.timeout()),
                 // Refused at once: the provider's concurrent-call limit was reached.
-                ("busy", c.busy.load(Relaxed)),
+                ("busy", c.busy()),
             ] {
                 let _ = writeln!(
                     out,
                     "authotron_auth_provider_attempts_total{{provider_name=\"{}\",provider_type=\"{}\",provider_scheme=\"{scheme}\",realm=\"{}\",result=\"{result}\"}} {n}",
-                    escape(p.name()),
-                    escape(p.kind()),
-                    escape(p.realm())
+                    escape(&p.info().name),
+                    escape(p.info().kind),
+                    escape(&p.info().realm)
                 );
             }
         }
@@ -197,17 +186,14 @@ impl Metrics {
             "# HELP authotron_augmenter_attempts_total Augmenter runs by result"
         );
         let _ = writeln!(out, "# TYPE authotron_augmenter_attempts_total counter");
-        for (a, c) in self.auth.augmenters().zip(&stats.augmenters) {
-            for (result, n) in [
-                ("success", c.success.load(Relaxed)),
-                ("error", c.error.load(Relaxed)),
-            ] {
+        for (a, c) in self.auth.augmenters().zip(stats.augmenters()) {
+            for (result, n) in [("success", c.success()), ("error", c.error())] {
                 let _ = writeln!(
                     out,
                     "authotron_augmenter_attempts_total{{augmenter_name=\"{}\",augmenter_type=\"{}\",realm=\"{}\",result=\"{result}\"}} {n}",
-                    escape(a.name()),
-                    escape(a.kind()),
-                    escape(a.realm())
+                    escape(&a.info().name),
+                    escape(a.info().kind),
+                    escape(&a.info().realm)
                 );
             }
         }

@@ -9,8 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tokio::net::TcpListener;
+
 pub mod config;
 pub mod conn;
+pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod peers;
@@ -100,7 +103,7 @@ pub async fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Err(e) = logging::init(&config.logging) {
-        eprintln!("error: {e}");
+        eprintln!("error: cannot install the logger: {e}");
         return ExitCode::FAILURE;
     }
     for w in loaded.warnings.iter().chain(&config::warnings(&config)) {
@@ -137,13 +140,11 @@ fn print_summary(config: &Config) {
             config.metrics.port
         );
     }
-    for p in &config.providers {
-        let (name, kind, realm) = p.describe();
-        println!("provider: {name} (type {kind}, realm {realm})");
+    for p in config.providers.iter().map(|p| &p.keys) {
+        println!("provider: {} (type {}, realm {})", p.name, p.kind, p.realm);
     }
-    for a in &config.augmenters {
-        let (name, kind, realm) = a.describe();
-        println!("augmenter: {name} (type {kind}, realm {realm})");
+    for a in config.augmenters.iter().map(|a| &a.keys) {
+        println!("augmenter: {} (type {}, realm {})", a.name, a.kind, a.realm);
     }
     println!(
         "minted JWT: {:?}, iss {}, lifetime {} s",
@@ -160,15 +161,40 @@ fn print_summary(config: &Config) {
     }
 }
 
-fn addr(host: &str, port: u16) -> Result<SocketAddr, String> {
+/// Why the sidecar could not start serving.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listener's host is not an IP address.
+    Host(String),
+    /// A listener could not bind.
+    Listen(SocketAddr, std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Host(host) => write!(f, "server host {host:?} is not an IP address"),
+            StartError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+async fn listen(host: &str, port: u16) -> Result<(SocketAddr, TcpListener), StartError> {
     let ip: std::net::IpAddr = host
         .parse()
-        .map_err(|_| format!("server host {host:?} is not an IP address"))?;
-    Ok(SocketAddr::new(ip, port))
+        .map_err(|_| StartError::Host(host.to_owned()))?;
+    let addr = SocketAddr::new(ip, port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Listen(addr, e))?;
+    Ok((addr, listener))
 }
 
 /// Binds the listeners and serves until SIGTERM or SIGINT.
-pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(), String> {
+pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(), StartError> {
     // Keys and discovery documents load in the background; `/ready` says when they are there.
     for p in built.authenticator.providers() {
         let p = p.clone();
@@ -176,10 +202,7 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
     }
     let metrics = metrics::Metrics::new(&built.authenticator);
     let app = router::app(&config, &built, metrics.clone());
-    let app_addr = addr(&config.server.host, config.server.port)?;
-    let listener = tokio::net::TcpListener::bind(app_addr)
-        .await
-        .map_err(|e| format!("cannot listen on {app_addr}: {e}"))?;
+    let (app_addr, listener) = listen(&config.server.host, config.server.port).await?;
     let ms = std::time::Duration::from_millis;
     let limits = server::Limits {
         header_read_timeout: ms(config.server.header_read_timeout_ms),
@@ -201,10 +224,7 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
             .host
             .as_deref()
             .unwrap_or(&config.server.host);
-        let maddr = addr(host, config.metrics.port)?;
-        let ml = tokio::net::TcpListener::bind(maddr)
-            .await
-            .map_err(|e| format!("cannot listen on {maddr}: {e}"))?;
+        let (maddr, ml) = listen(host, config.metrics.port).await?;
         let mut rx = stop_rx.clone();
         tasks.spawn(server::serve(
             ml,

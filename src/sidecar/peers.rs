@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode};
 use ipnet::IpNet;
 use pin_project_lite::pin_project;
 
-use super::config::ConfigError;
+use super::error::ConfigError;
 
 /// The peer of a connection, put into each request's extensions by the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,8 +29,9 @@ use super::metrics::Metrics;
 use super::peers::{GateFuture, TrustGate};
 use super::rules::Rules;
 use super::track::{Track, TrackLayer};
+use crate::AuthBody;
+use crate::auth::{Auth, ResponseFuture};
 use crate::error::AuthError;
-use crate::layer::{Auth, AuthBody, ResponseFuture};
 use crate::mint::MintedToken;
 use crate::reject::{Reject, Rejection};
 use crate::{AuthLayer, Principal};
@@ -58,6 +59,8 @@ fn result_label(error: &AuthError) -> &'static str {
         AuthError::Invalid => "all_failed",
         AuthError::Unavailable => "unavailable",
         AuthError::Forbidden(_) => "forbidden",
+        // Not raised by the sidecar's own routes (its layer runs before every guard).
+        AuthError::NoAuthLayer => "error",
     }
 }
 
@@ -285,13 +288,19 @@ async fn ready(State(state): State<Shared>) -> Response {
 /// [`AppBody`]. Serve it with [`server::serve`](super::server::serve), or mount it in an axum
 /// app with `Router::fallback_service`.
 pub fn app(config: &Config, built: &Built, metrics: Metrics) -> App {
-    let list = |items: Vec<(&str, &str, &str)>, key: &str| {
-        let v: Vec<_> = items
-            .into_iter()
-            .map(|(name, kind, realm)| serde_json::json!({"name": name, "type": kind, "realm": realm}))
-            .collect();
-        serde_json::json!({ key: v })
-    };
+    // What was built, not what the file says: the two cannot drift apart.
+    let entry = |name: &str, kind: &str, realm: &str| serde_json::json!({"name": name, "type": kind, "realm": realm});
+    let auth = &built.authenticator;
+    let providers: Vec<_> = auth
+        .providers()
+        .map(|p| p.info())
+        .map(|i| entry(&i.name, i.kind, &i.realm))
+        .collect();
+    let augmenters: Vec<_> = auth
+        .augmenters()
+        .map(|a| a.info())
+        .map(|i| entry(&i.name, i.kind, &i.realm))
+        .collect();
     let jwks = built
         .minter
         .key()
@@ -301,14 +310,8 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> App {
         rules: built.rules.clone(),
         legacy_headers: config.include_legacy_headers,
         metrics: metrics.clone(),
-        providers: list(
-            config.providers.iter().map(|p| p.describe()).collect(),
-            "providers",
-        ),
-        augmenters: list(
-            config.augmenters.iter().map(|a| a.describe()).collect(),
-            "augmenters",
-        ),
+        providers: serde_json::json!({ "providers": providers }),
+        augmenters: serde_json::json!({ "augmenters": augmenters }),
         jwks,
         auth: built.authenticator.clone(),
     });

@@ -8,16 +8,46 @@
 //! and `../README.md` for the reasons. Every rule that matches must allow: rules narrow access,
 //! they never open it, so no rule can shadow another.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::config::{ConfigError, RuleConfig};
+use super::error::ConfigError;
 use crate::Principal;
 use crate::error::Forbidden;
 use crate::guard::Requirement;
+
+/// One path rule (ours): requests whose original path starts with `path` (on a segment
+/// boundary), whose method is in `methods` (all methods when empty) and whose host is `host`
+/// (any host when unset) must meet every listed requirement. Every matching rule must allow.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct RuleConfig {
+    /// Path prefix, e.g. `/admin` (matches `/admin` and `/admin/...`, not `/administrator`).
+    pub path: String,
+    /// Only for this host (from `X-Forwarded-Host`; case-insensitive, port ignored). When the
+    /// proxy sends no host, host rules apply anyway (the stricter choice).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Methods, e.g. `[POST, DELETE]`; empty means all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Every one of these roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// At least one of these roles.
+    #[serde(default)]
+    pub any_roles: Vec<String>,
+    /// Attributes with exactly these values.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Scopes per service (provider name).
+    #[serde(default)]
+    pub scopes: BTreeMap<String, Vec<String>>,
+}
 
 /// What to do with an original target that a router could read two ways
 /// (`server.ambiguous_paths`).

@@ -20,7 +20,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::layer::AuthBody;
+use crate::AuthBody;
 
 /// The service: at most `max` requests of `inner` at once.
 #[derive(Clone, Debug)]

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use auth_o_tron::User;
 use auth_o_tron::credentials::Scheme;
-use auth_o_tron::provider::{BoxFuture, Identity, Provider, ProviderError};
+use auth_o_tron::provider::{BoxFuture, Identity, Provider, ProviderError, ProviderInfo};
 
 /// What the token provider does on a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,25 +22,21 @@ pub enum Mode {
 /// Bearer tokens mapped to users, with a call counter, a delay and an outage switch.
 #[derive(Clone)]
 pub struct Tokens {
-    pub name: String,
-    pub realm: String,
+    pub info: ProviderInfo,
     pub tokens: Arc<HashMap<String, (User, Option<SystemTime>)>>,
     pub calls: Arc<AtomicUsize>,
     pub delay: Duration,
     pub mode: Arc<std::sync::Mutex<Mode>>,
-    pub ttl: Option<Duration>,
 }
 
 impl Tokens {
     pub fn new(name: &str, realm: &str) -> Self {
         Tokens {
-            name: name.into(),
-            realm: realm.into(),
+            info: ProviderInfo::new(name, "test-tokens", realm, Scheme::Bearer),
             tokens: Arc::new(HashMap::new()),
             calls: Arc::new(AtomicUsize::new(0)),
             delay: Duration::ZERO,
             mode: Arc::new(std::sync::Mutex::new(Mode::Normal)),
-            ttl: Some(Duration::from_secs(60)),
         }
     }
 
@@ -64,20 +60,8 @@ impl Tokens {
 }
 
 impl Provider for Tokens {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn kind(&self) -> &str {
-        "test-tokens"
-    }
-    fn realm(&self) -> &str {
-        &self.realm
-    }
-    fn scheme(&self) -> Scheme {
-        Scheme::Bearer
-    }
-    fn cache_ttl(&self) -> Option<Duration> {
-        self.ttl
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
     fn authenticate<'a>(
         &'a self,
@@ -135,6 +119,8 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
     s.read_to_end(&mut out).await.unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+pub mod client;
 pub mod fake_api;
+pub mod logs;
 #[cfg(feature = "sidecar")]
 pub mod process;

@@ -254,3 +254,68 @@ pub fn caddy(side: u16, app: u16) -> (Proc, Scratch, SocketAddr) {
     wait_listening(addr);
     (proc, dir, addr)
 }
+
+/// Traefik on the shipped `examples/traefik.yml` (static) and `examples/traefik-dynamic.yml`.
+pub fn traefik(side: u16, app: u16) -> (Proc, Scratch, SocketAddr) {
+    let port = free_port();
+    let dir = Scratch::new("traefik");
+    let dynamic = dir.path().join("traefik-dynamic.yml");
+    std::fs::write(
+        &dynamic,
+        shipped(
+            "traefik-dynamic.yml",
+            &[
+                ("127.0.0.1:8080", format!("127.0.0.1:{side}")),
+                ("127.0.0.1:8081", format!("127.0.0.1:{app}")),
+            ],
+        ),
+    )
+    .unwrap();
+    let file = dir.path().join("traefik.yml");
+    std::fs::write(
+        &file,
+        shipped(
+            "traefik.yml",
+            &[
+                ("127.0.0.1:8090", format!("127.0.0.1:{port}")),
+                (
+                    "examples/traefik-dynamic.yml",
+                    dynamic.display().to_string(),
+                ),
+            ],
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let proc = Proc::spawn(
+        Command::new(program("traefik"))
+            .arg(format!("--configFile={}", file.display()))
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_listening(addr);
+    // The file provider loads the routes just after the entry point listens.
+    let started = Instant::now();
+    loop {
+        let ready = std::net::TcpStream::connect(addr).and_then(|mut s| {
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+            let mut out = Vec::new();
+            s.read_to_end(&mut out)?;
+            Ok(!out.starts_with(b"HTTP/1.1 404"))
+        });
+        if matches!(ready, Ok(true)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "traefik never loaded its routes: {}",
+            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (proc, dir, addr)
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_o_tron::provider::http::HttpClient;
+use auth_o_tron::provider::client::HttpClient;
 use auth_o_tron::provider::{JwtProvider, JwtSettings, KeySource};
 use auth_o_tron::{AuthError, Authenticator, Principal};
 use base64::Engine;

@@ -1,25 +1,16 @@
-//! Turning a checked [`Config`] into the running parts: authenticator, minter, rules.
+//! Turning a loaded [`Config`] into the running parts: authenticator, minter, rules. Each
+//! provider and augmenter is built (and its keys checked) by its entry.
 
 use std::time::Duration;
 
+use super::entries::BuildCtx;
 use super::load::ConfigError;
-use super::{AugmenterConfig, Config, MintAlgorithm, OneOrMany, ProviderConfig};
-use crate::Authenticator;
-use crate::augment::{
-    Augmentation, LdapAugmenter, LdapSettings, PlainAdvancedAugmenter, PlainAugmenter,
-};
+use super::{Config, MintAlgorithm};
 use crate::mint::{Minter, SigningKey};
-use crate::provider::PlainProvider;
-use crate::provider::http::HttpClient;
-use crate::provider::introspection::ClientAuth;
-use crate::provider::jwt::JwtConfigError;
-use crate::provider::{
-    EcmwfApiProvider, EfasApiProvider, IntrospectionProvider, IntrospectionSettings, JwtProvider,
-    JwtSettings, KeySource, OfflineEndpoints, OfflineProvider, OfflineSettings,
-    TokenGeneratorProvider, TokenGeneratorSettings,
-};
+use crate::provider::client::HttpClient;
 use crate::sidecar::peers::TrustedProxies;
 use crate::sidecar::rules::Rules;
+use crate::{Authenticator, BuildError};
 
 /// The running parts of a configuration.
 #[derive(Debug, Clone)]
@@ -51,9 +42,10 @@ impl Config {
             // their source was https, and redirects stay off.
             .allow_http(self.http.allow_http || self.plain_http_urls().next().is_some())
             .build()
-            .map_err(|e| ConfigError::key("http", e))?;
+            .map_err(|e| ConfigError::key("http", e.to_string()))?;
+        let timeout = Duration::from_millis(self.auth.timeout_in_ms);
         let mut builder = Authenticator::builder()
-            .timeout(Duration::from_millis(self.auth.timeout_in_ms))
+            .timeout(timeout)
             .cache_capacity(self.cache.capacity);
         if self.cache.negative_ttl_seconds > 0 {
             builder = builder.negative_cache(
@@ -61,293 +53,45 @@ impl Config {
                 self.cache.negative_capacity,
             );
         }
+        let shared = BuildCtx {
+            name: "",
+            realm: "",
+            http: &http,
+            timeout,
+            cache_capacity: self.cache.capacity,
+        };
         for (i, p) in self.providers.iter().enumerate() {
-            match p {
-                ProviderConfig::Plain {
-                    name, realm, users, ..
-                } => {
-                    let mut provider = PlainProvider::new(name.clone(), realm.clone());
-                    for (j, u) in users.iter().enumerate() {
-                        let key = format!("providers[{i}].users[{j}]");
-                        provider = match (&u.password_hash, &u.password) {
-                            (Some(hash), _) => {
-                                provider.with_user_hash(&u.username, hash, u.roles.iter().cloned())
-                            }
-                            (None, Some(pw)) => provider.with_user_password(
-                                &u.username,
-                                pw.expose(),
-                                u.roles.iter().cloned(),
-                            ),
-                            (None, None) => {
-                                return Err(ConfigError::key(key, "needs `password_hash`"));
-                            }
-                        }
-                        .map_err(|e| ConfigError::key(key, e.to_string()))?;
-                    }
-                    builder = builder.provider(provider);
+            let at = format!("providers[{i}]");
+            let ctx = shared.item(&at, &p.keys.name, &p.keys.realm)?;
+            let provider = p.entry.build(&ctx).map_err(|e| e.within(&at))?;
+            // The `type` an entry is listed under and the kind its provider reports are one name.
+            debug_assert_eq!(provider.info().kind, p.keys.kind, "{at}");
+            builder = builder.provider_arc(provider);
+            if let Some(limit) = p.keys.max_concurrent_calls {
+                if limit == 0 {
+                    return Err(ConfigError::key(
+                        format!("{at}.max_concurrent_calls"),
+                        "must be greater than zero",
+                    ));
                 }
-                ProviderConfig::Jwt {
-                    name,
-                    realm,
-                    cert_uri,
-                    issuer,
-                    audience,
-                    algorithms,
-                    leeway,
-                    typ,
-                    username_claim,
-                    roles_claim,
-                    ..
-                } => {
-                    let key = |k: &str| format!("providers[{i}].{k}");
-                    let mut settings = JwtSettings {
-                        issuer: issuer.clone(),
-                        audience: audience.as_ref().map(OneOrMany::to_vec),
-                        typ: typ.clone(),
-                        username_claim: username_claim.as_ref().map(OneOrMany::to_vec),
-                        roles_claim: roles_claim.clone(),
-                        ..JwtSettings::default()
-                    };
-                    if let Some(l) = leeway {
-                        settings.leeway = *l;
-                    }
-                    if let Some(algs) = algorithms {
-                        settings.algorithms = algs
-                            .iter()
-                            .map(|a| {
-                                a.parse::<jsonwebtoken::Algorithm>().map_err(|_| {
-                                    ConfigError::key(
-                                        key("algorithms"),
-                                        format!("{a:?} is not an algorithm"),
-                                    )
-                                })
-                            })
-                            .collect::<Result<_, _>>()?;
-                    }
-                    let source = match (cert_uri, issuer) {
-                        (Some(uri), _) => KeySource::Uri(uri.clone()),
-                        (None, Some(iss)) => KeySource::Discovery(iss.clone()),
-                        (None, None) => {
-                            return Err(ConfigError::key(
-                                key("cert_uri"),
-                                "give `cert_uri` or `issuer`",
-                            ));
-                        }
-                    };
-                    let p = JwtProvider::new(
-                        name.clone(),
-                        realm.clone(),
-                        source,
-                        http.clone(),
-                        settings,
-                    )
-                    .map_err(|e| {
-                        let k = match e {
-                            JwtConfigError::Leeway => "leeway",
-                            JwtConfigError::Algorithms => "algorithms",
-                            _ if cert_uri.is_some() => "cert_uri",
-                            _ => "issuer",
-                        };
-                        ConfigError::key(key(k), e.to_string())
-                    })?;
-                    builder = builder.provider(p);
-                }
-                ProviderConfig::Introspection {
-                    name,
-                    realm,
-                    endpoint,
-                    client_id,
-                    client_secret,
-                    client_auth,
-                    audience,
-                    issuer,
-                    ..
-                } => {
-                    let auth = match client_auth.as_deref() {
-                        None | Some("basic") => ClientAuth::Basic,
-                        Some("form") => ClientAuth::Form,
-                        Some(other) => {
-                            return Err(ConfigError::key(
-                                format!("providers[{i}].client_auth"),
-                                format!("{other:?} is not `basic` or `form`"),
-                            ));
-                        }
-                    };
-                    let settings = IntrospectionSettings {
-                        endpoint: endpoint.clone(),
-                        client_id: client_id.clone(),
-                        client_secret: client_secret.clone(),
-                        client_auth: auth,
-                        audience: audience.as_ref().map(OneOrMany::to_vec),
-                        issuer: issuer.clone(),
-                        cache_ttl: Duration::from_secs(60),
-                    };
-                    let p = IntrospectionProvider::new(
-                        name.clone(),
-                        realm.clone(),
-                        settings,
-                        http.clone(),
-                    )
-                    .map_err(|e| ConfigError::key(format!("providers[{i}].endpoint"), e))?;
-                    builder = builder.provider(p);
-                }
-                ProviderConfig::EcmwfApi {
-                    name,
-                    realm,
-                    uri,
-                    check_email,
-                    ..
-                } => {
-                    let p = EcmwfApiProvider::new(
-                        name.clone(),
-                        realm.clone(),
-                        uri.clone(),
-                        http.clone(),
-                    )
-                    .map_err(|e| ConfigError::key(format!("providers[{i}].uri"), e))?
-                    .check_email(*check_email);
-                    builder = builder.provider(p);
-                }
-                ProviderConfig::EfasApi {
-                    name, realm, uri, ..
-                } => {
-                    let p = EfasApiProvider::new(
-                        name.clone(),
-                        realm.clone(),
-                        uri.clone(),
-                        http.clone(),
-                    )
-                    .map_err(|e| ConfigError::key(format!("providers[{i}].uri"), e))?;
-                    builder = builder.provider(p);
-                }
-                ProviderConfig::OpenidOffline {
-                    name,
-                    realm,
-                    cert_uri,
-                    public_client_id,
-                    private_client_id,
-                    private_client_secret,
-                    iam_url,
-                    issuer,
-                    audience,
-                    ..
-                } => {
-                    let settings = OfflineSettings {
-                        endpoints: OfflineEndpoints::Keycloak {
-                            iam_url: iam_url.clone(),
-                            realm: realm.clone(),
-                            cert_uri: cert_uri.clone(),
-                        },
-                        public_client_id: public_client_id.clone(),
-                        private_client_id: private_client_id.clone(),
-                        private_client_secret: private_client_secret.clone(),
-                        jwt: JwtSettings {
-                            issuer: issuer.clone(),
-                            audience: audience.as_ref().map(OneOrMany::to_vec),
-                            ..JwtSettings::default()
-                        },
-                        max_chains: self.cache.capacity,
-                    };
-                    let p =
-                        OfflineProvider::new(name.clone(), realm.clone(), settings, http.clone())
-                            .map_err(|e| ConfigError::key(format!("providers[{i}].iam_url"), e))?;
-                    builder = builder.provider(p);
-                }
-                ProviderConfig::EcmwfTokenGenerator {
-                    name,
-                    realm,
-                    cert_uri,
-                    client_id,
-                    client_secret,
-                    token_generator_url,
-                    issuer,
-                    audience,
-                    ..
-                } => {
-                    let settings = TokenGeneratorSettings {
-                        url: token_generator_url.clone(),
-                        cert_uri: cert_uri.clone(),
-                        client_id: client_id.clone(),
-                        client_secret: client_secret.clone(),
-                        jwt: JwtSettings {
-                            issuer: issuer.clone(),
-                            audience: audience.as_ref().map(OneOrMany::to_vec),
-                            ..JwtSettings::default()
-                        },
-                    };
-                    let p = TokenGeneratorProvider::new(
-                        name.clone(),
-                        realm.clone(),
-                        settings,
-                        http.clone(),
-                    )
-                    .map_err(|e| {
-                        ConfigError::key(format!("providers[{i}].token_generator_url"), e)
-                    })?;
-                    builder = builder.provider(p);
-                }
-            }
-        }
-        for p in &self.providers {
-            if let Some(limit) = p.max_concurrent_calls() {
-                builder = builder.provider_max_concurrent_calls(p.describe().0, limit);
+                builder = builder.provider_max_concurrent_calls(&p.keys.name, limit);
             }
         }
         for (i, a) in self.augmenters.iter().enumerate() {
-            builder = match a {
-                AugmenterConfig::Plain { name, realm, roles } => builder.augmenter(
-                    PlainAugmenter::new(name.clone(), realm.clone(), roles.clone()),
-                ),
-                AugmenterConfig::PlainAdvanced {
-                    name,
-                    realm,
-                    matches,
-                    augment,
-                } => builder.augmenter(PlainAdvancedAugmenter::new(
-                    name.clone(),
-                    realm.clone(),
-                    matches.username.clone(),
-                    matches.role.clone(),
-                    Augmentation {
-                        roles: augment.roles.clone(),
-                        attributes: augment.attributes.clone(),
-                    },
-                )),
-                AugmenterConfig::Ldap {
-                    name,
-                    realm,
-                    uri,
-                    search_base,
-                    ldap_password,
-                    bind_dn,
-                    filter,
-                    filters,
-                } => {
-                    let bind_dn = bind_dn.clone().ok_or_else(|| {
-                        ConfigError::key(
-                            format!("augmenters[{i}].bind_dn"),
-                            "required to bind to the directory",
-                        )
-                    })?;
-                    let settings = LdapSettings {
-                        uri: uri.clone(),
-                        search_base: search_base.clone(),
-                        bind_dn,
-                        password: ldap_password.clone(),
-                        filter: filter.clone(),
-                        filters: filters.clone(),
-                        timeout: Duration::from_millis(self.auth.timeout_in_ms),
-                        cache_ttl: Duration::from_secs(120),
-                    };
-                    let a = LdapAugmenter::new(name.clone(), realm.clone(), settings)
-                        .map_err(|e| ConfigError::key(format!("augmenters[{i}]"), e))?;
-                    builder.augmenter(a)
-                }
-            };
+            let at = format!("augmenters[{i}]");
+            let ctx = shared.item(&at, &a.keys.name, &a.keys.realm)?;
+            builder = builder.augmenter_arc(a.entry.build(&ctx).map_err(|e| e.within(&at))?);
         }
-        let authenticator = builder
-            .build()
-            .map_err(|e| ConfigError::key("providers", e.to_string()))?;
+        let authenticator = builder.build().map_err(|e| match e {
+            BuildError::DuplicateProvider(name) => {
+                let i = self.providers.iter().rposition(|p| p.keys.name == name);
+                ConfigError::key(
+                    format!("providers[{}].name", i.unwrap_or_default()),
+                    format!("{name:?} is used twice"),
+                )
+            }
+            other => ConfigError::key("providers", other.to_string()),
+        })?;
         let minter = self.minter()?;
         let rules = Rules::compile(&self.rules, self.server.ambiguous_paths)?;
         let trusted = TrustedProxies::parse(self.server.trusted_proxies.as_deref())?;
@@ -423,92 +167,5 @@ fn load_key(
     match alg {
         MintAlgorithm::EdDSA => SigningKey::eddsa_pem(kid, pem),
         _ => SigningKey::es256_pem(kid, pem),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn every_auth_o_tron_provider_type_builds() {
-        let yaml = r#"
-version: "2.0.0"
-server: {port: 8080}
-providers:
-  - {type: plain, name: local, realm: local, users: [{username: a, password: b}]}
-  - {type: jwt, name: kc, realm: kc, cert_uri: "https://idp.example/certs", iam_realm: x}
-  - {type: ecmwf-api, name: ecmwf, realm: ecmwf, uri: "https://api.ecmwf.int/v1"}
-  - {type: efas-api, name: efas, realm: efas, uri: "https://efas.example/user"}
-  - {type: openid-offline, name: desp, realm: desp, cert_uri: "https://iam.example/certs", public_client_id: p,
-     private_client_id: q, private_client_secret: s, iam_url: "https://iam.example"}
-  - {type: ecmwf-token-generator, name: tg, realm: tg, cert_uri: "https://iam.example/certs", client_id: c,
-     client_secret: s, token_generator_url: "https://tg.example"}
-  - {type: introspection, name: rfc7662, realm: o, endpoint: "https://as.example/introspect", client_id: c, client_secret: s}
-jwt: {iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}
-"#;
-        let config = Config::from_yaml(yaml, Vec::<(String, String)>::new())
-            .unwrap()
-            .config;
-        let built = config.build().unwrap();
-        let kinds: Vec<_> = built
-            .authenticator
-            .providers()
-            .map(|p| p.kind().to_owned())
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                "plain",
-                "jwt",
-                "ecmwf-api",
-                "efas-api",
-                "openid-offline",
-                "ecmwf-token-generator",
-                "introspection"
-            ]
-        );
-        // Plain HTTP written by the operator starts, with a warning naming the key.
-        let plain = yaml
-            .replace("https://api.ecmwf.int/v1", "http://api.ecmwf.int/v1")
-            .replace("https://idp.example/certs", "http://keycloak:8080/certs");
-        let config = Config::from_yaml(&plain, Vec::<(String, String)>::new())
-            .unwrap()
-            .config;
-        config.build().unwrap();
-        let w = super::super::warnings(&config);
-        assert!(
-            w.iter()
-                .any(|l| l.starts_with("providers[2].uri is plain HTTP")),
-            "{w:?}"
-        );
-        assert!(
-            w.iter()
-                .any(|l| l.starts_with("providers[1].cert_uri is plain HTTP")),
-            "{w:?}"
-        );
-        // Anything else is refused, naming the key that is wrong.
-        for (from, to, key) in [
-            (
-                "https://api.ecmwf.int/v1",
-                "ftp://api.ecmwf.int/v1",
-                "providers[2].uri",
-            ),
-            (
-                "https://idp.example/certs",
-                "ftp://idp.example/certs",
-                "providers[1].cert_uri",
-            ),
-        ] {
-            let e = Config::from_yaml(&yaml.replace(from, to), Vec::<(String, String)>::new())
-                .unwrap()
-                .config
-                .build()
-                .unwrap_err();
-            assert!(
-                e.to_string().starts_with(&format!("config key `{key}`")),
-                "{e}"
-            );
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! Settings that load and work but deserve a second look, reported by `--check` and logged at
 //! startup. Drop-in auth-o-tron files must keep loading, so these are warnings, never errors.
 
-use super::{Config, ProviderConfig};
+use super::Config;
 
 /// One line per questionable setting, naming the key.
 pub fn warnings(config: &Config) -> Vec<String> {
@@ -45,51 +45,7 @@ pub fn warnings(config: &Config) -> Vec<String> {
         ));
     }
     for (i, p) in config.providers.iter().enumerate() {
-        if let ProviderConfig::Jwt {
-            name,
-            audience: None,
-            issuer: None,
-            ..
-        } = p
-        {
-            out.push(format!(
-                "providers[{i}] (jwt provider {name:?}) checks neither `audience` nor `issuer`: \
-                 any token signed by these keys is accepted, including tokens issued to other \
-                 clients; set `audience` (and `issuer`)"
-            ));
-        }
+        out.extend(p.entry.warnings(&format!("providers[{i}]"), &p.keys.name));
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(jwt_extra: &str) -> Config {
-        let yaml = format!(
-            r#"
-version: "2.0.0"
-server: {{port: 8080}}
-providers:
-  - {{type: jwt, name: kc, realm: kc, cert_uri: "https://idp.example/certs"{jwt_extra}}}
-jwt: {{iss: i, exp: 60, secret: 0123456789abcdef0123456789abcdef}}
-"#
-        );
-        Config::from_yaml(&yaml, Vec::<(String, String)>::new())
-            .unwrap()
-            .config
-    }
-
-    #[test]
-    fn a_jwt_provider_without_audience_or_issuer_is_named() {
-        let w = warnings(&config(""));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].contains("providers[0]") && w[0].contains("\"kc\""),
-            "{w:?}"
-        );
-        assert!(warnings(&config(", audience: api")).is_empty());
-        assert!(warnings(&config(", issuer: \"https://idp.example\"")).is_empty());
-    }
 }

@@ -10,12 +10,12 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::body::AuthBody;
-use super::layer::Shared;
+use super::shared::{Decision, Shared};
+use crate::authenticator::Authenticated;
+use crate::body::AuthBody;
 use crate::error::AuthError;
 use crate::provider::BoxFuture;
-use crate::reject::{Reject, is_grpc};
-use crate::user::Principal;
+use crate::reject::Reject;
 
 pin_project! {
     /// Response future of [`Auth`](super::Auth).
@@ -37,7 +37,7 @@ pin_project! {
         Inner { #[pin] future: S::Future },
         Rejected { response: Option<Response<Bytes>> },
         Authenticating {
-            lookup: BoxFuture<'static, Result<Principal, AuthError>>,
+            lookup: BoxFuture<'static, Result<Authenticated, AuthError>>,
             pending: Option<(S, Request<ReqBody>)>,
             shared: Arc<Shared<R>>,
         },
@@ -63,7 +63,7 @@ where
     }
 
     pub(crate) fn authenticating(
-        lookup: BoxFuture<'static, Result<Principal, AuthError>>,
+        lookup: BoxFuture<'static, Result<Authenticated, AuthError>>,
         service: S,
         req: Request<ReqBody>,
         shared: Arc<Shared<R>>,
@@ -102,23 +102,16 @@ where
                     pending,
                     shared,
                 } => {
-                    let result = ready!(lookup.as_mut().poll(cx));
+                    let outcome = ready!(lookup.as_mut().poll(cx));
                     let (mut service, mut req) = pending.take().expect("polled after completion");
-                    let outcome = match result {
-                        Ok(principal) => shared.admit(principal, &mut req),
-                        Err(AuthError::Missing) if shared.anonymous => Ok(()),
-                        Err(e) => Err(e),
-                    };
-                    let next = match outcome {
-                        Ok(()) => Kind::Inner {
+                    match shared.decide(outcome, &mut req) {
+                        Decision::Call => this.kind.set(Kind::Inner {
                             future: service.call(req),
-                        },
-                        Err(e) => {
-                            let res = shared.reject(&e, is_grpc(req.headers()));
-                            return Poll::Ready(Ok(res.map(AuthBody::rejection)));
+                        }),
+                        Decision::Reject(rejection) => {
+                            return Poll::Ready(Ok(rejection.map(AuthBody::rejection)));
                         }
-                    };
-                    this.kind.set(next);
+                    }
                 }
             }
         }

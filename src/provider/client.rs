@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::ProviderError;
+use super::{BuildError, ProviderError};
 
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,7 +53,7 @@ impl HttpClientBuilder {
         self
     }
     /// Builds the client.
-    pub fn build(self) -> Result<HttpClient, String> {
+    pub fn build(self) -> Result<HttpClient, BuildError> {
         let client = reqwest::Client::builder()
             .connect_timeout(self.connect)
             .timeout(self.total)
@@ -61,7 +61,9 @@ impl HttpClientBuilder {
             .https_only(!self.allow_http)
             .user_agent(concat!("auth-o-tron/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
+            .map_err(|e| {
+                BuildError::Setup(format!("cannot build the HTTP client: {}", e.without_url()))
+            })?;
         Ok(HttpClient {
             client,
             max_body: self.max_body,
@@ -131,13 +133,18 @@ impl HttpClient {
     }
 
     /// Refuses URLs this client will not call: not http(s), or plain HTTP when not allowed.
-    pub fn check_url(&self, url: &str) -> Result<(), String> {
+    /// The error names `field`, the setting the URL came from.
+    pub fn check_url(&self, field: &'static str, url: &str) -> Result<(), BuildError> {
         let https = url.starts_with("https://");
         let http_ok = self.allow_http && url.starts_with("http://");
         if https || http_ok {
             Ok(())
         } else {
-            Err(format!("{url} is not an https:// URL"))
+            Err(BuildError::Url {
+                field,
+                url: url.to_owned(),
+                expected: "https://",
+            })
         }
     }
 
@@ -272,7 +279,8 @@ impl HttpClient {
                         "OIDC discovery: {f} downgrades to plain HTTP"
                     )));
                 }
-                self.check_url(u).map_err(ProviderError::unavailable)?;
+                self.check_url("discovery", u)
+                    .map_err(|e| ProviderError::unavailable(format!("OIDC discovery: {f}: {e}")))?;
                 Ok(u.to_owned())
             })
             .collect()

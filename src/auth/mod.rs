@@ -1,7 +1,8 @@
 //! The tower middleware: [`AuthLayer`] builds [`Auth<S>`], whose future is [`ResponseFuture`].
 //!
 //! On a cache hit or an early rejection the future is decided inside `call` and allocates
-//! nothing; only a cache miss boxes the (dynamic) provider work.
+//! nothing; only a cache miss boxes the (dynamic) provider work. Either way the decision after
+//! the lookup is the same function (`Shared::decide`).
 //!
 //! Readiness: `poll_ready` drives the inner service. When `call` can decide at once (cache hit,
 //! rejection) it calls that readied service directly; on a miss it moves the readied service
@@ -9,13 +10,11 @@
 //! reserved is held while providers are asked. Under axum this makes no difference (its
 //! services are always ready).
 
-mod body;
 mod future;
-#[allow(clippy::module_inception)]
 mod layer;
 mod service;
+mod shared;
 
-pub use body::AuthBody;
 pub use future::ResponseFuture;
 pub use layer::AuthLayer;
 pub use service::Auth;

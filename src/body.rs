@@ -1,4 +1,7 @@
-//! The response body of [`Auth`](super::Auth): the inner service's body, or a rejection's bytes.
+//! [`AuthBody`]: the response body of the middleware ([`Auth`](crate::Auth),
+//! [`Require`](crate::guard::Require)): the inner service's body, or a rejection's bytes.
+//!
+//! Its own module because both middlewares answer with it and neither should import the other.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::service::Auth;
+use super::shared::Shared;
 use crate::authenticator::Authenticator;
 use crate::guard::Requirement;
 use crate::mint::Minter;
@@ -26,16 +27,7 @@ use crate::reject::{DefaultReject, Reject};
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct AuthLayer<R = DefaultReject> {
-    pub(crate) shared: Arc<Shared<R>>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Shared<R> {
-    pub(crate) auth: Authenticator,
-    pub(crate) reject: R,
-    pub(crate) require: Option<Requirement>,
-    pub(crate) minter: Option<Minter>,
-    pub(crate) anonymous: bool,
+    shared: Arc<Shared<R>>,
 }
 
 impl AuthLayer {
@@ -54,19 +46,10 @@ impl AuthLayer {
 }
 
 impl<R: Reject> AuthLayer<R> {
-    /// The configuration, unshared (cloned only if a service still holds it).
-    fn into_shared(self) -> Shared<R> {
-        Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
-            auth: arc.auth.clone(),
-            reject: arc.reject.clone(),
-            require: arc.require.clone(),
-            minter: arc.minter.clone(),
-            anonymous: arc.anonymous,
-        })
-    }
-
     fn map(self, f: impl FnOnce(&mut Shared<R>)) -> Self {
-        let mut shared = self.into_shared();
+        // Unshared unless a service still holds it, in which case the configuration is copied.
+        let mut shared =
+            Arc::try_unwrap(self.shared).unwrap_or_else(|arc| arc.with_reject(arc.reject.clone()));
         f(&mut shared);
         AuthLayer {
             shared: Arc::new(shared),
@@ -75,15 +58,8 @@ impl<R: Reject> AuthLayer<R> {
 
     /// Uses `reject` to build rejection responses.
     pub fn with_rejection<R2: Reject>(self, reject: R2) -> AuthLayer<R2> {
-        let s = self.into_shared();
         AuthLayer {
-            shared: Arc::new(Shared {
-                auth: s.auth,
-                reject,
-                require: s.require,
-                minter: s.minter,
-                anonymous: s.anonymous,
-            }),
+            shared: Arc::new(self.shared.with_reject(reject)),
         }
     }
 
@@ -93,13 +69,17 @@ impl<R: Reject> AuthLayer<R> {
     }
 
     /// Mints a JWT for every authenticated request and inserts it as a
-    /// [`MintedToken`](crate::mint::MintedToken) extension.
+    /// [`MintedToken`](crate::mint::MintedToken) extension. The token is reused while the
+    /// principal stays cached and the token fresh (see [`Minter::mint_cached`]).
     pub fn mint(self, minter: Minter) -> Self {
         self.map(|s| s.minter = Some(minter))
     }
 
     /// Lets requests without any credential through without a principal (use `Option<User>` in
-    /// handlers). Invalid credentials are still rejected.
+    /// handlers). Invalid credentials are still rejected. A guard behind the layer answers such
+    /// a request with 401 and the layer's challenge. With [`require`](Self::require) on the
+    /// same layer, anonymous requests get that 401 at the layer: the requirement holds for
+    /// every request.
     pub fn allow_anonymous(self) -> Self {
         self.map(|s| s.anonymous = true)
     }
@@ -114,9 +94,6 @@ impl<S, R> Layer<S> for AuthLayer<R> {
     type Service = Auth<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Auth {
-            inner,
-            shared: self.shared.clone(),
-        }
+        Auth::new(inner, self.shared.clone())
     }
 }
