@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::Authenticator;
@@ -26,6 +27,9 @@ pub struct Families {
     pub http_duration: HistogramVec,
     /// `authotron_http_requests_in_flight{method}`.
     pub in_flight: IntGaugeVec,
+    /// `auth_requests{result="success"}` of each provider's realm, resolved once: a decision
+    /// counts without a hashed label lookup.
+    successes: Vec<(String, IntCounter)>,
     auth: Authenticator,
 }
 
@@ -96,9 +100,14 @@ impl Metrics {
         ] {
             registry.register(m).expect("unique metric names");
         }
-        for p in auth.providers() {
-            auth_requests.with_label_values(&["success", &p.info().realm]);
-        }
+        let successes = auth
+            .providers()
+            .map(|p| {
+                let realm = &p.info().realm;
+                let c = auth_requests.with_label_values(&["success", realm]);
+                (realm.to_owned(), c)
+            })
+            .collect();
         for result in [
             "no_auth_header",
             "invalid_header",
@@ -114,8 +123,20 @@ impl Metrics {
             http_requests,
             http_duration,
             in_flight,
+            successes,
             auth: auth.clone(),
         }))
+    }
+
+    /// Counts a successful decision for `realm`.
+    pub fn count_success(&self, realm: &str) {
+        match self.successes.iter().find(|(r, _)| r == realm) {
+            Some((_, c)) => c.inc(),
+            None => self
+                .auth_requests
+                .with_label_values(&["success", realm])
+                .inc(),
+        }
     }
 
     /// The Prometheus text exposition.

@@ -2,8 +2,8 @@
 //! served as a drop-in replacement for ecmwf/auth-o-tron (its v2 config files and wire
 //! contract), without its defects.
 //!
-//! An application can mount [`router::app`] itself; the `sidecar` example is [`main`] with the
-//! process arguments.
+//! An application can serve [`router::app`] (a tower service) itself; the `sidecar` example is
+//! [`main`] with the process arguments.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ pub mod peers;
 pub mod router;
 pub mod rules;
 pub mod server;
+pub mod shield;
 pub mod track;
 
 pub use config::Config;

@@ -3,20 +3,26 @@
 //! connections, a cap on the request head, load shedding, and graceful shutdown that drains
 //! requests in flight.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower_service::Service;
 
 use super::conn::{ConnState, Deadlines, Pressure, Tracked, Watched, watchdog};
 use super::peers::Peer;
+use super::shield::Shield;
 
 /// Connection limits.
 #[derive(Clone, Copy, Debug)]
@@ -54,46 +60,25 @@ impl Default for Limits {
     }
 }
 
-/// 503 for requests over the concurrency limit; 500 for a panic (never a crash, never a pass).
-async fn overloaded(
-    err: tower::BoxError,
-) -> (
-    http::StatusCode,
-    [(http::header::HeaderName, &'static str); 1],
-    &'static str,
-) {
-    let ct = (http::header::CONTENT_TYPE, "application/json");
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            [ct],
-            r#"{"error":"overloaded"}"#,
-        )
-    } else {
-        (
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            [ct],
-            r#"{"error":"internal error"}"#,
-        )
-    }
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then drains. Requests beyond
-/// `limits.max_concurrent` are shed with 503, and a panic in a handler becomes a 500. Each
-/// request carries the connection's [`Peer`].
-pub async fn serve(
+/// Serves `service` (usually the [`router::app`](super::router::app)) on `listener` until
+/// `shutdown` completes, then drains. Requests beyond `limits.max_concurrent` are shed with
+/// 503, and a panic in a handler becomes a 500 (see [`Shield`]). Each request carries the
+/// connection's [`Peer`].
+pub async fn serve<S, B>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
-) {
-    use tower::ServiceBuilder;
-    let service = ServiceBuilder::new()
-        .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
-        .load_shed()
-        .concurrency_limit(limits.max_concurrent.max(1))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .service(router);
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let service = Shield::new(service, limits.max_concurrent);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -101,8 +86,9 @@ pub async fn serve(
         // The watchdog enforces the head deadline for both protocols; hyper's own timer would
         // also cut idle keep-alive connections at the head deadline.
         .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(100);
+        // hyper's default cap of 100 headers stays: setting it, even to 100, makes hyper
+        // allocate and fill its header index arrays on every request (~1 700 instructions).
+        .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
