@@ -624,6 +624,14 @@ impl Authenticator {
         let providers = &self.inner.providers;
         let owns = |i: &usize| providers[*i].owns(credential);
         let owners: Vec<usize> = eligible.iter().copied().filter(owns).collect();
+        // A credential that belongs to a provider the realm header excluded goes to nobody
+        // else: `X-Auth-Realm` must not turn one provider's secret into another's input.
+        if owners.is_empty()
+            && eligible.len() < providers.len()
+            && (0..providers.len()).any(|i| owns(&i))
+        {
+            return Err(AuthError::Invalid);
+        }
         let mut unavailable = false;
         let mut rest: Vec<usize> = eligible.to_vec();
         if !owners.is_empty() {

@@ -679,3 +679,31 @@ async fn secrets_never_reach_logs_or_debug() {
     );
     assert!(!debug.contains(&secret) && !debug.contains(&new), "{debug}");
 }
+
+#[tokio::test]
+async fn rotate_refuses_what_a_cross_site_form_can_send() {
+    let app = app(Duration::from_secs(60)).await;
+    let (id, secret) = app.token(json!({"mars": ["read"]})).await;
+    for ct in [
+        "application/x-www-form-urlencoded",
+        "text/plain;charset=UTF-8",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = client()
+            .post(app.url(&format!("/tokens/{id}/rotate")))
+            .header("authorization", basic("alice", "wonderland"))
+            .header("content-type", ct)
+            .body("a=b")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct}");
+    }
+    // Nothing was rotated: the token still works, and a plain rotate does.
+    assert_eq!(
+        app.get("/me", &bearer(&secret)).await.status(),
+        StatusCode::OK
+    );
+    let r = app.rotate(&id, &basic("alice", "wonderland")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

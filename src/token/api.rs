@@ -243,13 +243,42 @@ fn cross_site(headers: &HeaderMap) -> Option<Response> {
     })
 }
 
+/// Rotate has no body, so a cross-site HTML form (which cannot send JSON, and which older
+/// browsers send without `Sec-Fetch-Site`) could post to it: the content types a form can send
+/// are refused.
+fn form_typed(headers: &HeaderMap) -> Option<Response> {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)?
+        .to_str()
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+    )
+    .then(|| {
+        error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "rotate takes no body; send none or application/json",
+        )
+    })
+}
+
+/// Tokens are minted only by a credential that holds every scope: an API token, or an OAuth
+/// access token limited to some scopes, must not turn into a broader, longer-lived credential.
 fn refuse_token_caller(p: &Principal, what: &str) -> Option<Response> {
-    p.token_id().is_some().then(|| {
+    let limited = !matches!(p.user().scopes, crate::user::Scopes::All);
+    (p.token_id().is_some() || limited).then(|| {
         error(
             StatusCode::FORBIDDEN,
             format!(
-                "a request made with an API token cannot {what} tokens; authenticate directly \
-                 (password or identity provider)"
+                "a request made with an API token or another scope-limited credential cannot \
+                 {what} tokens; authenticate directly (password or identity provider login)"
             ),
         )
     })
@@ -449,7 +478,10 @@ async fn rotate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = cross_site(&headers).or_else(|| refuse_token_caller(&principal, "rotate")) {
+    if let Some(r) = cross_site(&headers)
+        .or_else(|| form_typed(&headers))
+        .or_else(|| refuse_token_caller(&principal, "rotate"))
+    {
         return r;
     }
     let Some(id) = TokenId::parse(&id) else {

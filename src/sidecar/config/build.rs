@@ -87,6 +87,24 @@ impl Config {
         let catalogue = super::tokens::catalogue(self.services.as_deref().unwrap_or_default())?;
         let tokens = match &self.tokens {
             Some(t) if t.enabled => {
+                // Scopes are keyed by service, and a provider's own scopes by its name: one
+                // name for both would let an identity provider's `write` pass as a token's.
+                for (i, p) in self.providers.iter().enumerate() {
+                    let clash = self
+                        .services
+                        .iter()
+                        .flatten()
+                        .any(|s| s.name == p.keys.name);
+                    if clash {
+                        return Err(ConfigError::key(
+                            format!("providers[{i}].name"),
+                            format!(
+                                "{:?} is also a service in `services`; rename the provider",
+                                p.keys.name
+                            ),
+                        ));
+                    }
+                }
                 let (tokens, provider) = super::BuiltTokens::new(t, catalogue.clone())?;
                 builder = builder.provider(provider);
                 Some(tokens)
