@@ -29,6 +29,9 @@ pub use authenticator::{
 pub use body::AuthBody;
 pub use challenge::Challenges;
 pub use error::{AuthError, Forbidden};
+/// The `http` crate, whose types the API takes ([`HeaderName`](http::HeaderName) for
+/// [`HeaderSource`](credentials::HeaderSource), [`HeaderMap`](http::HeaderMap), ...).
+pub use http;
 pub use secret::Secret;
 pub use stats::{AugmenterCounters, ProviderCounters, Stats};
 pub use user::{Principal, Scopes, User};

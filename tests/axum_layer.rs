@@ -423,3 +423,26 @@ async fn cache_respects_the_credential_expiry() {
     );
     assert_eq!(t.calls(), 2);
 }
+
+#[tokio::test]
+async fn minted_token_is_an_extractor_and_500_without_minting() {
+    let key = auth_o_tron::mint::SigningKey::hs256(b"an-axum-test-secret-of-32-bytes-ok").unwrap();
+    let minter = auth_o_tron::mint::Minter::builder("iss", key)
+        .build()
+        .unwrap();
+    let handler = get(|t: auth_o_tron::mint::MintedToken| async move { t.as_str().to_owned() });
+    let minting = Router::new()
+        .route("/jwt", handler.clone())
+        .layer(AuthLayer::new(authenticator(tokens())).mint(minter));
+    let c = TestClient::new(minting).await;
+    let jwt = c.get("/jwt").basic("alice", "wonderland").await;
+    assert_eq!(jwt.status(), StatusCode::OK);
+    assert_eq!(jwt.text().split('.').count(), 3, "{}", jwt.text());
+    let plain = Router::new()
+        .route("/jwt", handler)
+        .layer(AuthLayer::new(authenticator(tokens())));
+    let c = TestClient::new(plain).await;
+    let res = c.get("/jwt").basic("alice", "wonderland").await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.header("cache-control"), "no-store");
+}

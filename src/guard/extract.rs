@@ -1,5 +1,5 @@
-//! axum extractors: [`User`], `Option<User>`, [`Principal`], and [`Guarded<G>`] for a
-//! requirement named by a type (see [`guard!`](crate::guard!)).
+//! axum extractors: [`User`], `Option<User>`, [`Principal`], [`MintedToken`], and
+//! [`Guarded<G>`] for a requirement named by a type (see [`guard!`](crate::guard!)).
 //!
 //! They read what [`AuthLayer`](crate::AuthLayer) put into the request extensions, so the
 //! layer must run before them (see the [order of layers](super#order-of-layers)). Rejections
@@ -18,7 +18,8 @@ use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
 pub use super::GuardRejection;
-use super::{Requirement, authorize, no_auth_layer};
+use super::{Requirement, authorize, no_auth_layer, no_minter};
+use crate::mint::MintedToken;
 use crate::user::{Anonymous, Principal, User};
 
 impl IntoResponse for GuardRejection {
@@ -65,6 +66,20 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for User {
     type Rejection = GuardRejection;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(optional(parts)?.map(|p| p.user().clone()))
+    }
+}
+
+/// The JWT the layer minted for this request ([`AuthLayer::mint`](crate::AuthLayer::mint)):
+/// 401 without a principal, 500 when the layer mints nothing.
+impl<S: Send + Sync> FromRequestParts<S> for MintedToken {
+    type Rejection = GuardRejection;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        authorize(&parts.extensions, None)?;
+        parts
+            .extensions
+            .get::<MintedToken>()
+            .cloned()
+            .ok_or_else(no_minter)
     }
 }
 

@@ -151,6 +151,22 @@ pub(crate) fn no_auth_layer() -> GuardRejection {
     }
 }
 
+/// A [`MintedToken`](crate::mint::MintedToken) extractor behind a layer that mints nothing:
+/// a programming error, answered like a missing layer (500, logged with the fix).
+#[cfg(feature = "axum")]
+pub(crate) fn no_minter() -> GuardRejection {
+    tracing::error!(
+        target: "auth_o_tron::guard",
+        event_name = "auth.guard.no_minter",
+        "MintedToken was extracted, but the AuthLayer before it mints nothing, so it answers \
+         500: build the layer with `AuthLayer::new(auth).mint(minter)`"
+    );
+    GuardRejection {
+        error: AuthError::NoAuthLayer,
+        challenge: None,
+    }
+}
+
 type Text = Cow<'static, str>;
 
 /// What an authenticated user must have.
