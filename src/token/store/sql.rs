@@ -205,10 +205,26 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-pub(super) async fn migrator(
+/// Runs a backend's embedded migrations on `pool` (PostgreSQL's take sqlx's advisory lock, so
+/// replicas may start together); `url` is the redacted URL the error shows.
+pub(super) async fn migrate<DB: sqlx::Database>(
     migrations: Embedded,
-) -> Result<Migrator, sqlx::migrate::MigrateError> {
-    Migrator::new(migrations).await
+    pool: &sqlx::Pool<DB>,
+    url: &str,
+) -> Result<(), OpenError>
+where
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    let failed = |source| OpenError::Migrate {
+        url: url.to_owned(),
+        source,
+    };
+    Migrator::new(migrations)
+        .await
+        .map_err(failed)?
+        .run(pool)
+        .await
+        .map_err(failed)
 }
 
 /// Why [`open`] failed. Every variant shows the URL with its password replaced by `***`.

@@ -15,7 +15,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::{
     Embedded, INSERT, LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, RecordRow, decode, encode,
-    inserted, migrator, redact_url, selects, sql_token_store, store_error,
+    inserted, migrate, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
 
@@ -73,16 +73,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(connect)?;
-        let migrate = |source| OpenError::Migrate {
-            url: shown.clone(),
-            source,
-        };
-        migrator(MIGRATIONS)
-            .await
-            .map_err(migrate)?
-            .run(&pool)
-            .await
-            .map_err(migrate)?;
+        migrate(MIGRATIONS, &pool, &shown).await?;
         let mut listener = PgListener::connect_with(&pool).await.map_err(connect)?;
         listener.listen(NOTIFY_CHANNEL).await.map_err(connect)?;
         let events = Broadcaster::new();

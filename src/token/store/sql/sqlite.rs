@@ -16,7 +16,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{
     Embedded, INSERT, LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, RecordRow, decode, encode,
-    inserted, migrator, redact_url, selects, sql_token_store, store_error,
+    inserted, migrate, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
 
@@ -65,16 +65,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(connect)?;
-        let migrate = |source| OpenError::Migrate {
-            url: shown.clone(),
-            source,
-        };
-        migrator(MIGRATIONS)
-            .await
-            .map_err(migrate)?
-            .run(&pool)
-            .await
-            .map_err(migrate)?;
+        migrate(MIGRATIONS, &pool, &shown).await?;
         Ok(SqliteStore {
             pool,
             events: Broadcaster::new(),
