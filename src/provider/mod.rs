@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use crate::credentials::Scheme;
 use crate::user::User;
 
+pub mod chain;
 #[cfg(feature = "remote")]
 pub mod client;
 #[cfg(feature = "remote")]

@@ -11,21 +11,30 @@
 //!
 //! Rotation: when the IdP answers an exchange with a new refresh token, the old one is spent,
 //! and presenting it again would trip the IdP's reuse detection and revoke the whole grant. The
-//! provider therefore remembers, in memory and keyed by a hash of the client's original token,
-//! the latest token of the chain, and uses that one for the next introspection and exchange.
-//! The client keeps sending its original token and keeps working. The exchange runs in a task
-//! of its own, so a rotated token is stored even when the request that triggered it is
-//! cancelled or times out, and it is sent once, never retried. The chain lives in this
-//! process: behind several replicas, route a client to one replica, or turn rotation off for
-//! the offline client.
+//! provider therefore keeps, in a [`ChainStore`] keyed by the SHA-256 of the client's original
+//! token, the latest token of the chain, and uses that one for the next introspection and
+//! exchange. The client keeps sending its original token and keeps working. Each exchange
+//! claims the chain first (a compare-and-swap on its generation), so one chain token is
+//! presented once however many tasks or replicas want an access token at the same moment; the
+//! others wait for the claim to end and continue with the new token. The claim, introspection,
+//! exchange and release run in a task of their own, so a rotated token is stored even when the
+//! request that triggered it is cancelled or times out, and it is sent once, never retried.
+//!
+//! The stored token is a live credential, so it is sealed (ChaCha20-Poly1305, a random nonce per
+//! write) under a key derived from the client's original token (HKDF-SHA256): whoever reads the
+//! store without the original token can use neither. By default chains live in this process
+//! ([`MemoryChains`]); [`OfflineProvider::chain_store`] puts them in a shared store (the sidecar
+//! uses its token store when `tokens` is enabled), so any replica continues any chain.
 
-use std::hash::Hasher as _;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde_json::Value;
-use siphasher::sip128::{Hasher128, SipHasher13};
+use sha2::{Digest, Sha256};
 
+use super::chain::{ChainError, ChainKey, ChainStore, MemoryChains};
 use super::client::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
@@ -63,7 +72,8 @@ pub struct OfflineSettings {
     pub private_client_secret: Secret,
     /// Validation of the access token.
     pub jwt: JwtSettings,
-    /// Maximum refresh-token chains remembered (rotation).
+    /// Maximum refresh-token chains remembered in memory (rotation; without a
+    /// [`chain_store`](OfflineProvider::chain_store)).
     pub max_chains: u64,
 }
 
@@ -80,8 +90,7 @@ pub struct OfflineProvider {
     client: HttpClient,
     jwt: JwtProvider,
     resolved: Arc<RwLock<Option<Arc<Resolved>>>>,
-    chains: moka::sync::Cache<u128, Secret>,
-    key: (u64, u64),
+    chains: Arc<dyn ChainStore>,
 }
 
 impl std::fmt::Debug for OfflineProvider {
@@ -133,16 +142,7 @@ impl OfflineProvider {
             client.clone(),
             settings.jwt.clone(),
         )?;
-        let mut k = [0u8; 16];
-        getrandom::fill(&mut k).map_err(|e| BuildError::Setup(e.to_string()))?;
-        let key = (
-            u64::from_le_bytes(k[..8].try_into().expect("8 bytes")),
-            u64::from_le_bytes(k[8..].try_into().expect("8 bytes")),
-        );
-        let chains = moka::sync::Cache::builder()
-            .max_capacity(settings.max_chains)
-            .time_to_idle(Duration::from_secs(30 * 86_400))
-            .build();
+        let chains = Arc::new(MemoryChains::new(settings.max_chains));
         Ok(OfflineProvider {
             info: ProviderInfo::new(name, "openid-offline", realm, Scheme::Bearer)
                 .cache_ttl(Some(settings.jwt.cache_ttl)),
@@ -151,8 +151,15 @@ impl OfflineProvider {
             jwt,
             resolved: Arc::new(RwLock::new(resolved)),
             chains,
-            key,
         })
+    }
+
+    /// Keeps refresh-token chains in `store` instead of this process's memory, so that every
+    /// replica sharing `store` continues every chain.
+    #[must_use]
+    pub fn chain_store(mut self, store: Arc<dyn ChainStore>) -> Self {
+        self.chains = store;
+        self
     }
 
     async fn endpoints(&self) -> Result<Arc<Resolved>, ProviderError> {
@@ -180,67 +187,136 @@ impl OfflineProvider {
         Ok(r)
     }
 
-    fn chain_key(&self, original: &str) -> u128 {
-        let mut h = SipHasher13::new_with_keys(self.key.0, self.key.1);
-        h.write(original.as_bytes());
-        h.finish128().as_u128()
-    }
-
     async fn check(&self, original: &str) -> Result<Identity, ProviderError> {
-        let s = &self.settings;
         let ep = self.endpoints().await?;
-        let chain = self.chain_key(original);
-        let current: Secret = self.chains.get(&chain).unwrap_or_else(|| original.into());
-
-        // 1. Introspect the refresh token.
-        let req = self
-            .client
-            .inner()
-            .post(&ep.introspect)
-            .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
-            .form(&[("token", current.expose())]);
-        let res = self.client.send("introspection", req).await?;
-        res.check_status("introspection", &[], "")?;
-        let doc: Value = res.json("introspection")?;
-        super::client::require_active(&doc, "introspection", "refresh token is not active")?;
-        if !word(
-            doc.get("scope").and_then(Value::as_str).unwrap_or(""),
-            "offline_access",
-        ) {
-            return Err(ProviderError::invalid("not an offline_access token"));
-        }
-
-        // 2. Exchange it for an access token, in a task of its own: if this request is cancelled
-        // or times out mid-exchange, the IdP may already have rotated the refresh token, and
-        // the new one must still be stored or the chain is lost.
-        let exchange = tokio::spawn(exchange(
+        // In a task of its own: if this request is cancelled or times out mid-exchange, the IdP
+        // may already have rotated the refresh token, and the new one must still be stored
+        // (and the claim released) or the chain is lost.
+        let step = tokio::spawn(step(
             self.client.clone(),
             self.settings.clone(),
             ep,
             self.chains.clone(),
-            chain,
-            current,
+            Sealer::new(original),
+            Secret::from(original),
         ));
-        let access = exchange
+        let access = step
             .await
             .map_err(|_| ProviderError::unavailable("token exchange: task failed"))??;
-
-        // 3. Validate the access token like any JWT.
+        // Validate the access token like any JWT.
         self.jwt.check_issued(&access).await
     }
 }
 
-/// Exchanges `current` at the token endpoint (sent once, never retried: a repeated exchange of a
-/// rotating token would trip the IdP's reuse detection) and stores a rotated refresh token under
-/// `chain`. Returns the access token.
-async fn exchange(
+/// How long a claim on a chain lasts: longer than an introspection and an exchange take (each
+/// bounded by the HTTP client's timeout). A claimant that dies holds the chain this long.
+const LEASE_SECS: i64 = 30;
+/// How often a task waiting for another's claim looks again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One link of a chain: claim it, introspect and exchange its current token, store the rotated
+/// one and release the claim. Returns the access token.
+async fn step(
     client: HttpClient,
     s: Arc<OfflineSettings>,
     ep: Arc<Resolved>,
-    chains: moka::sync::Cache<u128, Secret>,
-    chain: u128,
-    current: Secret,
+    chains: Arc<dyn ChainStore>,
+    sealer: Sealer,
+    original: Secret,
 ) -> Result<String, ProviderError> {
+    let store_down = |e: ChainError| ProviderError::unavailable(e.to_string());
+    let started = Instant::now();
+    let (generation, current) = loop {
+        let now = unix_now();
+        let state = chains.load(&sealer.chain).await.map_err(store_down)?;
+        if state.as_ref().is_some_and(|st| st.is_claimed(now)) {
+            // Another task or replica is exchanging this chain's token: wait for its new one.
+            if started.elapsed() > Duration::from_secs(LEASE_SECS.unsigned_abs()) {
+                return Err(ProviderError::unavailable(
+                    "refresh-token chain held by another exchange",
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
+        let current = match state.as_ref().and_then(|st| st.sealed.as_deref()) {
+            Some(sealed) => sealer.open(sealed)?,
+            None => original.clone(),
+        };
+        let seen = state.map(|st| st.generation);
+        if let Some(g) = chains
+            .claim(&sealer.chain, seen, now, now + LEASE_SECS)
+            .await
+            .map_err(store_down)?
+        {
+            break (g, current);
+        }
+    };
+    let result = introspect_and_exchange(&client, &s, &ep, &current).await;
+    let rotated = match &result {
+        Ok((_, Some(rotated))) if rotated.as_str() != current.expose() => {
+            Some(sealer.seal(rotated)?)
+        }
+        _ => None,
+    };
+    release(&*chains, &sealer.chain, generation, rotated.as_deref()).await;
+    result.map(|(access, _)| access)
+}
+
+/// Ends a claim, retrying a little when a rotated token must be stored: losing it breaks the
+/// chain (its predecessor is spent).
+async fn release(
+    chains: &dyn ChainStore,
+    chain: &ChainKey,
+    generation: i64,
+    sealed: Option<&[u8]>,
+) {
+    for attempt in 0..3 {
+        match chains.release(chain, generation, sealed, unix_now()).await {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!(
+                    "openid-offline: a claim on a refresh-token chain ran out before its exchange ended"
+                );
+                return;
+            }
+            Err(e) if sealed.is_some() && attempt < 2 => {
+                tracing::warn!(error = %e, "openid-offline: storing a rotated refresh token failed, retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rotated = sealed.is_some(), "openid-offline: releasing a refresh-token chain failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Introspects `current` (`active` and `offline_access`) and exchanges it at the token endpoint
+/// (sent once, never retried: a repeated exchange of a rotating token would trip the IdP's reuse
+/// detection). Returns the access token and the refresh token the IdP answered with, if any.
+async fn introspect_and_exchange(
+    client: &HttpClient,
+    s: &OfflineSettings,
+    ep: &Resolved,
+    current: &Secret,
+) -> Result<(String, Option<String>), ProviderError> {
+    let req = client
+        .inner()
+        .post(&ep.introspect)
+        .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
+        .form(&[("token", current.expose())]);
+    let res = client.send("introspection", req).await?;
+    res.check_status("introspection", &[], "")?;
+    let doc: Value = res.json("introspection")?;
+    super::client::require_active(&doc, "introspection", "refresh token is not active")?;
+    if !word(
+        doc.get("scope").and_then(Value::as_str).unwrap_or(""),
+        "offline_access",
+    ) {
+        return Err(ProviderError::invalid("not an offline_access token"));
+    }
+
     let req = client
         .inner()
         .post(&ep.token)
@@ -272,16 +348,95 @@ async fn exchange(
         }
     }
     let tokens: Value = res.json("token exchange")?;
-    if let Some(rotated) = tokens.get("refresh_token").and_then(Value::as_str)
-        && rotated != current.expose()
-    {
-        chains.insert(chain, rotated.into());
-    }
-    tokens
+    let access = tokens
         .get("access_token")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))
+        .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))?;
+    let rotated = tokens
+        .get("refresh_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok((access, rotated))
+}
+
+/// The chain key and sealing key of one original refresh token.
+struct Sealer {
+    chain: ChainKey,
+    cipher: ChaCha20Poly1305,
+}
+
+/// HKDF salt: fixed, naming what the key is for.
+const SEAL_SALT: &[u8] = b"auth-o-tron openid-offline refresh-token chain";
+/// Version byte of the sealed format: `1 || nonce (12) || ciphertext and tag`.
+const SEAL_V1: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+impl Sealer {
+    fn new(original: &str) -> Self {
+        let chain: ChainKey = Sha256::digest(original.as_bytes()).into();
+        let mut key = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(Some(SEAL_SALT), original.as_bytes())
+            .expand(b"sealing key v1", &mut key)
+            .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 length"));
+        Sealer {
+            chain,
+            cipher: ChaCha20Poly1305::new(&Key::from(key)),
+        }
+    }
+
+    /// Encrypts `token` with a fresh random nonce, bound to this chain (associated data).
+    fn seal(&self, token: &str) -> Result<Vec<u8>, ProviderError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| ProviderError::unavailable(format!("OS random source failed: {e}")))?;
+        let sealed = self
+            .cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: token.as_bytes(),
+                    aad: &self.chain,
+                },
+            )
+            .map_err(|_| ProviderError::unavailable("sealing a refresh token failed"))?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        out.push(SEAL_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Decrypts a stored token; a row that does not open (edited, truncated, another format)
+    /// fails closed.
+    fn open(&self, sealed: &[u8]) -> Result<Secret, ProviderError> {
+        let unreadable = || ProviderError::unavailable("refresh-token chain row unreadable");
+        let (&version, rest) = sealed.split_first().ok_or_else(unreadable)?;
+        if version != SEAL_V1 || rest.len() < NONCE_LEN {
+            return Err(unreadable());
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| unreadable())?;
+        let plain = self
+            .cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &self.chain,
+                },
+            )
+            .map_err(|_| unreadable())?;
+        String::from_utf8(plain)
+            .map(Secret::from)
+            .map_err(|_| unreadable())
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl Provider for OfflineProvider {
@@ -315,5 +470,30 @@ mod tests {
         ));
         assert!(!super::word("openid offline_accessx", "offline_access"));
         assert!(!super::word("no_offline_access", "offline_access"));
+    }
+
+    #[test]
+    fn a_sealed_token_opens_only_with_its_original_and_never_shows() {
+        let sealer = super::Sealer::new("original-refresh-token");
+        let a = sealer.seal("rotated-refresh-token").unwrap();
+        let b = sealer.seal("rotated-refresh-token").unwrap();
+        assert_ne!(a, b, "a fresh nonce per write");
+        assert!(!a.windows(7).any(|w| w == b"rotated"), "ciphertext only");
+        assert_eq!(sealer.open(&a).unwrap().expose(), "rotated-refresh-token");
+        // Another original (another chain) cannot open it, nor can a tampered row.
+        assert!(super::Sealer::new("other-token").open(&a).is_err());
+        let mut tampered = a.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(sealer.open(&tampered).is_err());
+        for bad in [&[][..], &[1u8][..], &a[..10], &[2u8; 40][..]] {
+            assert!(sealer.open(bad).is_err());
+        }
+        // The chain key is the SHA-256 of the original, not the original.
+        assert_eq!(
+            sealer.chain[..4],
+            [0x7e, 0xfa, 0xee, 0x73][..],
+            "{:02x?}",
+            sealer.chain
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! [`LazyStore`]: a [`TokenStore`] opened on first use, so a service starts (and its other
-//! providers work) while the database is down; token requests answer 503 until it opens.
+//! providers work) while the database is down; token requests answer 503 until it opens. It is
+//! also the opened store's [`ChainStore`] (openid-offline's refresh-token chains).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,6 +14,7 @@ use super::store::{
     TokenRecord, TokenStore, UnixTime,
 };
 use crate::provider::BoxFuture;
+use crate::provider::chain::{ChainError, ChainKey, ChainState, ChainStore};
 
 /// Why opening failed, as the opener reports it.
 pub type OpenFailure = Box<dyn std::error::Error + Send + Sync>;
@@ -185,5 +187,55 @@ impl TokenStore for LazyStore {
 
     fn subscribe(&self) -> Option<Invalidations> {
         Some(self.events.subscribe())
+    }
+}
+
+/// openid-offline's chains in the same database, once it opens (503 until then, like tokens).
+impl ChainStore for LazyStore {
+    fn load<'a>(
+        &'a self,
+        chain: &'a ChainKey,
+    ) -> BoxFuture<'a, Result<Option<ChainState>, ChainError>> {
+        Box::pin(async move { self.chain_store().await?.load(chain).await })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        chain: &'a ChainKey,
+        seen: Option<i64>,
+        now: i64,
+        until: i64,
+    ) -> BoxFuture<'a, Result<Option<i64>, ChainError>> {
+        Box::pin(async move {
+            self.chain_store()
+                .await?
+                .claim(chain, seen, now, until)
+                .await
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        chain: &'a ChainKey,
+        generation: i64,
+        sealed: Option<&'a [u8]>,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, ChainError>> {
+        Box::pin(async move {
+            self.chain_store()
+                .await?
+                .release(chain, generation, sealed, now)
+                .await
+        })
+    }
+}
+
+impl LazyStore {
+    async fn chain_store(&self) -> Result<&dyn ChainStore, ChainError> {
+        self.open()
+            .await
+            .map_err(ChainError::new)?
+            .chains()
+            .ok_or_else(|| ChainError::new("this token store keeps no refresh-token chains"))
     }
 }

@@ -1,12 +1,14 @@
 //! Turning a loaded [`Config`] into the running parts: authenticator, minter, rules. Each
 //! provider and augmenter is built (and its keys checked) by its entry.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::entries::BuildCtx;
 use super::load::ConfigError;
 use super::{Config, MintAlgorithm};
 use crate::mint::{Minter, SigningKey};
+use crate::provider::chain::ChainStore;
 use crate::provider::client::HttpClient;
 use crate::sidecar::peers::TrustedProxies;
 use crate::sidecar::rules::Rules;
@@ -55,12 +57,20 @@ impl Config {
                 self.cache.negative_capacity,
             );
         }
+        // Opened on first use; built first, since openid-offline keeps its chains in it.
+        let store = self
+            .tokens
+            .as_ref()
+            .filter(|t| t.enabled)
+            .map(super::BuiltTokens::store);
+        let chains = store.clone().map(|s| -> Arc<dyn ChainStore> { s });
         let shared = BuildCtx {
             name: "",
             realm: "",
             http: &http,
             timeout,
             cache_capacity: self.cache.capacity,
+            chains: chains.as_ref(),
         };
         for (i, p) in self.providers.iter().enumerate() {
             let at = format!("providers[{i}]");
@@ -85,8 +95,8 @@ impl Config {
             builder = builder.augmenter_arc(a.entry.build(&ctx).map_err(|e| e.within(&at))?);
         }
         let catalogue = super::tokens::catalogue(self.services.as_deref().unwrap_or_default())?;
-        let tokens = match &self.tokens {
-            Some(t) if t.enabled => {
+        let tokens = match (&self.tokens, store) {
+            (Some(t), Some(store)) => {
                 // Scopes are keyed by service, and a provider's own scopes by its name: one
                 // name for both would let an identity provider's `write` pass as a token's.
                 for (i, p) in self.providers.iter().enumerate() {
@@ -105,7 +115,7 @@ impl Config {
                         ));
                     }
                 }
-                let (tokens, provider) = super::BuiltTokens::new(t, catalogue.clone())?;
+                let (tokens, provider) = super::BuiltTokens::new(t, catalogue.clone(), store)?;
                 builder = builder.provider(provider);
                 Some(tokens)
             }

@@ -156,19 +156,25 @@ pub struct BuiltTokens {
 }
 
 impl BuiltTokens {
-    /// The store, the settings and the provider for `config`.
-    pub(crate) fn new(
-        config: &TokensConfig,
-        catalogue: Catalogue,
-    ) -> Result<(BuiltTokens, TokenProvider), ConfigError> {
-        let settings = config.settings(catalogue)?;
+    /// The store of `config`, opened on first use. One per configuration: the token provider,
+    /// the API and openid-offline's refresh-token chains share it.
+    pub(crate) fn store(config: &TokensConfig) -> Arc<LazyStore> {
         let url = config.store_url().to_owned();
         // Named by its scheme in logs: open errors show the URL with its password redacted.
         let what = format!("{} token store", url.split(':').next().unwrap_or_default());
-        let store = Arc::new(LazyStore::new(what, move || {
+        Arc::new(LazyStore::new(what, move || {
             let url = url.clone();
             Box::pin(async move { open(&url).await })
-        }));
+        }))
+    }
+
+    /// The settings and the provider for `config` over `store`.
+    pub(crate) fn new(
+        config: &TokensConfig,
+        catalogue: Catalogue,
+        store: Arc<LazyStore>,
+    ) -> Result<(BuiltTokens, TokenProvider), ConfigError> {
+        let settings = config.settings(catalogue)?;
         let dyn_store: Arc<dyn TokenStore> = store.clone();
         let last_used = Arc::new(LastUsed::new(dyn_store.clone(), DEFAULT_LAST_USED_INTERVAL));
         let provider = TokenProvider::new(TOKEN_PROVIDER, dyn_store, settings.clone())

@@ -411,4 +411,10 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// Invalidations for caches of this store's tokens; `None` if the store cannot tell
     /// (then only a cache TTL bounds staleness).
     fn subscribe(&self) -> Option<Invalidations>;
+
+    /// The same database as a home for `openid-offline`'s refresh-token chains, so replicas
+    /// sharing the store share chains; `None` (the default) if this store keeps none.
+    fn chains(&self) -> Option<&dyn crate::provider::chain::ChainStore> {
+        None
+    }
 }

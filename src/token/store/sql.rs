@@ -42,6 +42,20 @@ pub(super) const PRUNE: &str = "DELETE FROM aot_tokens WHERE expires_at <= $1 OR
 pub(super) const LAST_USED: &str = "UPDATE aot_tokens SET last_used_at = CASE \
      WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END WHERE id = $1";
 
+/// Refresh-token chains (`provider::chain`): load, claim (insert or compare-and-swap on the
+/// generation, only when no lease runs), release (only the claim's generation).
+pub(super) const CHAIN_LOAD: &str =
+    "SELECT generation, sealed, claimed_until FROM aot_refresh_chains WHERE chain = $1";
+pub(super) const CHAIN_CLAIM_NEW: &str = "INSERT INTO aot_refresh_chains \
+     (chain, generation, sealed, claimed_until, updated_at) VALUES ($1, 1, NULL, $2, $3) \
+     ON CONFLICT (chain) DO NOTHING";
+pub(super) const CHAIN_CLAIM: &str = "UPDATE aot_refresh_chains \
+     SET generation = generation + 1, claimed_until = $3, updated_at = $4 \
+     WHERE chain = $1 AND generation = $2 AND (claimed_until IS NULL OR claimed_until <= $4)";
+pub(super) const CHAIN_RELEASE: &str = "UPDATE aot_refresh_chains \
+     SET sealed = COALESCE($3, sealed), claimed_until = NULL, updated_at = $4 \
+     WHERE chain = $1 AND generation = $2";
+
 /// `SELECT` statements, built once.
 pub(super) struct Selects {
     pub(super) find: String,
@@ -180,7 +194,14 @@ pub(super) fn store_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Migrations compiled into the binary, one directory per backend.
+/// A chain store's driver error, as the provider sees it (it fails closed either way).
+pub(super) fn chain_error(e: sqlx::Error) -> crate::provider::chain::ChainError {
+    crate::provider::chain::ChainError::new(store_error(e))
+}
+
+/// Migrations compiled into the binary, one directory per backend. Versions may have gaps
+/// (sqlx applies every embedded version the database lacks, in order, and only refuses a
+/// database that applied a version this binary does not embed).
 #[derive(Debug)]
 pub(super) struct Embedded(pub(super) &'static [(i64, &'static str, &'static str)]);
 
@@ -571,6 +592,91 @@ macro_rules! sql_token_store {
 
             fn subscribe(&self) -> Option<$crate::token::store::Invalidations> {
                 Some(self.events.subscribe())
+            }
+
+            fn chains(&self) -> Option<&dyn $crate::provider::chain::ChainStore> {
+                Some(self)
+            }
+        }
+
+        impl $crate::provider::chain::ChainStore for $store {
+            fn load<'a>(
+                &'a self,
+                chain: &'a $crate::provider::chain::ChainKey,
+            ) -> $crate::provider::BoxFuture<
+                'a,
+                Result<
+                    Option<$crate::provider::chain::ChainState>,
+                    $crate::provider::chain::ChainError,
+                >,
+            > {
+                Box::pin(async move {
+                    let row =
+                        sqlx::query_as::<$db, (i64, Option<Vec<u8>>, Option<i64>)>(CHAIN_LOAD)
+                            .bind(&chain[..])
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(chain_error)?;
+                    Ok(row.map(|(g, sealed, until)| {
+                        $crate::provider::chain::ChainState::new(g, sealed, until)
+                    }))
+                })
+            }
+
+            fn claim<'a>(
+                &'a self,
+                chain: &'a $crate::provider::chain::ChainKey,
+                seen: Option<i64>,
+                now: i64,
+                until: i64,
+            ) -> $crate::provider::BoxFuture<
+                'a,
+                Result<Option<i64>, $crate::provider::chain::ChainError>,
+            > {
+                Box::pin(async move {
+                    let done = match seen {
+                        None => {
+                            sqlx::query::<$db>(CHAIN_CLAIM_NEW)
+                                .bind(&chain[..])
+                                .bind(until)
+                                .bind(now)
+                                .execute(&self.pool)
+                                .await
+                        }
+                        Some(g) => {
+                            sqlx::query::<$db>(CHAIN_CLAIM)
+                                .bind(&chain[..])
+                                .bind(g)
+                                .bind(until)
+                                .bind(now)
+                                .execute(&self.pool)
+                                .await
+                        }
+                    }
+                    .map_err(chain_error)?;
+                    Ok((done.rows_affected() == 1).then(|| seen.map_or(1, |g| g + 1)))
+                })
+            }
+
+            fn release<'a>(
+                &'a self,
+                chain: &'a $crate::provider::chain::ChainKey,
+                generation: i64,
+                sealed: Option<&'a [u8]>,
+                now: i64,
+            ) -> $crate::provider::BoxFuture<'a, Result<bool, $crate::provider::chain::ChainError>>
+            {
+                Box::pin(async move {
+                    let done = sqlx::query::<$db>(CHAIN_RELEASE)
+                        .bind(&chain[..])
+                        .bind(generation)
+                        .bind(sealed)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(chain_error)?;
+                    Ok(done.rows_affected() == 1)
+                })
             }
         }
 

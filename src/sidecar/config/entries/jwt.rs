@@ -150,7 +150,10 @@ impl ProviderEntry for OpenidOfflineEntry {
             jwt: access_token_checks(&self.issuer, &self.audience),
             max_chains: ctx.cache_capacity,
         };
-        let p = OfflineProvider::new(ctx.name, ctx.realm, settings, ctx.http.clone())?;
+        let mut p = OfflineProvider::new(ctx.name, ctx.realm, settings, ctx.http.clone())?;
+        if let Some(chains) = ctx.chains {
+            p = p.chain_store(chains.clone());
+        }
         Ok(Arc::new(p))
     }
 

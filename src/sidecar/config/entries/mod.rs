@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::ConfigError;
 use crate::augment::Augmenter;
 use crate::provider::Provider;
+use crate::provider::chain::ChainStore;
 use crate::provider::client::HttpClient;
 
 mod augmenters;
@@ -65,6 +66,9 @@ pub struct BuildCtx<'a> {
     pub timeout: Duration,
     /// `cache.capacity`.
     pub cache_capacity: u64,
+    /// Where openid-offline keeps refresh-token chains: the token store when `tokens` is
+    /// enabled (shared by replicas), else `None` (each provider's memory).
+    pub chains: Option<&'a Arc<dyn ChainStore>>,
 }
 
 impl<'a> BuildCtx<'a> {

@@ -14,19 +14,27 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::{
-    Embedded, INSERT, LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, RecordRow, decode, encode,
-    inserted, migrate, redact_url, selects, sql_token_store, store_error,
+    CHAIN_CLAIM, CHAIN_CLAIM_NEW, CHAIN_LOAD, CHAIN_RELEASE, Embedded, INSERT, LAST_USED,
+    OpenError, PRUNE, REVOKE, REVOKE_ALL, RecordRow, chain_error, decode, encode, inserted,
+    migrate, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
 
 /// The LISTEN/NOTIFY channel.
 pub const NOTIFY_CHANNEL: &str = "aot_tokens";
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "tokens",
-    include_str!("../../../../migrations/postgres/0001_tokens.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "tokens",
+        include_str!("../../../../migrations/postgres/0001_tokens.sql"),
+    ),
+    (
+        3,
+        "refresh_chains",
+        include_str!("../../../../migrations/postgres/0003_refresh_chains.sql"),
+    ),
+]);
 
 /// How long an operation waits for a pooled connection before the store reports itself
 /// unavailable (requests answer 503 rather than hang).

@@ -15,16 +15,24 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::{
-    Embedded, INSERT, LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, RecordRow, decode, encode,
-    inserted, migrate, redact_url, selects, sql_token_store, store_error,
+    CHAIN_CLAIM, CHAIN_CLAIM_NEW, CHAIN_LOAD, CHAIN_RELEASE, Embedded, INSERT, LAST_USED,
+    OpenError, PRUNE, REVOKE, REVOKE_ALL, RecordRow, chain_error, decode, encode, inserted,
+    migrate, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "tokens",
-    include_str!("../../../../migrations/sqlite/0001_tokens.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "tokens",
+        include_str!("../../../../migrations/sqlite/0001_tokens.sql"),
+    ),
+    (
+        3,
+        "refresh_chains",
+        include_str!("../../../../migrations/sqlite/0003_refresh_chains.sql"),
+    ),
+]);
 
 /// How long a writer waits for the write lock before the store reports itself unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,13 @@
+-- openid-offline refresh-token chains (auth-o-tron `provider::chain`). `chain` is SHA-256 of
+-- the client's original refresh token; `sealed` the latest token of the chain, encrypted under a
+-- key derived from the original (never the token in clear), NULL while it is the original.
+-- `generation` advances with every claim (compare-and-swap); `claimed_until` is a claimant's
+-- lease in Unix seconds. Version 0002 is another table's.
+CREATE TABLE aot_refresh_chains (
+    chain         BLOB    NOT NULL PRIMARY KEY,
+    generation    INTEGER NOT NULL,
+    sealed        BLOB,
+    claimed_until INTEGER,
+    updated_at    INTEGER NOT NULL
+);
+CREATE INDEX aot_refresh_chains_idle ON aot_refresh_chains (updated_at);
