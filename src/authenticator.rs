@@ -29,6 +29,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -260,6 +261,7 @@ impl AuthenticatorBuilder {
                             .build()
                     }),
                 flights: Flights::new(),
+                invalidations: AtomicU64::new(0),
                 challenges,
             }),
         })
@@ -285,6 +287,10 @@ struct Inner {
     store: Store<Authenticated>,
     negative: Option<moka::sync::Cache<Digest, ()>>,
     flights: Flights<Result<Authenticated, AuthError>>,
+    /// Bumped by every `invalidate_*`: a provider answer obtained across an invalidation (a
+    /// token lookup that read the row before its revocation) is served, never cached, or it
+    /// would put back what the invalidation just removed.
+    invalidations: AtomicU64,
     challenges: Challenges,
     stats: Stats,
 }
@@ -379,13 +385,22 @@ impl Authenticator {
         self.inner.store.len()
     }
 
+    /// Marks cache fills under way as stale (see `Inner::invalidations`). Called before the
+    /// removal: a fill that checks after its insert either sees the bump or was inserted before
+    /// the removal, which then drops it.
+    fn bump_invalidations(&self) {
+        self.inner.invalidations.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Drops every cached principal.
     pub fn invalidate_all(&self) {
+        self.bump_invalidations();
         self.inner.store.clear();
     }
 
     /// Drops the cached principals of one user (e.g. after a role change).
     pub fn invalidate_user(&self, realm: &str, username: &str) {
+        self.bump_invalidations();
         let (realm, username) = (realm.to_owned(), username.to_owned());
         self.inner
             .store
@@ -395,6 +410,7 @@ impl Authenticator {
     /// Drops the cached principals authenticated by the API token `token_id` (after a
     /// revocation or rotation).
     pub fn invalidate_token(&self, token_id: &str) {
+        self.bump_invalidations();
         let token_id: Arc<str> = token_id.into();
         self.inner
             .store
@@ -404,6 +420,7 @@ impl Authenticator {
     /// Drops every cached principal authenticated by an API token (the store may have missed
     /// reporting a revocation).
     pub fn invalidate_tokens(&self) {
+        self.bump_invalidations();
         self.inner
             .store
             .remove_if(|a| a.principal.token_id().is_some());
@@ -411,6 +428,7 @@ impl Authenticator {
 
     /// Drops what is cached for one credential (e.g. after a logout or revocation).
     pub fn invalidate_credential(&self, credential: Credential<'_>) {
+        self.bump_invalidations();
         let digest = self.inner.hasher.credential(&credential);
         for provider in 0..self.inner.providers.len() {
             self.inner.store.remove(&Key {
@@ -570,6 +588,7 @@ impl Authenticator {
                 return Ok(p);
             }
         }
+        let epoch = inner.invalidations.load(Ordering::SeqCst);
         let (provider, identity) = self.ask(eligible, credential).await?;
         let now = SystemTime::now();
         let p = &inner.providers[provider];
@@ -602,14 +621,18 @@ impl Authenticator {
                 Some(exp) => ttl.min(exp.duration_since(now).unwrap_or_default()),
                 None => ttl,
             };
-            inner.store.insert(
-                Key {
-                    provider: provider as u32,
-                    digest,
-                },
-                found.clone(),
-                ttl,
-            );
+            let key = Key {
+                provider: provider as u32,
+                digest,
+            };
+            let stale = || inner.invalidations.load(Ordering::SeqCst) != epoch;
+            if !stale() {
+                inner.store.insert(key, found.clone(), ttl);
+                // An invalidation between the check and the insert: undo the insert.
+                if stale() {
+                    inner.store.remove(&key);
+                }
+            }
         }
         Ok(found)
     }

@@ -28,12 +28,21 @@ use serde_json::{Value, json};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-/// A memory store that counts lookups and can be taken down.
+/// A memory store that counts lookups, can be taken down, and can hold a lookup after it read
+/// the row (`gate`): a lookup racing a revocation, made deterministic.
 #[derive(Debug, Default)]
 struct Counting {
     inner: MemoryStore,
     lookups: AtomicUsize,
     down: AtomicBool,
+    gate: std::sync::Mutex<Option<Arc<Gate>>>,
+}
+
+/// `read` is notified when a held lookup has its answer; it returns once `release` is.
+#[derive(Debug, Default)]
+struct Gate {
+    read: tokio::sync::Notify,
+    release: tokio::sync::Notify,
 }
 
 impl Counting {
@@ -72,7 +81,15 @@ impl TokenStore for Counting {
         now: UnixTime,
     ) -> BoxFuture<'a, Result<Option<TokenRecord>, StoreError>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
-        guarded!(self, self.inner.find_by_hash(hash, now))
+        let gate = self.gate.lock().unwrap().take();
+        guarded!(self, async {
+            let found = self.inner.find_by_hash(hash, now).await;
+            if let Some(g) = gate {
+                g.read.notify_one();
+                g.release.notified().await;
+            }
+            found
+        })
     }
     fn list<'a>(&'a self, o: &'a Owner) -> BoxFuture<'a, Result<Vec<TokenRecord>, StoreError>> {
         guarded!(self, self.inner.list(o))
@@ -416,6 +433,39 @@ async fn revoked_is_refused_at_once_and_rotated_replaces_the_old_secret() {
         .unwrap();
     assert_eq!(list["tokens"].as_array().unwrap().len(), 2);
     assert!(list["tokens"][1]["revoked_at"].is_string(), "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_under_way_during_a_revocation_does_not_cache_the_revoked_token() {
+    let app = app(Duration::from_secs(60)).await;
+    let (id, token) = app.token(json!({"polytope": ["read"]})).await;
+    // The lookup reads the active row, then the token is revoked (and evicted) before the
+    // lookup's answer reaches the cache.
+    let gate = Arc::new(Gate::default());
+    *app.store.gate.lock().unwrap() = Some(gate.clone());
+    let in_flight = tokio::spawn({
+        let (url, auth) = (app.url("/me"), bearer(&token));
+        async move {
+            client()
+                .get(url)
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    gate.read.notified().await;
+    let r = app.delete(&id, &basic("alice", "wonderland")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    gate.release.notify_one();
+    // The request that started before the revocation is answered as it was looked up...
+    assert_eq!(in_flight.await.unwrap(), StatusCode::OK);
+    // ...but its answer was not cached: the next use asks the store and is refused.
+    let lookups = app.store.lookups.load(Ordering::SeqCst);
+    let r = app.get("/me", &bearer(&token)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.store.lookups.load(Ordering::SeqCst), lookups + 1);
 }
 
 #[tokio::test]
