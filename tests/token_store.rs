@@ -64,6 +64,7 @@ async fn suite(store: Arc<dyn TokenStore>) {
     expired_tokens_are_not_found(&*store).await;
     revoke_is_owner_only_and_evicts(&*store).await;
     revoke_all_counts_unrevoked_tokens(&*store).await;
+    revoke_by_id_alone_names_the_owner_and_evicts(&*store).await;
     rotate_keeps_name_and_scopes_and_stops_the_old_token(&*store).await;
     nonce_replay_creates_nothing(&*store).await;
     prune_deletes_expired_and_revoked(&*store).await;
@@ -157,6 +158,28 @@ async fn revoke_is_owner_only_and_evicts(store: &dyn TokenStore) {
     assert_eq!(listed.state(NOW + 9), TokenState::Revoked);
     let unknown = TokenId::random().unwrap();
     assert!(!store.revoke(&alice, &unknown, NOW).await.unwrap());
+}
+
+async fn revoke_by_id_alone_names_the_owner_and_evicts(store: &dyn TokenStore) {
+    let erin = Owner::new("erin", "ldap");
+    let (token, secret) = new_token(&erin, "by-id", NOW);
+    let record = store.create(token).await.unwrap();
+    let mut events = store.subscribe().unwrap();
+    assert_eq!(
+        store.revoke_id(&record.id, NOW + 1).await.unwrap(),
+        Some(erin.clone())
+    );
+    assert!(evicted(&mut events, &record.id, Duration::from_secs(1)).await);
+    assert_eq!(find(store, &secret, NOW + 2).await, None);
+    assert_eq!(
+        store.revoke_id(&record.id, NOW + 3).await.unwrap(),
+        None,
+        "already revoked"
+    );
+    let listed = store.get(&erin, &record.id).await.unwrap().unwrap();
+    assert_eq!(listed.revoked_at, Some(NOW + 1));
+    let unknown = TokenId::random().unwrap();
+    assert_eq!(store.revoke_id(&unknown, NOW).await.unwrap(), None);
 }
 
 async fn revoke_all_counts_unrevoked_tokens(store: &dyn TokenStore) {

@@ -109,6 +109,13 @@ impl TokenStore for Counting {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         guarded!(self, self.inner.revoke(o, id, now))
     }
+    fn revoke_id<'a>(
+        &'a self,
+        id: &'a TokenId,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<Owner>, StoreError>> {
+        guarded!(self, self.inner.revoke_id(id, now))
+    }
     fn revoke_all<'a>(
         &'a self,
         o: &'a Owner,
@@ -177,9 +184,14 @@ fn catalogue() -> Catalogue {
 }
 
 async fn app(cache_ttl: Duration) -> App {
-    let store = Arc::new(Counting::new());
+    app_on(Arc::new(Counting::new()), catalogue(), cache_ttl).await
+}
+
+/// An app on `store` offering `catalogue` (two apps on one store: a restart with a changed
+/// `services` section).
+async fn app_on(store: Arc<Counting>, catalogue: Catalogue, cache_ttl: Duration) -> App {
     let group = Arc::new(AtomicBool::new(true));
-    let settings = TokenSettings::new(catalogue())
+    let settings = TokenSettings::new(catalogue.clone())
         .lifetime_days(30, 90)
         .cache_ttl(cache_ttl);
     let users = PlainProvider::new("local", "demo")
@@ -200,7 +212,7 @@ async fn app(cache_ttl: Duration) -> App {
         .unwrap();
     auth_o_tron::token::evict_on_revocation(&*dyn_store, &auth);
     let minter = Minter::builder("aot", SigningKey::hs256(SECRET).unwrap())
-        .all_scopes(catalogue().all())
+        .all_scopes(catalogue.all())
         .build()
         .unwrap();
     let router = Router::new()
@@ -466,6 +478,33 @@ async fn a_lookup_under_way_during_a_revocation_does_not_cache_the_revoked_token
     let r = app.get("/me", &bearer(&token)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.store.lookups.load(Ordering::SeqCst), lookups + 1);
+}
+
+#[tokio::test]
+async fn rotate_refuses_scopes_removed_from_the_catalogue_naming_them() {
+    let before = app(Duration::from_secs(60)).await;
+    let (writer, _) = before.token(json!({"polytope": ["read", "write"]})).await;
+    let (reader, _) = before.token(json!({"polytope": ["read"]})).await;
+    let (mars, _) = before.token(json!({"mars": ["read"]})).await;
+    // Restarted with `write` and `mars` gone from `services`.
+    let reduced = Catalogue::new().service("polytope", ["read"]).unwrap();
+    let after = app_on(before.store.clone(), reduced, Duration::from_secs(60)).await;
+    let alice = basic("alice", "wonderland");
+    for (id, named) in [(&writer, "\"write\""), (&mars, "\"mars\"")] {
+        let r = after.rotate(id, &alice).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let body: Value = r.json().await.unwrap();
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains(named), "{message}");
+    }
+    // Refused means unchanged: the old secret is not revoked, and nothing new was stored.
+    let listed: Value = after.get("/tokens", &alice).await.json().await.unwrap();
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 3, "{listed}");
+    // A token whose scopes are all still offered rotates.
+    assert_eq!(
+        after.rotate(&reader, &alice).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]

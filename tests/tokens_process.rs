@@ -226,9 +226,19 @@ async fn admin_commands_list_revoke_and_prune_on_the_configured_store() {
     assert!(!out.contains(one["token"].as_str().unwrap()), "{out}");
     assert_eq!(out.matches("\tactive\t").count(), 2, "{out}");
 
-    let (ok, out, err) = admin(&path, &["revoke", &id(&one), "--user", "alice"]);
+    // By id alone: the owner is named in the output and the audit line.
+    let (ok, out, err) = admin(&path, &["revoke", &id(&one)]);
     assert!(ok, "{err}");
-    assert!(out.contains("revoked"), "{out}");
+    assert!(
+        out.contains(&format!("revoked {} of alice (proc)", id(&one))),
+        "{out}"
+    );
+    assert!(
+        err.contains("token.revoked") && err.contains("alice"),
+        "{err}"
+    );
+    let (ok, _, err) = admin(&path, &["revoke", &id(&one)]);
+    assert!(!ok && err.contains("no active token"), "{err}");
     let (ok, _, err) = admin(&path, &["revoke", &id(&one), "--user", "alice"]);
     assert!(!ok && err.contains("no active token"), "{err}");
     let (ok, _, err) = admin(&path, &["revoke", &id(&bobs), "--user", "alice"]);

@@ -13,8 +13,9 @@ use crate::token::store::{Owner, TokenId, TokenState};
 /// Usage of the token commands.
 pub(crate) const USAGE: &str = "\
   tokens list USER [--realm REALM]           a user's tokens (every provider realm by default)
-  tokens revoke ID --user USER [--realm REALM]
-                                             revoke one token
+  tokens revoke ID [--user USER [--realm REALM]]
+                                             revoke one token (by id alone, or only if
+                                             it is USER's)
   tokens revoke-all USER [--realm REALM]     revoke every token of a user
   tokens prune [--older-than-days N]         delete tokens expired or revoked N days ago (0)
 ";
@@ -28,7 +29,8 @@ pub(crate) enum Command {
     },
     Revoke {
         id: String,
-        user: String,
+        /// Only if it is this user's (and realm's) token.
+        user: Option<String>,
         realm: Option<String>,
     },
     RevokeAll {
@@ -92,9 +94,12 @@ impl Command {
                 user: one("USER")?,
                 realm,
             },
+            "revoke" if user.is_none() && realm.is_some() => {
+                return Err(err("tokens revoke: --realm needs --user USER"));
+            }
             "revoke" => Command::Revoke {
                 id: one("ID")?,
-                user: user.ok_or_else(|| err("tokens revoke needs --user USER"))?,
+                user,
                 realm,
             },
             "revoke-all" => Command::RevokeAll {
@@ -166,7 +171,11 @@ pub(crate) async fn run(
                 }
             }
         }
-        Command::Revoke { id, user, realm } => {
+        Command::Revoke {
+            id,
+            user: Some(user),
+            realm,
+        } => {
             let id = TokenId::parse(&id).ok_or_else(|| format!("{id:?} is not a token id"))?;
             let mut revoked = false;
             for owner in owners(config, &user, realm.as_deref()) {
@@ -177,6 +186,16 @@ pub(crate) async fn run(
             }
             audit("token.revoked", &user, id.as_str());
             println!("revoked {id}");
+        }
+        Command::Revoke { id, user: None, .. } => {
+            let id = TokenId::parse(&id).ok_or_else(|| format!("{id:?} is not a token id"))?;
+            let owner = store
+                .revoke_id(&id, now)
+                .await
+                .map_err(fail)?
+                .ok_or_else(|| format!("no active token {id}"))?;
+            audit("token.revoked", &owner.username, id.as_str());
+            println!("revoked {id} of {} ({})", owner.username, owner.realm);
         }
         Command::RevokeAll { user, realm } => {
             let mut n = 0;
@@ -221,13 +240,22 @@ mod tests {
             })
         );
         assert_eq!(
+            parse("revoke abc"),
+            Ok(Command::Revoke {
+                id: "abc".into(),
+                user: None,
+                realm: None
+            })
+        );
+        assert_eq!(
             parse("prune --older-than-days 7"),
             Ok(Command::Prune { older_than_days: 7 })
         );
         for (bad, why) in [
             ("", "needs a command"),
             ("list", "exactly one USER"),
-            ("revoke abc", "--user"),
+            ("revoke", "exactly one ID"),
+            ("revoke abc --realm demo", "--realm needs --user"),
             ("list a --realm", "--realm needs a value"),
             ("prune --older-than-days x", "not a number"),
             ("frob", "unknown tokens command"),

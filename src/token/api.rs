@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use super::TokenSettings;
 use super::format::GeneratedToken;
 use super::last_used::unix_now;
-use super::store::{NewToken, Owner, Rotation, StoreError, TokenId, TokenRecord, TokenStore};
+use super::store::{
+    NewToken, Owner, Rotation, StoreError, TokenId, TokenRecord, TokenState, TokenStore,
+};
 use crate::{Authenticator, Principal};
 
 /// Longest token name, in characters.
@@ -491,6 +493,23 @@ async fn rotate(
         Ok(g) => g,
         Err(r) => return r.into_response(),
     };
+    // The new token keeps the old one's scopes: refused when the catalogue no longer offers
+    // them all (a service or scope removed from `services` since), rather than minting a
+    // fresh secret for a scope that no longer exists. The owner creates a new token instead.
+    match state.store.get(&owner(&principal), &id).await {
+        Ok(Some(old)) if old.state(now) == TokenState::Active => {
+            if let Err(e) = state.settings.catalogue.check(&old.scopes) {
+                return error(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "this token's scopes are no longer all offered ({e}); create a new token"
+                    ),
+                );
+            }
+        }
+        Ok(_) => return not_found(),
+        Err(e) => return store_error(&e),
+    }
     let rotation = Rotation::new(
         generated.hash,
         generated.hint,
@@ -594,6 +613,7 @@ pub fn openapi(settings: &TokenSettings) -> serde_json::Value {
                     "responses": common(json!({
                         "201": body("CreatedToken", "a new secret; the old one stops working"),
                         "404": err("unknown, someone else's, revoked or expired"),
+                        "409": err("a scope of the token is no longer in the catalogue, named"),
                     })),
                 },
             },

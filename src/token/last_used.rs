@@ -61,6 +61,12 @@ impl LastUsed {
         self.lock().pending.len()
     }
 
+    /// Tokens whose next write is held back (written within the interval).
+    #[cfg(test)]
+    fn held_back(&self) -> usize {
+        self.lock().written.len()
+    }
+
     /// Writes the pending uses in one transaction. On failure they stay pending for the next
     /// flush (a newer use of the same token replaces an older one).
     pub async fn flush(&self, now: UnixTime) -> Result<usize, StoreError> {
@@ -119,4 +125,31 @@ pub(crate) fn unix_now() -> UnixTime {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::LastUsed;
+    use crate::token::store::{MemoryStore, TokenId};
+
+    #[tokio::test]
+    async fn held_back_entries_are_pruned_once_their_interval_is_over() {
+        let last = LastUsed::new(Arc::new(MemoryStore::new()), Duration::from_secs(60));
+        let ids: Vec<TokenId> = (0..1000).map(|_| TokenId::random().unwrap()).collect();
+        for id in &ids {
+            last.record(id, 1000);
+        }
+        assert_eq!(last.flush(1000).await.unwrap(), 1000);
+        assert_eq!(last.held_back(), 1000);
+        // Used again inside the interval: held back, nothing pending.
+        last.record(&ids[0], 1030);
+        assert_eq!(last.pending(), 0);
+        // The next flush after the interval forgets them all: one entry per token used in the
+        // last interval, not per token ever used.
+        assert_eq!(last.flush(1060).await.unwrap(), 0);
+        assert_eq!(last.held_back(), 0);
+    }
 }

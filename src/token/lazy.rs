@@ -157,6 +157,14 @@ impl TokenStore for LazyStore {
         delegate!(self, |s| s.revoke(owner, id, now))
     }
 
+    fn revoke_id<'a>(
+        &'a self,
+        id: &'a TokenId,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<Owner>, StoreError>> {
+        delegate!(self, |s| s.revoke_id(id, now))
+    }
+
     fn revoke_all<'a>(
         &'a self,
         owner: &'a Owner,

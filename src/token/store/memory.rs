@@ -167,6 +167,29 @@ impl TokenStore for MemoryStore {
         Box::pin(async move { Ok(revoked) })
     }
 
+    fn revoke_id<'a>(
+        &'a self,
+        id: &'a TokenId,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<Owner>, StoreError>> {
+        let owner = {
+            let mut inner = self.lock();
+            let row = inner
+                .rows
+                .iter_mut()
+                .map(|r| &mut r.record)
+                .find(|r| &r.id == id && r.revoked_at.is_none());
+            row.map(|r| {
+                r.revoked_at = Some(now);
+                r.owner.clone()
+            })
+        };
+        if owner.is_some() {
+            self.evict([id.clone()]);
+        }
+        Box::pin(async move { Ok(owner) })
+    }
+
     fn revoke_all<'a>(
         &'a self,
         owner: &'a Owner,

@@ -380,6 +380,14 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         now: UnixTime,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Revokes token `id` whoever owns it (the operator's command); returns its owner, or
+    /// `None` if it is unknown or already revoked.
+    fn revoke_id<'a>(
+        &'a self,
+        id: &'a TokenId,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<Owner>, StoreError>>;
+
     /// Revokes every unrevoked token of `owner`; returns how many.
     fn revoke_all<'a>(
         &'a self,

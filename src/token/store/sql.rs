@@ -35,6 +35,8 @@ pub(super) const INSERT: &str = "INSERT INTO aot_tokens (id, hash, username, rea
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 pub(super) const REVOKE: &str = "UPDATE aot_tokens SET revoked_at = $1 \
      WHERE id = $2 AND realm = $3 AND username = $4 AND revoked_at IS NULL RETURNING id";
+pub(super) const REVOKE_ID: &str = "UPDATE aot_tokens SET revoked_at = $1 \
+     WHERE id = $2 AND revoked_at IS NULL RETURNING username, realm";
 pub(super) const REVOKE_ALL: &str = "UPDATE aot_tokens SET revoked_at = $1 \
      WHERE realm = $2 AND username = $3 AND revoked_at IS NULL RETURNING id";
 pub(super) const PRUNE: &str = "DELETE FROM aot_tokens WHERE expires_at <= $1 OR revoked_at <= $1";
@@ -480,6 +482,34 @@ macro_rules! sql_token_store {
                     tx.commit().await.map_err(store_error)?;
                     self.after_commit(ids);
                     Ok(true)
+                })
+            }
+
+            fn revoke_id<'a>(
+                &'a self,
+                id: &'a $crate::token::store::TokenId,
+                now: $crate::token::store::UnixTime,
+            ) -> $crate::provider::BoxFuture<
+                'a,
+                Result<Option<$crate::token::store::Owner>, $crate::token::store::StoreError>,
+            > {
+                Box::pin(async move {
+                    let mut tx = self.pool.begin().await.map_err(store_error)?;
+                    let Some((username, realm)) =
+                        sqlx::query_as::<$db, (String, String)>(REVOKE_ID)
+                            .bind(now)
+                            .bind(id.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(store_error)?
+                    else {
+                        return Ok(None);
+                    };
+                    let ids = vec![id.clone()];
+                    Self::notify_in_tx(&mut tx, &ids).await?;
+                    tx.commit().await.map_err(store_error)?;
+                    self.after_commit(ids);
+                    Ok(Some($crate::token::store::Owner { username, realm }))
                 })
             }
 
