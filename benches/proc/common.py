@@ -90,14 +90,43 @@ class Upstream:
                 ("ECMWF key", f"Bearer {ECMWF_KEY}")]
 
 
-def render_config(template, path, **values):
-    """Writes `template` with `{name}` placeholders (port, mport, upstream, legacy) filled."""
+# API tokens on (the `token` case): a catalogue and a SQLite store in the directory `{tokens}`.
+TOKENS_SECTION = """
+services:
+  - {name: polytope, scopes: [read]}
+tokens: {enabled: true, store: "sqlite://{tokens}/tokens.db"}
+"""
+
+
+def render_config(template, path, tokens=None, **values):
+    """Writes `template` with `{name}` placeholders (port, mport, upstream, legacy) filled;
+    with `tokens` (a directory), API tokens on with their store there."""
     with open(template) as f:
         text = f.read()
+    if tokens:
+        text += TOKENS_SECTION.replace("{tokens}", tokens)
     for k, v in values.items():
         text = text.replace("{" + k + "}", str(v))
     with open(path, "w") as f:
         f.write(text)
+
+
+def create_token(port):
+    """An `Authorization` value with a new API token of alice's (POST /tokens, Basic), stored
+    in the sidecar's token store: later sidecars on the same store accept it too."""
+    basic = "Basic " + base64.b64encode(b"alice:alicepass").decode()
+    request = json.dumps({"name": "bench", "scopes": {"polytope": ["read"]}})
+    deadline = time.time() + 30
+    while True:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("POST", "/tokens", body=request,
+                  headers={"Authorization": basic, "Content-Type": "application/json"})
+        r = c.getresponse(); body = r.read(); c.close()
+        if r.status == 201: return "Bearer " + json.loads(body)["token"]
+        # 503 while the store opens in the background.
+        if r.status != 503 or time.time() > deadline:
+            raise SystemExit(f"POST /tokens answered {r.status}: {body[:200]!r}")
+        time.sleep(0.1)
 
 
 def wait_listening(proc, port, timeout=120):

@@ -78,11 +78,12 @@ def per_request(make_cmd, header, ready=False):
     return (counts[1] - counts[0]) / (n2 - n1)
 
 
-def sidecar_cmd(binary, config, upstream, legacy):
-    """A `make_cmd` for a sidecar binary on `config` (a template, see `common.render_config`)."""
+def sidecar_cmd(binary, config, upstream, legacy, tokens=None):
+    """A `make_cmd` for a sidecar binary on `config` (a template, see `common.render_config`);
+    `tokens`: the directory of an API token store (see `common.TOKENS_SECTION`)."""
     def make(port):
         cfg = os.path.join(tempfile.mkdtemp(prefix="aot-cfg-"), "config.yaml")
-        common.render_config(config, cfg, port=port, mport=common.free_port(),
+        common.render_config(config, cfg, tokens=tokens, port=port, mport=common.free_port(),
                              upstream=upstream.port, legacy=legacy)
         return [binary, "--config", cfg]
     return make

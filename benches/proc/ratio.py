@@ -11,7 +11,9 @@ wrk's request count. Then instructions per request (callgrind, `instructions.py`
 
 usage: benches/proc/ratio.py
   env: SECS (per wrk run, default 5), ROUNDS (default 3), CONNS (default 64,1),
-       LEGACY (default true,false), CASES (default all three), INSTR (default 1: also count
+       LEGACY (default true,false), CASES (default the three above; `token` adds an API token:
+       then the sidecar runs with API tokens on, a SQLite store and a token of alice's created
+       by POST /tokens before the runs, for every case), INSTR (default 1: also count
        instructions, legacy on), NICE (niceness of both servers, e.g. -5), PIN (1: wrk on CPU 0,
        servers on CPU 1), NO_BUILD (1: use the binaries already built), SIDECAR and BARE (other
        binaries, e.g. a `--profile release-lto` build; imply NO_BUILD), OUT (also write the
@@ -92,6 +94,9 @@ def main():
     upstream = common.Upstream()
     wanted = env("CASES", "Basic,RS256 JWT,ECMWF key").split(",")
     cases = [c for c in upstream.cases() if c[0] in wanted]
+    # The token case: API tokens on for the whole run (so Basic beside it runs on the same
+    # configuration), the token created once in a store every sidecar of the run shares.
+    tokens = tempfile.mkdtemp(prefix="aot-ratio-tokens-") if "token" in wanted else None
     lines = ["| legacy | case | conns | bare req/s | sidecar req/s | **ratio** | bare p99 | "
              "sidecar p99 | **p99 ratio** | bare CPU µs/req | sidecar CPU µs/req | **CPU ratio** |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -100,11 +105,13 @@ def main():
     for legacy in env("LEGACY", "true,false").split(","):
         sport, bport = common.free_port(), common.free_port()
         cfg = os.path.join(tempfile.mkdtemp(prefix="aot-ratio-"), "config.yaml")
-        common.render_config(CONFIG, cfg, port=sport, mport=common.free_port(),
+        common.render_config(CONFIG, cfg, tokens=tokens, port=sport, mport=common.free_port(),
                              upstream=upstream.port, legacy=legacy)
         side = common.start(prefix("server") + [sidecar, "--config", cfg], sport)
         try:
             common.wait_ready(sport)
+            if tokens and not any(c[0] == "token" for c in cases):
+                cases.append(("token", common.create_token(sport)))
             for name, header in cases:
                 status, headers, _ = common.get(sport, "/authenticate",
                                                 {"Authorization": header, "X-Original-URI": "/"})
@@ -144,7 +151,8 @@ def main():
         for name, header in cases:
             bi = instructions.per_request(lambda p: [bare, "--port", str(p), *args], header)
             si = instructions.per_request(
-                instructions.sidecar_cmd(sidecar, CONFIG, upstream, "true"), header, ready=True)
+                instructions.sidecar_cmd(sidecar, CONFIG, upstream, "true", tokens), header,
+                ready=True)
             rows.append(f"| {name} | {bi:.0f} | {si:.0f} | **{si / bi:.2f}** | {si - bi:.0f} |")
             print(rows[-1], flush=True)
         lines += rows
