@@ -226,6 +226,8 @@ async fn step(
 ) -> Result<String, ProviderError> {
     let store_down = |e: ChainError| ProviderError::unavailable(e.to_string());
     let started = Instant::now();
+    // The token introspected before claiming, if any (see below).
+    let mut checked: Option<Secret> = None;
     let (generation, current) = loop {
         let now = unix_now();
         let state = chains.load(&sealer.chain).await.map_err(store_down)?;
@@ -243,6 +245,13 @@ async fn step(
             Some(sealed) => sealer.open(sealed)?,
             None => original.clone(),
         };
+        // A chain not stored yet is introspected before it is claimed: a claim writes a row,
+        // and a bearer credential the IdP does not know (a typo, a flood of made-up ones)
+        // must not. Introspection spends nothing, so it may run before the claim.
+        if state.is_none() && checked.is_none() {
+            introspect(&client, &s, &ep, &current).await?;
+            checked = Some(current.clone());
+        }
         let seen = state.map(|st| st.generation);
         if let Some(g) = chains
             .claim(&sealer.chain, seen, now, now + LEASE_SECS)
@@ -252,7 +261,13 @@ async fn step(
             break (g, current);
         }
     };
-    let result = introspect_and_exchange(&client, &s, &ep, &current).await;
+    let result = async {
+        if checked.as_ref().map(Secret::expose) != Some(current.expose()) {
+            introspect(&client, &s, &ep, &current).await?;
+        }
+        exchange(&client, &s, &ep, &current).await
+    }
+    .await;
     let rotated = match &result {
         Ok((_, Some(rotated))) if rotated.as_str() != current.expose() => {
             Some(sealer.seal(rotated)?)
@@ -292,15 +307,13 @@ async fn release(
     }
 }
 
-/// Introspects `current` (`active` and `offline_access`) and exchanges it at the token endpoint
-/// (sent once, never retried: a repeated exchange of a rotating token would trip the IdP's reuse
-/// detection). Returns the access token and the refresh token the IdP answered with, if any.
-async fn introspect_and_exchange(
+/// Introspects `current`: `active`, with the exact scope word `offline_access`.
+async fn introspect(
     client: &HttpClient,
     s: &OfflineSettings,
     ep: &Resolved,
     current: &Secret,
-) -> Result<(String, Option<String>), ProviderError> {
+) -> Result<(), ProviderError> {
     let req = client
         .inner()
         .post(&ep.introspect)
@@ -316,7 +329,18 @@ async fn introspect_and_exchange(
     ) {
         return Err(ProviderError::invalid("not an offline_access token"));
     }
+    Ok(())
+}
 
+/// Exchanges `current` at the token endpoint (sent once, never retried: a repeated exchange of
+/// a rotating token would trip the IdP's reuse detection). Returns the access token and the
+/// refresh token the IdP answered with, if any.
+async fn exchange(
+    client: &HttpClient,
+    s: &OfflineSettings,
+    ep: &Resolved,
+    current: &Secret,
+) -> Result<(String, Option<String>), ProviderError> {
     let req = client
         .inner()
         .post(&ep.token)
