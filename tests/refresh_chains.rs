@@ -114,6 +114,32 @@ async fn chain_suite(a: &dyn ChainStore, b: &dyn ChainStore) {
     assert_eq!(a.load(&[8; 32]).await.unwrap(), None);
 }
 
+/// Pruning (SQL stores), after `chain_suite` (whose chain, last touched at T + 37, is idle
+/// too): idle unclaimed chains go, touched or claimed ones stay.
+async fn prune_suite(a: &dyn ChainStore) {
+    const T: i64 = NOW + 10_000;
+    let (idle, claimed, fresh): (ChainKey, ChainKey, ChainKey) = ([1; 32], [2; 32], [3; 32]);
+    for chain in [&idle, &claimed, &fresh] {
+        assert_eq!(a.claim(chain, None, T, T + 30).await.unwrap(), Some(1));
+    }
+    assert!(a.release(&idle, 1, Some(b"x"), T).await.unwrap());
+    assert!(a.release(&fresh, 1, Some(b"x"), T + 500).await.unwrap());
+    // `claimed` was claimed at T + 31 with a lease that runs past the cut-off.
+    assert_eq!(
+        a.claim(&claimed, Some(1), T + 31, T + 2000).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        a.prune(T + 100).await.unwrap(),
+        2,
+        "the idle chain and the suite's"
+    );
+    assert_eq!(a.load(&[7; 32]).await.unwrap(), None);
+    assert_eq!(a.load(&idle).await.unwrap(), None);
+    assert!(a.load(&claimed).await.unwrap().is_some());
+    assert!(a.load(&fresh).await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn memory_chains_pass_the_suite() {
     let m = MemoryChains::new(100);
@@ -139,6 +165,7 @@ async fn sqlite_chains_pass_the_suite_from_two_pools_on_one_file() {
         chains_of(&sqlite_url(&dir)).await,
     );
     chain_suite(a.chains().unwrap(), b.chains().unwrap()).await;
+    prune_suite(a.chains().unwrap()).await;
 }
 
 // ---- a rotating IdP with reuse detection ----
@@ -369,6 +396,7 @@ mod postgres {
         let pg = Postgres::start();
         let (a, b) = (chains_of(&pg.url()).await, chains_of(&pg.url()).await);
         chain_suite(a.chains().unwrap(), b.chains().unwrap()).await;
+        prune_suite(a.chains().unwrap()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

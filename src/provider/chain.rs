@@ -102,6 +102,12 @@ pub trait ChainStore: Send + Sync + fmt::Debug + 'static {
         sealed: Option<&'a [u8]>,
         now: i64,
     ) -> BoxFuture<'a, Result<bool, ChainError>>;
+
+    /// Deletes chains untouched since `idle_before` (Unix seconds) and not claimed; returns
+    /// how many. A pruned chain starts again from the client's original token, which the IdP
+    /// has spent if the chain ever rotated: prune only chains idle for longer than the IdP keeps
+    /// an idle offline session (Keycloak: 30 days by default).
+    fn prune(&self, idle_before: i64) -> BoxFuture<'_, Result<u64, ChainError>>;
 }
 
 /// Chains in this process's memory: the default without a token store. Bounded (least
@@ -185,5 +191,10 @@ impl ChainStore for MemoryChains {
                 });
             Ok(done)
         })
+    }
+
+    /// Nothing to do: memory forgets chains idle for 30 days on its own.
+    fn prune(&self, _idle_before: i64) -> BoxFuture<'_, Result<u64, ChainError>> {
+        Box::pin(async { Ok(0) })
     }
 }

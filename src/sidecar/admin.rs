@@ -1,5 +1,6 @@
 //! `sidecar tokens ...`: the operator's commands on the configured token store (list a user's
-//! tokens, revoke one or all of them, prune expired and revoked ones).
+//! tokens, revoke one or all of them, prune expired and revoked ones and idle openid-offline
+//! refresh-token chains).
 //!
 //! With PostgreSQL, running replicas evict a revoked token from their caches within a second
 //! (NOTIFY); with SQLite, a running sidecar stops accepting it when its cache entry expires
@@ -10,6 +11,10 @@ use std::fmt;
 use super::config::{BuiltTokens, Config};
 use crate::token::store::{Owner, TokenId, TokenState};
 
+/// Refresh-token chains untouched this long are pruned: longer than an IdP keeps an idle offline
+/// session by default (Keycloak: 30 days), so a pruned chain could not have continued anyway.
+const CHAIN_IDLE_DAYS: i64 = 60;
+
 /// Usage of the token commands.
 pub(crate) const USAGE: &str = "\
   tokens list USER [--realm REALM]           a user's tokens (every provider realm by default)
@@ -17,7 +22,8 @@ pub(crate) const USAGE: &str = "\
                                              revoke one token (by id alone, or only if
                                              it is USER's)
   tokens revoke-all USER [--realm REALM]     revoke every token of a user
-  tokens prune [--older-than-days N]         delete tokens expired or revoked N days ago (0)
+  tokens prune [--older-than-days N]         delete tokens expired or revoked N days ago (0),
+                                             and openid-offline chains idle for 60 days
 ";
 
 /// A parsed token command.
@@ -209,6 +215,13 @@ pub(crate) async fn run(
             let before = now.saturating_sub(i64::from(older_than_days) * 86_400);
             let n = store.prune(before).await.map_err(fail)?;
             println!("pruned {n} token(s)");
+            if let Some(chains) = store.chains() {
+                let idle_before = now.saturating_sub(CHAIN_IDLE_DAYS * 86_400);
+                let n = chains.prune(idle_before).await.map_err(|e| e.to_string())?;
+                println!(
+                    "pruned {n} openid-offline refresh-token chain(s) idle for {CHAIN_IDLE_DAYS} days"
+                );
+            }
         }
     }
     Ok(())

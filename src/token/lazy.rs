@@ -236,9 +236,18 @@ impl ChainStore for LazyStore {
                 .await
         })
     }
+
+    fn prune(&self, idle_before: i64) -> BoxFuture<'_, Result<u64, ChainError>> {
+        Box::pin(self.prune_chains(idle_before))
+    }
 }
 
 impl LazyStore {
+    /// Used by the `prune` of the [`ChainStore`] impl above.
+    async fn prune_chains(&self, idle_before: i64) -> Result<u64, ChainError> {
+        self.chain_store().await?.prune(idle_before).await
+    }
+
     async fn chain_store(&self) -> Result<&dyn ChainStore, ChainError> {
         self.open()
             .await

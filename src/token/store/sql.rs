@@ -57,6 +57,8 @@ pub(super) const CHAIN_CLAIM: &str = "UPDATE aot_refresh_chains \
 pub(super) const CHAIN_RELEASE: &str = "UPDATE aot_refresh_chains \
      SET sealed = COALESCE($3, sealed), claimed_until = NULL, updated_at = $4 \
      WHERE chain = $1 AND generation = $2";
+pub(super) const CHAIN_PRUNE: &str = "DELETE FROM aot_refresh_chains \
+     WHERE updated_at < $1 AND (claimed_until IS NULL OR claimed_until < $1)";
 
 /// `SELECT` statements, built once.
 pub(super) struct Selects {
@@ -706,6 +708,21 @@ macro_rules! sql_token_store {
                         .await
                         .map_err(chain_error)?;
                     Ok(done.rows_affected() == 1)
+                })
+            }
+
+            fn prune(
+                &self,
+                idle_before: i64,
+            ) -> $crate::provider::BoxFuture<'_, Result<u64, $crate::provider::chain::ChainError>>
+            {
+                Box::pin(async move {
+                    let done = sqlx::query::<$db>(CHAIN_PRUNE)
+                        .bind(idle_before)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(chain_error)?;
+                    Ok(done.rows_affected())
                 })
             }
         }
