@@ -93,6 +93,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// The child itself, for its piped stdin and stdout.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
     /// SIGKILL to the whole group at once, then reaps it.
     pub fn kill(&mut self) {
         let group = format!("-{}", self.child.id());
