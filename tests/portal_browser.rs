@@ -16,13 +16,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::client::{TestClient, TestResponse};
-use common::process::{Proc, Scratch, SidecarProcess, program};
+use common::process::{Proc, Scratch, SidecarProcess, free_port, program};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SECRET: &str = "a-portal-browser-secret-of-32-bytes-or-more";
-const CSP: &str =
-    "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/portal")
@@ -37,8 +36,9 @@ struct Portal {
 }
 
 impl Portal {
-    /// `portal_extra`: more keys of the `portal` section, each line indented by four spaces.
-    async fn start(portal_extra: &str) -> Portal {
+    /// `extra`: YAML appended after the `portal` section: more of its keys (indented by two
+    /// spaces), then top-level ones.
+    async fn start(extra: &str) -> Portal {
         let store = Scratch::new("portal-store");
         let side = SidecarProcess::start(&format!(
             r#"
@@ -67,7 +67,7 @@ portal:
   enabled: true
   admin_roles: [admin]
   public_url: "http://127.0.0.1:{{port}}"
-{portal_extra}
+{extra}
 "#,
             store.path().display()
         ));
@@ -343,10 +343,7 @@ fn log_in(b: &mut Browser, portal: &Portal, user: &str, pass: &str) {
     let tokens = b.login(user, pass);
     assert_page(&tokens, 200, "Your tokens");
     assert!(
-        tokens["url"]
-            .as_str()
-            .unwrap()
-            .ends_with("/portal/tokens"),
+        tokens["url"].as_str().unwrap().ends_with("/portal/tokens"),
         "{tokens}"
     );
 }
@@ -619,4 +616,70 @@ async fn admin_revokes_any_token_and_every_page_passes_axe() {
     let refused = b.goto(&portal.url("/admin"));
     assert_eq!(refused["status"], 403, "{refused}");
     assert!(!text(&refused).contains("nightly"), "{refused}");
+}
+
+/// The real OpenID Provider of the provider tests (npm `oidc-provider`, `tests/fixtures/oidc`)
+/// on `localhost`, another site than the portal on 127.0.0.1 (as a real IdP is), with a client
+/// `portal` whose redirect URI is `redirect` and its development login pages.
+fn identity_provider(port: u16, redirect: &str, dir: &Scratch) -> Proc {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc");
+    assert!(
+        fixture.join("node_modules/oidc-provider").exists(),
+        "oidc-provider is not installed: run ./scripts/test-all.sh (it runs npm ci in tests/fixtures/oidc)"
+    );
+    let mut op = Proc::spawn(
+        Command::new(program("node"))
+            .arg(fixture.join("op.mjs"))
+            .env("PORT", port.to_string())
+            .env("KEYS_FILE", dir.path().join("op-keys.json"))
+            .env("ISSUER_HOST", "localhost")
+            .env("PORTAL_REDIRECT_URI", redirect)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let mut out = BufReader::new(op.child().stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("ready"), "the OP did not start: {line:?}");
+    // Keep draining: a closed pipe would kill the OP at its next log line.
+    std::thread::spawn(move || for _ in out.lines() {});
+    common::process::wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
+    op
+}
+
+#[tokio::test]
+async fn oidc_login_through_the_real_provider_then_a_working_token() {
+    let op_port = free_port();
+    let portal = Portal::start(&format!(
+        r#"  oidc:
+    issuer: "http://localhost:{op_port}"
+    client_id: portal
+    client_secret: portal-secret
+    name: Demo IdP
+http: {{allow_http: true}}"#
+    ))
+    .await;
+    let dir = Scratch::new("portal-op");
+    let _op = identity_provider(op_port, &portal.url("/oidc/callback"), &dir);
+    let mut b = Browser::start(&portal);
+
+    assert_page(&b.goto(&portal.url("/login")), 200, "Log in");
+    b.axe_clean("login with OpenID Connect");
+    let back = b.run(json!({"cmd": "oidc", "button": "Log in with Demo IdP", "login": "olivia"}));
+    assert!(
+        back["url"].as_str().unwrap().ends_with("/portal/tokens"),
+        "{back}"
+    );
+    assert_eq!(back["h1"], "Your tokens", "{back}");
+    assert!(text(&back).contains("olivia"), "{back}");
+
+    let created = b.create("from-sso", &["polytope read"]);
+    assert_eq!(created["status"], 201, "{created}");
+    let token = created["token"].as_str().unwrap();
+    let ok = portal.authenticate(token, "/read").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let claims = jwt_claims(&ok);
+    assert_eq!(claims["username"], "olivia");
+    assert_eq!(claims["scopes"], json!({"polytope": ["read"]}));
 }
