@@ -17,6 +17,7 @@ pub(crate) const USAGE: &str = "\
                                              revoke one token
   tokens revoke-all USER [--realm REALM]     revoke every token of a user
   tokens prune [--older-than-days N]         delete tokens expired or revoked N days ago (0)
+                                             and ended portal sessions
 ";
 
 /// A parsed token command.
@@ -190,6 +191,11 @@ pub(crate) async fn run(
             let before = now.saturating_sub(i64::from(older_than_days) * 86_400);
             let n = store.prune(before).await.map_err(fail)?;
             println!("pruned {n} token(s)");
+            // Ended portal sessions and abandoned logins go too: they are worth nothing.
+            if let Some(portal) = store.portal() {
+                let n = portal.prune_portal(now).await.map_err(fail)?;
+                println!("pruned {n} ended portal session(s) and login(s)");
+            }
         }
     }
     Ok(())

@@ -202,6 +202,18 @@ fn print_summary(config: &Config) {
             t.cache_ttl_seconds
         );
     }
+    if let Some(p) = config.portal.as_ref().filter(|p| p.enabled) {
+        println!(
+            "portal: {} on the app port{}{}",
+            p.path,
+            if p.oidc.is_some() { ", OpenID Connect login" } else { "" },
+            if p.admin_roles.is_empty() {
+                String::new()
+            } else {
+                format!(", administrators: {}", p.admin_roles.join(", "))
+            }
+        );
+    }
 }
 
 /// Why the sidecar could not start serving.

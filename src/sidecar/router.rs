@@ -368,6 +368,9 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> App {
     let mut router = router.with_state(state);
     if let Some(tokens) = &built.tokens {
         router = router.merge(tokens_app(tokens, built, &layer, &trusted));
+        if let Some(portal) = &built.portal {
+            router = router.merge(portal_app(tokens, built, portal));
+        }
     }
     tower_layer::Layer::layer(
         &TrackLayer::new(metrics, &routes),
@@ -398,6 +401,29 @@ fn tokens_app<R: crate::reject::Reject + Clone + Send + Sync + 'static>(
             "/tokens/openapi.json",
             get(move || std::future::ready(json(&openapi))),
         )
+}
+
+/// The token portal: outside the `AuthLayer` (its pages are the login), the connection's peer
+/// as the client address of its rate limits and audit lines.
+fn portal_app(
+    tokens: &super::config::BuiltTokens,
+    built: &Built,
+    portal: &crate::portal::PortalSettings,
+) -> Router {
+    let store: Arc<dyn crate::token::TokenStore> = tokens.store.clone();
+    match crate::portal::router(
+        store,
+        tokens.settings.clone(),
+        &built.authenticator,
+        portal.clone(),
+    ) {
+        Ok(r) => r.layer(axum::middleware::map_request(peer_as_connect_info)),
+        // `Config::build` validated the settings, and the token store keeps sessions.
+        Err(e) => {
+            tracing::error!(error = %e, "portal not mounted");
+            Router::new()
+        }
+    }
 }
 
 async fn peer_as_connect_info(mut req: axum::extract::Request) -> axum::extract::Request {

@@ -15,6 +15,8 @@ pub mod catalogue;
 pub mod format;
 mod last_used;
 mod lazy;
+#[cfg(feature = "tokens-api")]
+pub(crate) mod manage;
 pub mod provider;
 pub mod store;
 

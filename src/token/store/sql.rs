@@ -16,6 +16,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 use super::{Conflict, NewToken, Owner, StoreError, TokenId, TokenRecord, TokenStore};
 
+mod portal;
 #[cfg(feature = "tokens-postgres")]
 mod postgres;
 #[cfg(feature = "tokens-sqlite")]
@@ -571,6 +572,10 @@ macro_rules! sql_token_store {
 
             fn subscribe(&self) -> Option<$crate::token::store::Invalidations> {
                 Some(self.events.subscribe())
+            }
+
+            fn portal(&self) -> Option<&dyn $crate::token::store::PortalStore> {
+                Some(self)
             }
         }
 

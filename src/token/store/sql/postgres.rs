@@ -15,18 +15,25 @@ use sqlx::{Postgres, Transaction};
 
 use super::{
     Embedded, INSERT, LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, RecordRow, decode, encode,
-    inserted, migrate, redact_url, selects, sql_token_store, store_error,
+    inserted, migrate, portal, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
 
 /// The LISTEN/NOTIFY channel.
 pub const NOTIFY_CHANNEL: &str = "aot_tokens";
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "tokens",
-    include_str!("../../../../migrations/postgres/0001_tokens.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "tokens",
+        include_str!("../../../../migrations/postgres/0001_tokens.sql"),
+    ),
+    (
+        2,
+        "portal",
+        include_str!("../../../../migrations/postgres/0002_portal.sql"),
+    ),
+]);
 
 /// How long an operation waits for a pooled connection before the store reports itself
 /// unavailable (requests answer 503 rather than hang).
@@ -143,3 +150,4 @@ async fn listen(mut listener: PgListener, pool: PgPool, events: Broadcaster) {
 }
 
 sql_token_store!(PostgresStore, Postgres);
+portal::sql_portal_store!(PostgresStore, Postgres);

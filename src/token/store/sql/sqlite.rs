@@ -16,15 +16,22 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{
     Embedded, INSERT, LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, RecordRow, decode, encode,
-    inserted, migrate, redact_url, selects, sql_token_store, store_error,
+    inserted, migrate, portal, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "tokens",
-    include_str!("../../../../migrations/sqlite/0001_tokens.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "tokens",
+        include_str!("../../../../migrations/sqlite/0001_tokens.sql"),
+    ),
+    (
+        2,
+        "portal",
+        include_str!("../../../../migrations/sqlite/0002_portal.sql"),
+    ),
+]);
 
 /// How long a writer waits for the write lock before the store reports itself unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,3 +100,4 @@ impl SqliteStore {
 }
 
 sql_token_store!(SqliteStore, Sqlite);
+portal::sql_portal_store!(SqliteStore, Sqlite);
