@@ -327,6 +327,14 @@ impl Drop for Browser {
     }
 }
 
+/// The portal's audit and warning lines of a sidecar log, for failure messages.
+fn portal_events(log: &str) -> String {
+    log.lines()
+        .filter(|l| l.contains("\"event_name\":\"portal."))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn text(page: &Value) -> &str {
     page["text"].as_str().unwrap_or_default()
 }
@@ -524,6 +532,21 @@ async fn a_cross_site_form_post_and_a_post_without_the_csrf_field_are_refused() 
     assert_eq!(stripped["token"], Value::Null, "{stripped}");
     assert!(portal.tokens("alice", "alicepass").await.is_empty());
 
+    // A script holding the session cookie (no Origin, no Fetch Metadata) still needs the field.
+    let cookie = b.session_cookie();
+    let res = common::client()
+        .post(portal.url("/tokens"))
+        .header(
+            "cookie",
+            format!("aot_portal={}", cookie["value"].as_str().unwrap()),
+        )
+        .form(&[("name", "scripted"), ("scope:polytope", "read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(portal.tokens("alice", "alicepass").await.is_empty());
+
     // The very same form, untouched, works: the refusals were about the forgery.
     assert_page(&b.goto(&portal.url("/tokens")), 200, "Your tokens");
     let created = b.create("with-csrf", &["polytope read"]);
@@ -554,11 +577,21 @@ async fn admin_revokes_any_token_and_every_page_passes_axe() {
 
     let mut b = Browser::start(&portal);
     log_in(&mut b, &portal, "root", "rootpass");
-    // A form error names the field at the top.
-    let empty = b.create("", &["polytope read"]);
-    assert_eq!(empty["status"], 400, "{empty}");
-    assert!(text(&empty).contains("Name: must not be empty"), "{empty}");
+    // Form errors name the field at the top (inputs the browser's own validation lets through).
+    let blank = b.create("   ", &["polytope read"]);
+    assert_eq!(blank["status"], 400, "{blank}");
+    assert!(text(&blank).contains("Name: must not be empty"), "{blank}");
     b.axe_clean("form error");
+    let past = b.run(json!({
+        "cmd": "create", "name": "old", "scopes": ["polytope read"],
+        "expires": "Custom date", "date": "2001-01-01",
+    }));
+    assert_eq!(past["status"], 400, "{past}");
+    assert!(
+        text(&past).contains("Expiry date: must be after today"),
+        "{past}"
+    );
+    assert!(portal.tokens("root", "rootpass").await.is_empty());
 
     // Rotate behind its confirmation: a new secret, the old one dead.
     assert_page(&b.goto(&portal.url("/tokens")), 200, "Your tokens");
@@ -669,7 +702,8 @@ http: {{allow_http: true}}"#
     let back = b.run(json!({"cmd": "oidc", "button": "Log in with Demo IdP", "login": "olivia"}));
     assert!(
         back["url"].as_str().unwrap().ends_with("/portal/tokens"),
-        "{back}"
+        "{back}\nthe sidecar's portal events:\n{}",
+        portal_events(&portal.side.log())
     );
     assert_eq!(back["h1"], "Your tokens", "{back}");
     assert!(text(&back).contains("olivia"), "{back}");
