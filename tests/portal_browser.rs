@@ -21,6 +21,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SECRET: &str = "a-portal-browser-secret-of-32-bytes-or-more";
+/// `jwt.secret` of examples/config.demo.yaml.
+const DEMO_SECRET: &str = "demo-secret-do-not-use-in-production-0123456789";
 const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 fn fixture_dir() -> PathBuf {
@@ -71,14 +73,18 @@ portal:
 "#,
             store.path().display()
         ));
+        Portal::running(side, store, ("alice", "alicepass")).await
+    }
+
+    /// The portal of `side` once its store is open (the API answers `user`).
+    async fn running(side: SidecarProcess, store: Scratch, (user, pass): (&str, &str)) -> Portal {
         let portal = Portal {
             base: format!("http://{}/portal", side.addr),
             side,
             _store: store,
         };
-        // The store opens in the background: wait until the API answers.
         let started = Instant::now();
-        while portal.tokens_of("alice", "alicepass").await.is_none() {
+        while portal.tokens_of(user, pass).await.is_none() {
             assert!(
                 started.elapsed() < Duration::from_secs(15),
                 "the sidecar never served /tokens; its log:\n{}",
@@ -124,6 +130,10 @@ portal:
 
 /// The claims of the JWT the sidecar minted into a 200 answer.
 fn jwt_claims(res: &TestResponse) -> Value {
+    jwt_claims_with(res, SECRET)
+}
+
+fn jwt_claims_with(res: &TestResponse, secret: &str) -> Value {
     let jwt = res
         .header("authorization")
         .strip_prefix("Bearer ")
@@ -132,7 +142,7 @@ fn jwt_claims(res: &TestResponse) -> Value {
     v.validate_aud = false;
     jsonwebtoken::decode::<Value>(
         jwt,
-        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()).unwrap(),
         &v,
     )
     .unwrap()
@@ -716,4 +726,35 @@ http: {{allow_http: true}}"#
     let claims = jwt_claims(&ok);
     assert_eq!(claims["username"], "olivia");
     assert_eq!(claims["scopes"], json!({"polytope": ["read"]}));
+}
+
+#[tokio::test]
+async fn the_demo_config_gives_a_working_portal_to_its_demo_user() {
+    // examples/config.demo.yaml as shipped, but on free ports and with its store in a scratch
+    // directory instead of the working directory.
+    let store = Scratch::new("portal-demo");
+    let yaml = common::process::shipped(
+        "config.demo.yaml",
+        &[
+            ("port: 8080", "port: {port}".to_owned()),
+            ("port: 9090", format!("port: {}", free_port())),
+            (
+                "sqlite://aot-demo-tokens.db",
+                format!("sqlite://{}/demo.db", store.path().display()),
+            ),
+        ],
+    );
+    let side = SidecarProcess::start(&yaml);
+    let portal = Portal::running(side, store, ("alice", "wonderland")).await;
+    let mut b = Browser::start(&portal);
+    log_in(&mut b, &portal, "alice", "wonderland");
+    let created = b.create("my-laptop", &["polytope read"]);
+    assert_eq!(created["status"], 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let ok = portal.authenticate(&token, "/polytope/data").await;
+    assert_eq!(ok.status(), StatusCode::OK, "{}", ok.text());
+    assert_eq!(jwt_claims_with(&ok, DEMO_SECRET)["username"], "alice");
+    let list = b.click("Back to your tokens");
+    assert!(text(&list).contains("my-laptop"), "{list}");
+    b.screenshot("demo-tokens.png");
 }
