@@ -309,7 +309,9 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
         eprintln!(
             "\nDEMO MODE: bundled demo configuration (users alice/wonderland and bob/builder).\n\
              Try:\n  curl -i -u alice:wonderland -H 'X-Original-URI: /' http://{app_addr}/authenticate\n  \
-             curl -i -u bob:builder -H 'X-Original-URI: /admin' http://{app_addr}/authenticate\n"
+             curl -i -u bob:builder -H 'X-Original-URI: /admin' http://{app_addr}/authenticate\n\
+             Token portal: open http://{app_addr}/portal in a browser and log in as alice/wonderland\n\
+             (bob/builder also sees every user's tokens).\n"
         );
     }
     server::shutdown_signal().await;
