@@ -39,7 +39,20 @@ pub(crate) fn parse_date(s: &str) -> Option<i64> {
     };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if y < 1970 || !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
         return None;
     }
@@ -69,7 +82,14 @@ mod tests {
             assert_eq!(parse_date(date), Some(secs), "{date}");
             assert!(rfc3339(secs, None).starts_with(date));
         }
-        for bad in ["2026-02-29", "2026-13-01", "2026-1-01", "+026-01-01", "1969-12-31", ""] {
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "+026-01-01",
+            "1969-12-31",
+            "",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }

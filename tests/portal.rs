@@ -15,9 +15,7 @@ use std::sync::Arc;
 use auth_o_tron::credentials::Scheme;
 use auth_o_tron::portal::{self, PortalSettings};
 use auth_o_tron::provider::{PlainProvider, ProviderInfo};
-use auth_o_tron::token::{
-    Catalogue, MemoryStore, Owner, TokenProvider, TokenSettings, TokenStore,
-};
+use auth_o_tron::token::{Catalogue, MemoryStore, Owner, TokenProvider, TokenSettings, TokenStore};
 use auth_o_tron::{Authenticator, Scopes, User};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -120,15 +118,16 @@ impl Browser {
     }
 
     async fn login(&mut self, user: &str, pass: &str) -> Page {
-        self.post(
-            "/portal/login",
-            &[("username", user), ("password", pass)],
-        )
-        .await
+        self.post("/portal/login", &[("username", user), ("password", pass)])
+            .await
     }
 
     /// Creates a token named `name` with `scopes` ("service scope" pairs) from a fresh form.
-    async fn create(&mut self, name: &str, scopes: &[(&str, &str)]) -> (Page, Vec<(String, String)>) {
+    async fn create(
+        &mut self,
+        name: &str,
+        scopes: &[(&str, &str)],
+    ) -> (Page, Vec<(String, String)>) {
         let list = self.get("/portal/tokens").await;
         assert_eq!(list.status, StatusCode::OK, "{}", list.text);
         let mut form = vec![
@@ -140,7 +139,8 @@ impl Browser {
         for (service, scope) in scopes {
             form.push((format!("scope:{service}"), (*scope).to_owned()));
         }
-        let borrowed: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> =
+            form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         (self.post("/portal/tokens", &borrowed).await, form)
     }
 }
@@ -161,11 +161,12 @@ fn catalogue() -> Catalogue {
 fn keys() -> common::Tokens {
     let mut keys = common::Tokens::new("keys", "keys");
     keys.info = ProviderInfo::new("keys", "ecmwf-api", "keys", Scheme::Bearer);
-    keys.token("good-key", User::new("carol", "keys"), None).token(
-        "scoped-key",
-        User::new("dave", "keys").with_scopes(Scopes::from_scope_string("keys", "read")),
-        None,
-    )
+    keys.token("good-key", User::new("carol", "keys"), None)
+        .token(
+            "scoped-key",
+            User::new("dave", "keys").with_scopes(Scopes::from_scope_string("keys", "read")),
+            None,
+        )
 }
 
 async fn app() -> App {
@@ -180,7 +181,11 @@ async fn app() -> App {
     let auth = Authenticator::builder()
         .provider(users)
         .provider(keys())
-        .provider(TokenProvider::new("tokens", dyn_store.clone(), settings.clone()))
+        .provider(TokenProvider::new(
+            "tokens",
+            dyn_store.clone(),
+            settings.clone(),
+        ))
         .build()
         .unwrap();
     auth_o_tron::token::evict_on_revocation(&*dyn_store, &auth);
@@ -220,7 +225,11 @@ async fn unknown_user_and_wrong_password_get_one_401_and_success_sets_a_strict_c
     let page = b.get("/portal/login").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("<h1>Log in</h1>"));
-    assert!(page.text.contains("Log in with API key"), "key form: {}", page.text);
+    assert!(
+        page.text.contains("Log in with API key"),
+        "key form: {}",
+        page.text
+    );
     for (user, pass) in [("nobody", "wonderland"), ("alice", "wrong")] {
         let p = b.login(user, pass).await;
         assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{user}");
@@ -271,8 +280,9 @@ async fn failed_logins_are_limited_per_username_with_retry_after() {
     let wait: u64 = p.header("retry-after").parse().unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
     assert!(
-        p.text
-            .contains(&format!("Too many login attempts. Try again in {wait} seconds.")),
+        p.text.contains(&format!(
+            "Too many login attempts. Try again in {wait} seconds."
+        )),
         "{}",
         p.text
     );
@@ -290,7 +300,11 @@ async fn login_rotates_the_session_id_and_logout_ends_it_in_the_store() {
     let second = b.cookie.clone().unwrap();
     assert_ne!(first, second, "a new session id at every login");
     let refused = old.get("/portal/tokens").await;
-    assert_eq!(refused.status, StatusCode::SEE_OTHER, "the replaced session is gone");
+    assert_eq!(
+        refused.status,
+        StatusCode::SEE_OTHER,
+        "the replaced session is gone"
+    );
     assert_eq!(refused.header("location"), "/portal/login");
 
     let list = b.get("/portal/tokens").await;
@@ -344,8 +358,14 @@ async fn cross_site_posts_and_missing_or_wrong_form_tokens_are_refused() {
                 .header("origin", "http://localhost:1")
                 .form(&form(&csrf)),
         ),
-        ("no csrf field", b.client.post(&url).form(&form("")[1..].to_vec())),
-        ("a wrong csrf", b.client.post(&url).form(&form(&"x".repeat(43)))),
+        (
+            "no csrf field",
+            b.client.post(&url).form(&form("")[1..].to_vec()),
+        ),
+        (
+            "a wrong csrf",
+            b.client.post(&url).form(&form(&"x".repeat(43))),
+        ),
     ];
     for (what, req) in cases {
         let p = b.send(req).await;
@@ -380,7 +400,9 @@ async fn the_secret_is_shown_once_and_a_replayed_form_creates_nothing() {
     );
     assert!(created.text.contains("aria-live=\"polite\""));
     let secret = created.secret().expect("the secret on the page");
-    let user = authenticates(&app.auth, &secret).await.expect("the secret works");
+    let user = authenticates(&app.auth, &secret)
+        .await
+        .expect("the secret works");
     assert_eq!(user.username, "alice");
     assert!(user.scopes.allows("polytope", "read"));
     assert!(!user.scopes.allows("polytope", "write"));
@@ -399,7 +421,10 @@ async fn the_secret_is_shown_once_and_a_replayed_form_creates_nothing() {
     assert!(list.text.contains("polytope: read"));
     assert!(list.text.contains("never"));
     assert!(!list.text.contains(&secret));
-    assert!(list.text.contains(&format!("aot_…{}", &secret[secret.len() - 4..])));
+    assert!(
+        list.text
+            .contains(&format!("aot_…{}", &secret[secret.len() - 4..]))
+    );
 }
 
 #[tokio::test]
@@ -410,12 +435,24 @@ async fn bad_create_input_names_the_field_with_400() {
     let (empty, _) = b.create("  ", &[("polytope", "read")]).await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     assert!(empty.text.contains("role=\"alert\""));
-    assert!(empty.text.contains("Name: must not be empty"), "{}", empty.text);
+    assert!(
+        empty.text.contains("Name: must not be empty"),
+        "{}",
+        empty.text
+    );
     let (none, _) = b.create("ci", &[]).await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST);
-    assert!(none.text.contains("Scopes: at least one scope is required"), "{}", none.text);
+    assert!(
+        none.text.contains("Scopes: at least one scope is required"),
+        "{}",
+        none.text
+    );
     let (unknown, _) = b.create("ci", &[("mars", "read")]).await;
-    assert!(unknown.text.contains("Scopes: unknown service"), "{}", unknown.text);
+    assert!(
+        unknown.text.contains("Scopes: unknown service"),
+        "{}",
+        unknown.text
+    );
     assert!(app.store.list(&alice()).await.unwrap().is_empty());
 }
 
@@ -441,11 +478,17 @@ async fn rotate_and_revoke_go_through_a_confirmation() {
     assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
     let new = rotated.secret().unwrap();
     assert_ne!(old, new);
-    assert!(authenticates(&app.auth, &old).await.is_none(), "the old secret stops");
+    assert!(
+        authenticates(&app.auth, &old).await.is_none(),
+        "the old secret stops"
+    );
     assert!(authenticates(&app.auth, &new).await.is_some());
 
     let list = b.get("/portal/tokens").await;
-    assert!(list.text.contains("revoked"), "the rotated-away token is marked");
+    assert!(
+        list.text.contains("revoked"),
+        "the rotated-away token is marked"
+    );
     let id = list.ids("revoke").pop().unwrap();
     let confirm = b.get(&format!("/portal/tokens/{id}/revoke")).await;
     assert!(confirm.text.contains("Yes, revoke ci"));
@@ -457,7 +500,10 @@ async fn rotate_and_revoke_go_through_a_confirmation() {
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(done.header("location"), "/portal/tokens");
-    assert!(authenticates(&app.auth, &new).await.is_none(), "revoked at once");
+    assert!(
+        authenticates(&app.auth, &new).await.is_none(),
+        "revoked at once"
+    );
 }
 
 #[tokio::test]
@@ -479,7 +525,9 @@ async fn api_tokens_and_scope_limited_keys_never_log_in() {
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
     assert!(p.text.contains(WRONG));
     // A real API key does.
-    let ok = stranger.post("/portal/login/key", &[("key", "good-key")]).await;
+    let ok = stranger
+        .post("/portal/login/key", &[("key", "good-key")])
+        .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
     let list = stranger.get("/portal/tokens").await;
     assert!(list.text.contains("carol"));
@@ -608,11 +656,20 @@ async fn sidecar_sessions_in_sqlite_survive_a_restart_and_the_secret_works_at_au
     let mut side = SidecarProcess::start(&yaml);
     let mut b = Browser::new(side.addr);
     let ok = b.login("alice", "alicepass").await;
-    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}\n{}", ok.text, side.log());
+    assert_eq!(
+        ok.status,
+        StatusCode::SEE_OTHER,
+        "{}\n{}",
+        ok.text,
+        side.log()
+    );
     let (created, _) = b.create("ci", &[("polytope", "read")]).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let secret = created.secret().unwrap();
-    assert_eq!(authenticate_at(side.addr, &secret, "/read").await, StatusCode::OK);
+    assert_eq!(
+        authenticate_at(side.addr, &secret, "/read").await,
+        StatusCode::OK
+    );
     assert_eq!(
         authenticate_at(side.addr, &secret, "/write").await,
         StatusCode::FORBIDDEN
@@ -632,7 +689,12 @@ async fn sidecar_sessions_in_sqlite_survive_a_restart_and_the_secret_works_at_au
     let side = SidecarProcess::start(&yaml);
     b.base = format!("http://{}", side.addr);
     let list = b.get("/portal/tokens").await;
-    assert_eq!(list.status, StatusCode::OK, "the session survived: {}", list.text);
+    assert_eq!(
+        list.status,
+        StatusCode::OK,
+        "the session survived: {}",
+        list.text
+    );
     assert!(list.text.contains("polytope: read"));
 }
 
@@ -666,7 +728,10 @@ async fn two_replicas_on_postgres_share_a_session() {
     // Replica one hears of the revocation (NOTIFY) and refuses the token.
     let started = std::time::Instant::now();
     while authenticate_at(one.addr, &secret, "/read").await != StatusCode::UNAUTHORIZED {
-        assert!(started.elapsed().as_secs() < 5, "replica one still accepts it");
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "replica one still accepts it"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -9,8 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::Portal;
 
-const CSP: &str =
-    "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 /// Adds the security headers to every answer; pages (anything not already given a cache
 /// policy) are never stored.
@@ -73,7 +72,10 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     (
         [
             (CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
         ],
         body,
     )

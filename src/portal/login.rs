@@ -59,12 +59,12 @@ impl Limiter {
 
     fn failed(&self, keys: &[String]) {
         for k in keys {
-            self.windows
-                .entry(k.clone())
-                .and_upsert_with(|old| match old.map(|e| e.into_value()) {
+            self.windows.entry(k.clone()).and_upsert_with(|old| {
+                match old.map(|e| e.into_value()) {
                     Some((start, n)) if start.elapsed() < WINDOW => (start, n.saturating_add(1)),
                     _ => (Instant::now(), 1),
-                });
+                }
+            });
         }
     }
 }
@@ -190,9 +190,7 @@ async fn attempt(portal: &Portal, authorization: &str, realm: Option<&str>) -> O
         headers.insert(REALM_HEADER, r);
     }
     match portal.authenticator.authenticate(&headers).await {
-        Ok(p) if p.token_id().is_none() && matches!(p.user().scopes, Scopes::All) => {
-            Outcome::In(p)
-        }
+        Ok(p) if p.token_id().is_none() && matches!(p.user().scopes, Scopes::All) => Outcome::In(p),
         Ok(_) => Outcome::Refused,
         Err(AuthError::Unavailable) => Outcome::Unavailable,
         Err(_) => Outcome::Refused,
@@ -200,7 +198,13 @@ async fn attempt(portal: &Portal, authorization: &str, realm: Option<&str>) -> O
 }
 
 /// A session for `principal` and a redirect to the token list.
-pub(crate) async fn logged_in(portal: &Portal, headers: &HeaderMap, principal: &Principal, how: &str, client: &str) -> Response {
+pub(crate) async fn logged_in(
+    portal: &Portal,
+    headers: &HeaderMap,
+    principal: &Principal,
+    how: &str,
+    client: &str,
+) -> Response {
     match session::start(portal, headers, principal).await {
         Ok(cookie) => {
             tracing::info!(
@@ -240,7 +244,11 @@ pub(crate) async fn password(
         None => None,
     };
     let keys = [
-        format!("user:{}:{}", realm.map_or("", String::as_str), username.to_lowercase()),
+        format!(
+            "user:{}:{}",
+            realm.map_or("", String::as_str),
+            username.to_lowercase()
+        ),
         format!("addr:{client}"),
     ];
     if let Some(wait) = portal.limiter.blocked(&keys) {
@@ -262,7 +270,12 @@ pub(crate) async fn password(
                 target: "auth_o_tron::audit",
                 event_name = "portal.login.failed", method = "password", client = %client,
             );
-            login_page(&portal, StatusCode::UNAUTHORIZED, &[WRONG_PASSWORD.into()], &username)
+            login_page(
+                &portal,
+                StatusCode::UNAUTHORIZED,
+                &[WRONG_PASSWORD.into()],
+                &username,
+            )
         }
     }
 }

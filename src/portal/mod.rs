@@ -167,7 +167,10 @@ impl fmt::Display for PortalError {
                 "path {p:?} must start with / and have no trailing slash, query or spaces"
             ),
             PortalError::BadOrigin(o) => {
-                write!(f, "public origin {o:?} must be http(s)://host[:port], no path")
+                write!(
+                    f,
+                    "public origin {o:?} must be http(s)://host[:port], no path"
+                )
             }
             PortalError::Zero(what) => write!(f, "{what} must be greater than zero"),
             PortalError::Oidc(why) => write!(f, "oidc: {why}"),

@@ -168,7 +168,11 @@ pub(crate) async fn callback(
     let query = Form::parse(query.unwrap_or_default().as_bytes());
     let state = query.get("state").filter(|s| session::is_random_value(s));
     let Some(state) = state else {
-        return refused(&portal, StatusCode::BAD_REQUEST, "This login link is not valid. Log in again.");
+        return refused(
+            &portal,
+            StatusCode::BAD_REQUEST,
+            "This login link is not valid. Log in again.",
+        );
     };
     let taken = match portal.sessions() {
         Ok(s) => {
@@ -189,21 +193,45 @@ pub(crate) async fn callback(
         Err(_) => return unavailable(&portal),
     };
     if query.get("error").is_some() {
-        return refused(&portal, StatusCode::UNAUTHORIZED, "The identity provider refused the login.");
+        return refused(
+            &portal,
+            StatusCode::UNAUTHORIZED,
+            "The identity provider refused the login.",
+        );
     }
     let Some(code) = query.get("code") else {
-        return refused(&portal, StatusCode::BAD_REQUEST, "This login link is not valid. Log in again.");
+        return refused(
+            &portal,
+            StatusCode::BAD_REQUEST,
+            "This login link is not valid. Log in again.",
+        );
     };
     let data: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
-    let field = |k: &str| data.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
-    match exchange(oidc, code, field("verifier"), field("redirect"), field("nonce")).await {
+    let field = |k: &str| {
+        data.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    match exchange(
+        oidc,
+        code,
+        field("verifier"),
+        field("redirect"),
+        field("nonce"),
+    )
+    .await
+    {
         Ok(Some(user)) => {
             let base = (user.roles.clone(), user.attributes.clone());
             let user = portal.authenticator.augment_user(user).await;
             let principal = Principal::augmented(user, "portal-oidc", None, Some(base));
             super::login::logged_in(&portal, &headers, &principal, "oidc", "-").await
         }
-        Ok(None) => refused(&portal, StatusCode::UNAUTHORIZED, "The identity provider refused the login."),
+        Ok(None) => refused(
+            &portal,
+            StatusCode::UNAUTHORIZED,
+            "The identity provider refused the login.",
+        ),
         Err(()) => unavailable(&portal),
     }
 }
@@ -240,11 +268,17 @@ async fn exchange(
         .await
         .map_err(|e| tracing::warn!(event_name = "portal.oidc.token", error = %e))?;
     if res.status.is_client_error() {
-        tracing::info!(event_name = "portal.oidc.refused", status = res.status.as_u16());
+        tracing::info!(
+            event_name = "portal.oidc.refused",
+            status = res.status.as_u16()
+        );
         return Ok(None);
     }
     if !res.status.is_success() {
-        tracing::warn!(event_name = "portal.oidc.token", status = res.status.as_u16());
+        tracing::warn!(
+            event_name = "portal.oidc.token",
+            status = res.status.as_u16()
+        );
         return Err(());
     }
     let body: serde_json::Value = res.json("OIDC token endpoint").map_err(|_| ())?;
@@ -262,7 +296,10 @@ async fn exchange(
     let mut user = identity.user;
     // The nonce ties the ID token to this browser's login; it is no attribute of the user.
     if nonce.is_empty() || user.attributes.remove("nonce").as_deref() != Some(nonce) {
-        tracing::info!(event_name = "portal.oidc.id_token", reason = "nonce mismatch");
+        tracing::info!(
+            event_name = "portal.oidc.id_token",
+            reason = "nonce mismatch"
+        );
         return Ok(None);
     }
     // A login, not a delegated access token: the user acts with every scope.

@@ -27,7 +27,12 @@ pub(crate) struct Viewer<'a> {
     pub(crate) admin: bool,
 }
 
-pub(crate) fn layout(portal: &Portal, title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
+pub(crate) fn layout(
+    portal: &Portal,
+    title: &str,
+    viewer: Option<&Viewer<'_>>,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -187,7 +192,10 @@ pub(crate) fn tokens(
 ) -> Markup {
     let default_days = portal.tokens.default_lifetime.as_secs() / 86_400;
     let max_days = portal.tokens.max_lifetime.as_secs() / 86_400;
-    let presets: Vec<u64> = [7, 30, 60, 90].into_iter().filter(|d| *d <= max_days).collect();
+    let presets: Vec<u64> = [7, 30, 60, 90]
+        .into_iter()
+        .filter(|d| *d <= max_days)
+        .collect();
     let selected = if form.expires.is_empty() {
         if presets.contains(&default_days) {
             default_days.to_string()
@@ -362,7 +370,11 @@ pub(crate) fn message(
     title: &str,
     text: &str,
 ) -> Markup {
-    let back = if viewer.is_some() { "/tokens" } else { "/login" };
+    let back = if viewer.is_some() {
+        "/tokens"
+    } else {
+        "/login"
+    };
     let body = html! {
         h1 { (title) }
         div.alert role="alert" { p { (text) } }

@@ -30,8 +30,7 @@ pub(crate) fn random_value() -> Result<String, StoreError> {
 /// Whether `s` looks like a [`random_value`] (before it is stored or looked up).
 pub(crate) fn is_random_value(s: &str) -> bool {
     s.len() == 43
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -134,7 +133,11 @@ pub(crate) async fn start(
         expires_at,
     };
     store.create_session(&key_of(&id), &session).await?;
-    Ok(set_cookie(portal, &id, Some(secs(portal.settings.session_max))))
+    Ok(set_cookie(
+        portal,
+        &id,
+        Some(secs(portal.settings.session_max)),
+    ))
 }
 
 /// `Set-Cookie` for `value`; `max_age` `None` clears it.

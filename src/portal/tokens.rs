@@ -2,6 +2,9 @@
 //! confirmation, and the administrators' list of every token. Every POST passes the origin
 //! check and the session's form token; the operations are [`crate::token::manage`]'s.
 
+// Early exits carry the page to answer with: a `Response` (128 bytes) once per request.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -18,7 +21,9 @@ use crate::token::manage::{self, Actor, CreateInput, Failure, Field};
 use crate::token::store::{Owner, Session, TokenId, TokenRecord};
 
 fn is_admin(portal: &Portal, s: &Session) -> bool {
-    s.roles.iter().any(|r| portal.settings.admin_roles.contains(r))
+    s.roles
+        .iter()
+        .any(|r| portal.settings.admin_roles.contains(r))
 }
 
 fn viewer<'a>(portal: &Portal, current: &'a Current) -> Viewer<'a> {
@@ -73,7 +78,13 @@ async fn checked_post(
     Ok(current)
 }
 
-fn message(portal: &Portal, current: &Current, status: StatusCode, title: &str, text: &str) -> Response {
+fn message(
+    portal: &Portal,
+    current: &Current,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+) -> Response {
     let v = viewer(portal, current);
     pages::respond(status, pages::message(portal, Some(&v), title, text))
 }
@@ -104,7 +115,16 @@ async fn list_page(
 /// `GET /portal/tokens`.
 pub(crate) async fn list(State(portal): State<Shared>, headers: HeaderMap) -> Response {
     match logged_in(&portal, &headers).await {
-        Ok(current) => list_page(&portal, &current, StatusCode::OK, &CreateForm::default(), &[]).await,
+        Ok(current) => {
+            list_page(
+                &portal,
+                &current,
+                StatusCode::OK,
+                &CreateForm::default(),
+                &[],
+            )
+            .await
+        }
         Err(r) => r,
     }
 }
@@ -119,7 +139,9 @@ fn days(form: &CreateForm, now: i64) -> Result<Option<u32>, String> {
         if date <= today {
             return Err("Expiry date: must be after today".into());
         }
-        return Ok(Some(u32::try_from((date - today) / 86_400).unwrap_or(u32::MAX)));
+        return Ok(Some(
+            u32::try_from((date - today) / 86_400).unwrap_or(u32::MAX),
+        ));
     }
     if form.expires.is_empty() {
         return Ok(None);
@@ -168,7 +190,10 @@ pub(crate) async fn create(
     let mut scopes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in form.all() {
         if let Some(service) = k.strip_prefix("scope:") {
-            scopes.entry(service.to_owned()).or_default().push(v.to_owned());
+            scopes
+                .entry(service.to_owned())
+                .or_default()
+                .push(v.to_owned());
             values.chosen.push((service.to_owned(), v.to_owned()));
         }
     }
@@ -186,7 +211,9 @@ pub(crate) async fn create(
     let now = crate::token::last_used_now();
     let days = match days(&values, now) {
         Ok(d) => d,
-        Err(e) => return list_page(&portal, &current, StatusCode::BAD_REQUEST, &values, &[e]).await,
+        Err(e) => {
+            return list_page(&portal, &current, StatusCode::BAD_REQUEST, &values, &[e]).await;
+        }
     };
     let client = client(addr.as_deref());
     let actor = actor(&current.session, &client);
@@ -233,11 +260,7 @@ fn parse_id(portal: &Portal, current: &Current, id: &str) -> Result<TokenId, Res
 }
 
 /// `owner`'s active token `id`, or the answer instead.
-async fn own_token(
-    portal: &Portal,
-    current: &Current,
-    id: &str,
-) -> Result<TokenRecord, Response> {
+async fn own_token(portal: &Portal, current: &Current, id: &str) -> Result<TokenRecord, Response> {
     let id = parse_id(portal, current, id)?;
     let now = crate::token::last_used_now();
     match portal.store.get(&owner(&current.session), &id).await {
@@ -247,7 +270,13 @@ async fn own_token(
     }
 }
 
-async fn confirm_own(portal: &Portal, headers: &HeaderMap, id: &str, verb: &str, explanation: &str) -> Response {
+async fn confirm_own(
+    portal: &Portal,
+    headers: &HeaderMap,
+    id: &str,
+    verb: &str,
+    explanation: &str,
+) -> Response {
     let current = match logged_in(portal, headers).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -365,7 +394,15 @@ pub(crate) async fn revoke(
     };
     let client = client(addr.as_deref());
     let actor = actor(&current.session, &client);
-    match manage::revoke(&*portal.store, &portal.authenticator, &actor, &actor.owner, &id).await {
+    match manage::revoke(
+        &*portal.store,
+        &portal.authenticator,
+        &actor,
+        &actor.owner,
+        &id,
+    )
+    .await
+    {
         Ok(()) => see_other(&portal.at("/tokens")),
         Err(f) => other_failure(&portal, &current, f),
     }

@@ -206,7 +206,11 @@ fn print_summary(config: &Config) {
         println!(
             "portal: {} on the app port{}{}",
             p.path,
-            if p.oidc.is_some() { ", OpenID Connect login" } else { "" },
+            if p.oidc.is_some() {
+                ", OpenID Connect login"
+            } else {
+                ""
+            },
             if p.admin_roles.is_empty() {
                 String::new()
             } else {

@@ -9,9 +9,8 @@ use tokio::sync::OnceCell;
 
 use super::format::TokenHash;
 use super::store::{
-    PortalStore, Session, SessionKey,
-    Broadcaster, Invalidation, Invalidations, NewToken, Owner, Rotation, StoreError, TokenId,
-    TokenRecord, TokenStore, UnixTime,
+    Broadcaster, Invalidation, Invalidations, NewToken, Owner, PortalStore, Rotation, Session,
+    SessionKey, StoreError, TokenId, TokenRecord, TokenStore, UnixTime,
 };
 use crate::provider::BoxFuture;
 
@@ -196,9 +195,9 @@ impl TokenStore for LazyStore {
 /// The opened store's portal part; a store without one is a configuration the portal cannot
 /// run on, reported as unavailable.
 fn portal_of(store: &Arc<dyn TokenStore>) -> Result<&dyn PortalStore, StoreError> {
-    store.portal().ok_or_else(|| {
-        StoreError::Unavailable("this token store keeps no portal sessions".into())
-    })
+    store
+        .portal()
+        .ok_or_else(|| StoreError::Unavailable("this token store keeps no portal sessions".into()))
 }
 
 macro_rules! delegate_portal {
@@ -236,7 +235,10 @@ impl PortalStore for LazyStore {
         delegate_portal!(self, |s| s.touch_session(key, now, idle_until))
     }
 
-    fn delete_session<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+    fn delete_session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         delegate_portal!(self, |s| s.delete_session(key))
     }
 

@@ -21,7 +21,7 @@ pub mod provider;
 pub mod store;
 
 pub use catalogue::{Catalogue, CatalogueError};
-#[cfg(feature = "sidecar")]
+#[cfg(any(feature = "sidecar", feature = "portal"))]
 pub(crate) use last_used::unix_now as last_used_now;
 pub use lazy::{LazyStore, OpenFailure};
 pub use provider::{TokenProvider, TokenSettings, evict_on_revocation};

@@ -93,16 +93,18 @@ impl PortalConfig {
                 "must be at least 1",
             ));
         }
-        let mut settings = PortalSettings::default();
-        settings.path = self.path.clone();
-        settings.admin_roles = self.admin_roles.clone();
-        settings.session_idle = Duration::from_secs(self.session_idle_minutes * 60);
-        settings.session_max = Duration::from_secs(self.session_max_hours * 3600);
-        settings.public_origin = self
-            .public_url
-            .as_ref()
-            .map(|u| u.trim_end_matches('/').to_owned());
-        settings.login_attempts_per_minute = self.login_attempts_per_minute;
+        let mut settings = PortalSettings {
+            path: self.path.clone(),
+            admin_roles: self.admin_roles.clone(),
+            session_idle: Duration::from_secs(self.session_idle_minutes * 60),
+            session_max: Duration::from_secs(self.session_max_hours * 3600),
+            public_origin: self
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            login_attempts_per_minute: self.login_attempts_per_minute,
+            ..PortalSettings::default()
+        };
         if let Some(o) = &self.oidc {
             http.check_url("issuer", &o.issuer)
                 .map_err(|e| ConfigError::key("portal.oidc.issuer", e.to_string()))?;

@@ -312,7 +312,10 @@ impl PortalStore for MemoryStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn delete_session<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+    fn delete_session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let gone = self.lock().sessions.remove(key).is_some();
         Box::pin(async move { Ok(gone) })
     }
@@ -353,7 +356,8 @@ impl PortalStore for MemoryStore {
     }
 
     fn all_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenRecord>, StoreError>> {
-        let mut list: Vec<TokenRecord> = self.lock().rows.iter().map(|r| r.record.clone()).collect();
+        let mut list: Vec<TokenRecord> =
+            self.lock().rows.iter().map(|r| r.record.clone()).collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Box::pin(async move { Ok(list) })
     }

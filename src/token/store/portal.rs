@@ -70,7 +70,8 @@ pub trait PortalStore: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Deletes the session under `key` (logout); `false` if there was none.
-    fn delete_session<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn delete_session<'a>(&'a self, key: &'a SessionKey)
+    -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Stores an OpenID Connect login in progress (`data` is opaque to the store) under the
     /// digest of its `state`, until `expires_at`.

@@ -49,8 +49,7 @@ pub(in crate::token::store) type SessionRow = (
 );
 
 pub(in crate::token::store) fn decode_session(row: SessionRow) -> Result<Session, StoreError> {
-    let (username, realm, roles, attributes, token_roles, token_attributes, csrf, c, l, i, e) =
-        row;
+    let (username, realm, roles, attributes, token_roles, token_attributes, csrf, c, l, i, e) = row;
     let corrupt = |what: &str| StoreError::Corrupt(format!("portal session of {username}: {what}"));
     let list = |s: &str, what| serde_json::from_str::<Vec<String>>(s).map_err(|_| corrupt(what));
     let map = |s: &str, what| {
