@@ -170,6 +170,12 @@ fn keys() -> common::Tokens {
 }
 
 async fn app() -> App {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    app_on(listener, None).await
+}
+
+/// The portal (admins: role `admin`) served on `listener`, with `oidc` if given.
+async fn app_on(listener: tokio::net::TcpListener, oidc: Option<portal::OidcSettings>) -> App {
     let store = Arc::new(MemoryStore::new());
     let dyn_store: Arc<dyn TokenStore> = store.clone();
     let settings = TokenSettings::new(catalogue()).lifetime_days(30, 90);
@@ -191,8 +197,8 @@ async fn app() -> App {
     auth_o_tron::token::evict_on_revocation(&*dyn_store, &auth);
     let mut portal_settings = PortalSettings::default();
     portal_settings.admin_roles = vec!["admin".into()];
+    portal_settings.oidc = oidc;
     let router = portal::router(dyn_store, settings, &auth, portal_settings).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(
@@ -734,4 +740,152 @@ async fn two_replicas_on_postgres_share_a_session() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The real OpenID Provider (`tests/fixtures/oidc`, oidc-provider) with a `portal` client whose
+/// redirect URI is `redirect`, and its built-in login and consent pages.
+#[cfg(feature = "e2e")]
+fn start_op(redirect: &str) -> (common::process::Proc, u16) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc");
+    assert!(
+        dir.join("node_modules/oidc-provider").exists(),
+        "oidc-provider is not installed: run ./scripts/test-all.sh (npm ci in tests/fixtures/oidc)"
+    );
+    let port = common::process::free_port();
+    let keys = common::process::Scratch::new("portal-op");
+    let mut cmd = Command::new(common::process::program("node"));
+    cmd.arg(dir.join("op.mjs"))
+        .env("PORT", port.to_string())
+        .env("KEYS_FILE", keys.path().join("keys.json"))
+        .env("PORTAL_REDIRECT_URIS", redirect)
+        .env("DEV_INTERACTIONS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut op = common::process::Proc::spawn(&mut cmd);
+    let out = op.take_stdout();
+    let mut out = std::io::BufReader::new(out);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("ready"), "the OP did not start: {line:?}");
+    std::thread::spawn(move || for _ in out.lines() {});
+    common::process::wait_listening(format!("127.0.0.1:{port}").parse().unwrap());
+    (op, port)
+}
+
+/// Walks the IdP's pages from `url` as a browser would (cookies, redirects, the login form
+/// with `login`, the consent form) until it redirects back under `back`; returns that URL.
+#[cfg(feature = "e2e")]
+async fn through_idp(url: &str, back: &str, login: &str) -> String {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut jar: std::collections::BTreeMap<String, String> = Default::default();
+    let mut next = reqwest::Url::parse(url).unwrap();
+    let mut form: Option<Vec<(String, String)>> = None;
+    for _ in 0..20 {
+        let cookies: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let req = match form.take() {
+            Some(f) => client.post(next.clone()).form(&f),
+            None => client.get(next.clone()),
+        };
+        let res = req
+            .header("cookie", cookies.join("; "))
+            .send()
+            .await
+            .unwrap();
+        for c in res.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap().split(';').next().unwrap();
+            if let Some((k, v)) = pair.split_once('=') {
+                jar.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        if let Some(loc) = res.headers().get("location") {
+            next = next.join(loc.to_str().unwrap()).unwrap();
+            if next.as_str().starts_with(back) {
+                return next.to_string();
+            }
+            continue;
+        }
+        let html = res.text().await.unwrap();
+        let action = html
+            .split("action=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_else(|| panic!("no form on the IdP's page: {html}"));
+        next = next.join(&action.replace("&amp;", "&")).unwrap();
+        let prompt = if html.contains("value=\"consent\"") {
+            "consent"
+        } else {
+            "login"
+        };
+        form = Some(vec![
+            ("prompt".into(), prompt.into()),
+            ("login".into(), login.into()),
+            ("password".into(), "any".into()),
+        ]);
+    }
+    panic!("the IdP never redirected back");
+}
+
+#[cfg(feature = "e2e")]
+#[tokio::test]
+async fn oidc_login_through_the_real_openid_provider() {
+    use auth_o_tron::Secret;
+    use auth_o_tron::portal::OidcSettings;
+    use auth_o_tron::provider::client::HttpClient;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_op, op_port) = start_op(&format!("http://{addr}/portal/oidc/callback"));
+    let issuer = format!("http://127.0.0.1:{op_port}");
+    let http = HttpClient::builder().allow_http(true).build().unwrap();
+    let oidc = OidcSettings::new(issuer.clone(), "portal", Secret::new("portal-secret"), http)
+        .name("Demo IdP");
+    let App { auth, .. } = app_on(listener, Some(oidc)).await;
+    let mut b = Browser::new(addr);
+    let login = b.get("/portal/login").await;
+    assert!(
+        login.text.contains("Log in with Demo IdP"),
+        "{}",
+        login.text
+    );
+    let start = b.get("/portal/oidc/start").await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER);
+    let to_idp = start.header("location").to_owned();
+    assert!(to_idp.starts_with(&format!("{issuer}/auth?")), "{to_idp}");
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "nonce=",
+        "client_id=portal",
+    ] {
+        assert!(to_idp.contains(part), "{part} in {to_idp}");
+    }
+    let back = through_idp(&to_idp, &b.base, "erin").await;
+    let path = back.strip_prefix(&b.base).unwrap().to_owned();
+    let done = b.get(&path).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(done.header("location"), "/portal/tokens");
+    let list = b.get("/portal/tokens").await;
+    assert!(list.text.contains("erin"), "{}", list.text);
+    assert!(list.text.contains("(oidc)"));
+    let (created, _) = b.create("from-oidc", &[("polytope", "read")]).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let user = authenticates(&auth, &created.secret().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (user.username.as_str(), user.realm.as_str()),
+        ("erin", "oidc")
+    );
+    // The state works once: replaying the callback logs nobody in.
+    let mut other = Browser::new(addr);
+    let replay = other.get(&path).await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+    assert!(replay.text.contains("expired or was already used"));
+    assert!(other.cookie.is_none());
 }

@@ -676,7 +676,8 @@ fn identity_provider(port: u16, redirect: &str, dir: &Scratch) -> Proc {
             .env("PORT", port.to_string())
             .env("KEYS_FILE", dir.path().join("op-keys.json"))
             .env("ISSUER_HOST", "localhost")
-            .env("PORTAL_REDIRECT_URI", redirect)
+            .env("PORTAL_REDIRECT_URIS", redirect)
+            .env("DEV_INTERACTIONS", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),

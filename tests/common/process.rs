@@ -89,6 +89,11 @@ impl Proc {
         Proc { child }
     }
 
+    /// The child's piped stdout (spawned with `Stdio::piped()`).
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child.stdout.take().expect("stdout is piped")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
