@@ -171,11 +171,11 @@ fn keys() -> common::Tokens {
 
 async fn app() -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    app_on(listener, None).await
+    app_on(listener, |_| {}).await
 }
 
-/// The portal (admins: role `admin`) served on `listener`, with `oidc` if given.
-async fn app_on(listener: tokio::net::TcpListener, oidc: Option<portal::OidcSettings>) -> App {
+/// The portal (admins: role `admin`) served on `listener`, its settings changed by `tweak`.
+async fn app_on(listener: tokio::net::TcpListener, tweak: impl FnOnce(&mut PortalSettings)) -> App {
     let store = Arc::new(MemoryStore::new());
     let dyn_store: Arc<dyn TokenStore> = store.clone();
     let settings = TokenSettings::new(catalogue()).lifetime_days(30, 90);
@@ -197,7 +197,7 @@ async fn app_on(listener: tokio::net::TcpListener, oidc: Option<portal::OidcSett
     auth_o_tron::token::evict_on_revocation(&*dyn_store, &auth);
     let mut portal_settings = PortalSettings::default();
     portal_settings.admin_roles = vec!["admin".into()];
-    portal_settings.oidc = oidc;
+    tweak(&mut portal_settings);
     let router = portal::router(dyn_store, settings, &auth, portal_settings).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -324,6 +324,67 @@ async fn login_rotates_the_session_id_and_logout_ends_it_in_the_store() {
     let after = copy.get("/portal/tokens").await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
     assert_eq!(after.header("location"), "/portal/login");
+}
+
+#[tokio::test]
+async fn sessions_end_at_the_idle_timeout_and_at_the_absolute_timeout() {
+    use std::time::Duration;
+    for (idle, max) in [(1, 3600), (3600, 1)] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = app_on(listener, |s| {
+            s.session_idle = Duration::from_secs(idle);
+            s.session_max = Duration::from_secs(max);
+        })
+        .await;
+        let mut b = Browser::new(app.addr);
+        b.login("alice", "wonderland").await;
+        assert_eq!(b.get("/portal/tokens").await.status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let p = b.get("/portal/tokens").await;
+        assert_eq!(
+            p.status,
+            StatusCode::SEE_OTHER,
+            "idle {idle} s, max {max} s"
+        );
+        assert_eq!(p.header("location"), "/portal/login");
+    }
+}
+
+#[test]
+fn the_portal_section_needs_tokens_and_warns_about_unknown_keys() {
+    use auth_o_tron::sidecar::config::Config;
+    let without_tokens = r#"
+version: "2.0.0"
+server: {host: 127.0.0.1, port: 8080}
+providers:
+  - {type: plain, name: users, realm: demo, users: [{username: alice, password: alicepass}]}
+jwt: {iss: portal, exp: 300, secret: a-portal-test-secret-of-32-bytes-or-more}
+portal: {enabled: true, frobnicate: 1}
+"#;
+    let loaded = Config::from_yaml(without_tokens, Vec::<(String, String)>::new()).unwrap();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("portal.frobnicate")),
+        "{:?}",
+        loaded.warnings
+    );
+    let err = loaded.config.build().unwrap_err().to_string();
+    assert!(
+        err.contains("portal.enabled") && err.contains("tokens.enabled"),
+        "{err}"
+    );
+    let bad_path = format!("{without_tokens}tokens: {{enabled: true}}\n").replace(
+        "portal: {enabled: true, frobnicate: 1}",
+        "portal: {enabled: true, path: /portal/}",
+    );
+    let loaded = Config::from_yaml(&bad_path, Vec::<(String, String)>::new()).unwrap();
+    let err = loaded.config.build().unwrap_err().to_string();
+    assert!(
+        err.contains("portal") && err.contains("trailing slash"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -844,7 +905,7 @@ async fn oidc_login_through_the_real_openid_provider() {
     let http = HttpClient::builder().allow_http(true).build().unwrap();
     let oidc = OidcSettings::new(issuer.clone(), "portal", Secret::new("portal-secret"), http)
         .name("Demo IdP");
-    let App { auth, .. } = app_on(listener, Some(oidc)).await;
+    let App { auth, .. } = app_on(listener, |s| s.oidc = Some(oidc)).await;
     let mut b = Browser::new(addr);
     let login = b.get("/portal/login").await;
     assert!(

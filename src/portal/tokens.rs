@@ -250,6 +250,15 @@ fn other_failure(portal: &Portal, current: &Current, f: Failure) -> Response {
             "No such token",
             "This token does not exist, is not yours, or is no longer active.",
         ),
+        Failure::ScopesGone(why) => message(
+            portal,
+            current,
+            StatusCode::CONFLICT,
+            "Cannot rotate",
+            &format!(
+                "This token's scopes are no longer all offered ({why}). Create a new token instead."
+            ),
+        ),
         Failure::Store(e) => store_failed(portal, &e),
         _ => unavailable(portal),
     }

@@ -286,6 +286,10 @@ fn failure(f: Failure) -> Response {
         ),
         Failure::Replay => error(StatusCode::CONFLICT, "this request was already made"),
         Failure::NotFound => error(StatusCode::NOT_FOUND, "no such token"),
+        Failure::ScopesGone(e) => error(
+            StatusCode::CONFLICT,
+            format!("this token's scopes are no longer all offered ({e}); create a new token"),
+        ),
         Failure::Random => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the OS random source failed",
@@ -520,6 +524,7 @@ pub fn openapi(settings: &TokenSettings) -> serde_json::Value {
                     "responses": common(json!({
                         "201": body("CreatedToken", "a new secret; the old one stops working"),
                         "404": err("unknown, someone else's, revoked or expired"),
+                        "409": err("a scope of the token is no longer in the catalogue, named"),
                     })),
                 },
             },

@@ -69,6 +69,8 @@ pub(crate) enum Failure {
     Replay,
     /// Unknown, someone else's, or not in a state for this.
     NotFound,
+    /// A rotation would keep scopes the catalogue no longer offers (why, naming the scope).
+    ScopesGone(String),
     /// The OS random source failed.
     Random,
     /// The store failed (fail closed: 503).
@@ -201,6 +203,17 @@ pub(crate) async fn rotate(
 ) -> Result<Created, Failure> {
     refuse_limited(actor, "rotate")?;
     let (generated, now) = fresh(settings)?;
+    // The new token keeps the old one's scopes: refused when the catalogue no longer offers
+    // them all (a service or scope removed from `services` since), rather than minting a
+    // fresh secret for a scope that no longer exists. The owner creates a new token instead.
+    match store.get(&actor.owner, id).await? {
+        Some(old) if old.state(now) == super::TokenState::Active => {
+            if let Err(e) = settings.catalogue.check(&old.scopes) {
+                return Err(Failure::ScopesGone(e.to_string()));
+            }
+        }
+        _ => return Err(Failure::NotFound),
+    }
     let rotation = Rotation::new(
         generated.hash,
         generated.hint,

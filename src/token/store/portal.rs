@@ -16,7 +16,7 @@ use crate::provider::BoxFuture;
 pub type SessionKey = [u8; 32];
 
 /// A logged-in browser.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Session {
     /// Username as authenticated.
