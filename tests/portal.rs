@@ -950,3 +950,35 @@ async fn oidc_login_through_the_real_openid_provider() {
     assert!(replay.text.contains("expired or was already used"));
     assert!(other.cookie.is_none());
 }
+
+#[tokio::test]
+async fn behind_a_local_proxy_failed_logins_count_per_forwarded_client() {
+    use common::process::{Scratch, SidecarProcess};
+    let dir = Scratch::new("portal-xff");
+    let side = SidecarProcess::start(&sidecar_config(&format!(
+        "sqlite://{}/tokens.db",
+        dir.path().display()
+    )));
+    let b = Browser::new(side.addr);
+    let login = |client: &'static str, user: &'static str| {
+        let mut b = b.clone();
+        async move {
+            let req = b
+                .client
+                .post(format!("{}/portal/login", b.base))
+                .header("x-forwarded-for", format!("203.0.113.9, {client}"))
+                .form(&[("username", user), ("password", "wrong")]);
+            b.send(req).await.status
+        }
+    };
+    // One client spraying usernames uses up its own budget only.
+    for user in ["u1", "u2", "u3", "u4", "u5"] {
+        assert_eq!(login("198.51.100.1", user).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login("198.51.100.1", "u6").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another user behind the same proxy still gets to try.
+    assert_eq!(login("198.51.100.2", "u7").await, StatusCode::UNAUTHORIZED);
+}

@@ -417,13 +417,43 @@ fn portal_app(
         &built.authenticator,
         portal.clone(),
     ) {
-        Ok(r) => r.layer(axum::middleware::map_request(peer_as_connect_info)),
+        Ok(r) => {
+            let trusted = Arc::new(built.trusted.clone());
+            r.layer(axum::middleware::map_request(move |req| {
+                std::future::ready(forwarded_client(req, &trusted))
+            }))
+        }
         // `Config::build` validated the settings, and the token store keeps sessions.
         Err(e) => {
             tracing::error!(error = %e, "portal not mounted");
             Router::new()
         }
     }
+}
+
+/// The portal's client address (rate limits, audit lines): the connection's peer, or, when
+/// the peer is a proxy (loopback, or in `server.trusted_proxies`), the right-most
+/// `X-Forwarded-For` entry, which that proxy appended. Otherwise every user behind the proxy
+/// would share one failed-login budget, and one attacker could lock them all out.
+fn forwarded_client(
+    mut req: axum::extract::Request,
+    trusted: &super::peers::TrustedProxies,
+) -> axum::extract::Request {
+    let Some(peer) = req.extensions().get::<super::peers::Peer>().copied() else {
+        return req;
+    };
+    let ip = peer.addr.ip().to_canonical();
+    let proxy = ip.is_loopback() || (trusted.is_configured() && trusted.allows(ip));
+    let forwarded = proxy
+        .then(|| req.headers().get_all("x-forwarded-for").iter().next_back())
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    let addr = forwarded.map_or(peer.addr, |ip| std::net::SocketAddr::new(ip, 0));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    req
 }
 
 async fn peer_as_connect_info(mut req: axum::extract::Request) -> axum::extract::Request {
