@@ -264,7 +264,8 @@ impl Browser {
         self.run(json!({"cmd": "rows"}))["rows"].as_u64().unwrap()
     }
 
-    /// axe-core on the current page: no violation of any rule.
+    /// axe-core on the current page: no violation of any rule; and no portal page since the
+    /// last scan logged an error (a CSP violation, a failing script).
     fn axe_clean(&mut self, page: &str) {
         let found = self.run(json!({"cmd": "axe"}));
         let violations = found["violations"].as_array().unwrap();
@@ -273,6 +274,8 @@ impl Browser {
             "axe-core on the {page} page: {}",
             serde_json::to_string_pretty(violations).unwrap()
         );
+        let errors = found["console_errors"].as_array().unwrap();
+        assert!(errors.is_empty(), "up to the {page} page: {errors:?}");
     }
 
     /// A full-page screenshot, checked to be a real PNG.
