@@ -928,9 +928,28 @@ async fn oidc_login_through_the_real_openid_provider() {
     }
     let back = through_idp(&to_idp, &b.base, "erin").await;
     let path = back.strip_prefix(&b.base).unwrap().to_owned();
+    // A stranger who gets the callback URL (login CSRF) logs in nobody.
+    let mut stranger = Browser::new(addr);
+    let csrf = stranger.get(&path).await;
+    assert_eq!(
+        csrf.status,
+        StatusCode::BAD_REQUEST,
+        "{path}: {}",
+        csrf.text
+    );
+    assert!(
+        csrf.text.contains("started in another browser"),
+        "{}",
+        csrf.text
+    );
+    assert!(stranger.cookie.is_none());
     let done = b.get(&path).await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
-    assert_eq!(done.header("location"), "/portal/tokens");
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(
+        done.text.contains("url=/portal/tokens"),
+        "a same-site step: {}",
+        done.text
+    );
     let list = b.get("/portal/tokens").await;
     assert!(list.text.contains("erin"), "{}", list.text);
     assert!(list.text.contains("(oidc)"));
@@ -943,12 +962,27 @@ async fn oidc_login_through_the_real_openid_provider() {
         (user.username.as_str(), user.realm.as_str()),
         ("erin", "oidc")
     );
-    // The state works once: replaying the callback logs nobody in.
+    // The state works once: replaying the callback, even with its binding cookie, logs nobody in.
+    let state = path
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
     let mut other = Browser::new(addr);
+    other.cookie = Some(format!("aot_portal_oidc={state}"));
     let replay = other.get(&path).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST);
-    assert!(replay.text.contains("expired or was already used"));
-    assert!(other.cookie.is_none());
+    assert!(
+        replay.text.contains("expired or was already used"),
+        "{}",
+        replay.text
+    );
+    assert!(
+        !other.cookie.unwrap().starts_with("aot_portal="),
+        "no session"
+    );
 }
 
 #[tokio::test]

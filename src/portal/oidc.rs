@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
-use axum::http::header::HOST;
+use axum::http::header::{HOST, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
@@ -153,7 +153,12 @@ pub(crate) async fn start(State(portal): State<Shared>, headers: HeaderMap) -> R
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    see_other(url.as_str())
+    let mut res = see_other(url.as_str());
+    res.headers_mut().insert(
+        SET_COOKIE,
+        session::login_binding(&portal, &state, Some(LOGIN_TTL)),
+    );
+    res
 }
 
 /// `GET /portal/oidc/callback?code=…&state=…`.
@@ -174,6 +179,14 @@ pub(crate) async fn callback(
             "This login link is not valid. Log in again.",
         );
     };
+    // Only the browser that started this login may finish it.
+    if !super::guard::csrf_matches(session::login_state(&portal, &headers), state) {
+        return refused(
+            &portal,
+            StatusCode::BAD_REQUEST,
+            "This login was started in another browser or has expired. Log in again.",
+        );
+    }
     let taken = match portal.sessions() {
         Ok(s) => {
             s.take_login(&session::key_of(state), crate::token::last_used_now())
@@ -225,7 +238,8 @@ pub(crate) async fn callback(
             let base = (user.roles.clone(), user.attributes.clone());
             let user = portal.authenticator.augment_user(user).await;
             let principal = Principal::augmented(user, "portal-oidc", None, Some(base));
-            super::login::logged_in(&portal, &headers, &principal, "oidc", "-").await
+            let res = super::login::logged_in(&portal, &headers, &principal, "oidc", "-").await;
+            continue_page(&portal, res)
         }
         Ok(None) => refused(
             &portal,
@@ -234,6 +248,41 @@ pub(crate) async fn callback(
         ),
         Err(()) => unavailable(&portal),
     }
+}
+
+/// The answer to a successful callback: the session cookie is set on a page of ours that
+/// moves on to the tokens itself (a meta refresh, and a link without it). A redirect would not
+/// do: the navigation began at the IdP, so the browser would not send the new `SameSite=Strict`
+/// cookie with it and the user would land on the login page.
+fn continue_page(portal: &Portal, login: Response) -> Response {
+    if login.status() != StatusCode::SEE_OTHER {
+        return login;
+    }
+    let tokens = portal.at("/tokens");
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(format!("0;url={tokens}"));
+                title { "Logged in – API tokens" }
+                link rel="stylesheet" href=(portal.at("/static/portal.css"));
+            }
+            body { main {
+                h1 { "Logged in" }
+                p { a href=(tokens) { "Continue to your tokens" } }
+            } }
+        }
+    };
+    let mut res = pages::respond(StatusCode::OK, page);
+    for (name, value) in login.headers() {
+        if name == SET_COOKIE {
+            res.headers_mut().append(SET_COOKIE, value.clone());
+        }
+    }
+    res.headers_mut()
+        .append(SET_COOKIE, session::login_binding(portal, "", None));
+    res
 }
 
 /// The code for an ID token, validated: the user, `None` if refused, `Err` if the IdP could

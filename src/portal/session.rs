@@ -46,6 +46,10 @@ pub(crate) struct Current {
     pub(crate) session: Session,
 }
 
+/// Cookie names of the login binding (see [`login_binding`]).
+const BINDING_NAME: &str = "aot_portal_oidc";
+const HOST_BINDING_NAME: &str = "__Host-aot_portal_oidc";
+
 fn cookie_name(portal: &Portal) -> &'static str {
     if portal.https() {
         HOST_COOKIE_NAME
@@ -54,9 +58,33 @@ fn cookie_name(portal: &Portal) -> &'static str {
     }
 }
 
+fn binding_name(portal: &Portal) -> &'static str {
+    if portal.https() {
+        HOST_BINDING_NAME
+    } else {
+        BINDING_NAME
+    }
+}
+
 /// The session id in the request's cookie, if any.
 fn cookie_value<'h>(portal: &Portal, headers: &'h HeaderMap) -> Option<&'h str> {
-    let name = cookie_name(portal);
+    named_cookie(headers, cookie_name(portal))
+}
+
+/// The OpenID Connect `state` this browser started, from its binding cookie.
+pub(crate) fn login_state<'h>(portal: &Portal, headers: &'h HeaderMap) -> Option<&'h str> {
+    named_cookie(headers, binding_name(portal))
+}
+
+/// `Set-Cookie` binding an OpenID Connect login to the browser that started it (`state`), so
+/// a callback URL sent to someone else logs nobody in (login CSRF). `SameSite=Lax`: the IdP's
+/// redirect back is a cross-site top-level navigation, which `Strict` cookies miss.
+/// `max_age` `None` clears it.
+pub(crate) fn login_binding(portal: &Portal, state: &str, max_age: Option<i64>) -> HeaderValue {
+    cookie(portal, binding_name(portal), state, "Lax", max_age)
+}
+
+fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -142,12 +170,20 @@ pub(crate) async fn start(
 
 /// `Set-Cookie` for `value`; `max_age` `None` clears it.
 fn set_cookie(portal: &Portal, value: &str, max_age: Option<i64>) -> HeaderValue {
+    cookie(portal, cookie_name(portal), value, "Strict", max_age)
+}
+
+fn cookie(
+    portal: &Portal,
+    name: &str,
+    value: &str,
+    same_site: &str,
+    max_age: Option<i64>,
+) -> HeaderValue {
     let secure = if portal.https() { "; Secure" } else { "" };
     let age = max_age.unwrap_or(0);
-    let cookie = format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}",
-        cookie_name(portal)
-    );
+    let cookie =
+        format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={age}{secure}");
     // Name and value are ASCII by construction.
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
