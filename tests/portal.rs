@@ -273,6 +273,36 @@ async fn unknown_user_and_wrong_password_get_one_401_and_success_sets_a_strict_c
 }
 
 #[tokio::test]
+async fn over_https_the_cookie_is_host_prefixed_and_secure_and_only_that_origin_may_post() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = app_on(listener, |s| {
+        s.public_origin = Some("https://tokens.example.org".into())
+    })
+    .await;
+    let mut b = Browser::new(app.addr);
+    let form = [("username", "alice"), ("password", "wonderland")];
+    let url = format!("{}/portal/login", b.base);
+    // The Host-derived origin is not enough once the public origin is set.
+    let own_host = b.client.post(&url).header("origin", &b.base).form(&form);
+    assert_eq!(b.send(own_host).await.status, StatusCode::FORBIDDEN);
+    let ok = b
+        .send(
+            b.client
+                .post(&url)
+                .header("origin", "https://tokens.example.org")
+                .form(&form),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let cookie = ok.header("set-cookie");
+    assert!(cookie.starts_with("__Host-aot_portal="), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+}
+
+#[tokio::test]
 async fn failed_logins_are_limited_per_username_with_retry_after() {
     let app = app().await;
     let mut b = Browser::new(app.addr);

@@ -6,7 +6,7 @@
 //! are the login) and the sidecar mounts it for a `portal:` section. Log-in goes through the
 //! [`Authenticator`], so realm choice, augmenters and the result cache apply exactly as for the
 //! API, and a scope-limited credential (an API token, a scoped access token) is refused.
-//! Create, rotate and revoke are [`crate::token::manage`]'s, as for the JSON API.
+//! Create, rotate and revoke run the same code as the JSON API (`token::manage`).
 //!
 //! Security properties: sessions live in the token store (the SHA-256 of an opaque id; replicas
 //! share them), with idle and absolute timeouts, a new id at every login, and deletion at
@@ -44,7 +44,7 @@ pub use login::DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE;
 /// Default base path.
 pub const DEFAULT_PATH: &str = "/portal";
 
-/// An OpenID Connect IdP for "Log in with <name>".
+/// An OpenID Connect IdP for `Log in with <name>`.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct OidcSettings {
