@@ -13,7 +13,7 @@
 //! logout; the cookie is `HttpOnly; SameSite=Strict` (`__Host-` and `Secure` over HTTPS).
 //! Every POST passes a Fetch Metadata and `Origin` check and (once logged in) a per-session
 //! form token compared in constant time. Every answer carries a strict CSP with no inline
-//! script or style, `frame-ancestors 'none'`, `nosniff` and `no-referrer`; pages carry
+//! script or style, `frame-ancestors 'none'`, `nosniff` and `Referrer-Policy: same-origin`; pages carry
 //! `Cache-Control: no-store`. Failed logins are limited per username and per client address.
 //! A secret appears only in the answer to the POST that made it; a reloaded create form
 //! mints nothing (its single-use nonce is a `UNIQUE` column).
