@@ -261,7 +261,7 @@ async fn unknown_user_and_wrong_password_get_one_401_and_success_sets_a_strict_c
             "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
         );
         assert_eq!(page.header("x-content-type-options"), "nosniff");
-        assert_eq!(page.header("referrer-policy"), "no-referrer");
+        assert_eq!(page.header("referrer-policy"), "same-origin");
         assert_eq!(page.header("cache-control"), "no-store");
         assert!(!page.text.contains("<script>"), "no inline script");
         assert!(!page.text.contains("style="), "no inline style");
@@ -270,6 +270,57 @@ async fn unknown_user_and_wrong_password_get_one_401_and_success_sets_a_strict_c
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.header("content-type").starts_with("text/javascript"));
     assert!(js.text.contains("clipboard"));
+}
+
+/// Chromium sends `Origin: null` on a form POST when the page's policy is `no-referrer`; with
+/// `same-origin` it sends the page's origin, which the portal accepts.
+#[tokio::test]
+async fn the_referrer_policy_keeps_the_browsers_origin_on_same_origin_posts() {
+    let app = app().await;
+    let mut b = Browser::new(app.addr);
+    let page = b.get("/portal/login").await;
+    assert_eq!(page.header("referrer-policy"), "same-origin");
+    let ok = b.login("alice", "wonderland").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
+    let mut other = Browser::new(app.addr);
+    let url = format!("{}/portal/login", other.base);
+    let null = other
+        .client
+        .post(&url)
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("username", "alice"), ("password", "wonderland")]);
+    assert_eq!(other.send(null).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn over_https_the_cookie_is_host_prefixed_and_secure_and_only_that_origin_may_post() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = app_on(listener, |s| {
+        s.public_origin = Some("https://tokens.example.org".into())
+    })
+    .await;
+    let mut b = Browser::new(app.addr);
+    let form = [("username", "alice"), ("password", "wonderland")];
+    let url = format!("{}/portal/login", b.base);
+    // The Host-derived origin is not enough once the public origin is set.
+    let own_host = b.client.post(&url).header("origin", &b.base).form(&form);
+    assert_eq!(b.send(own_host).await.status, StatusCode::FORBIDDEN);
+    let ok = b
+        .send(
+            b.client
+                .post(&url)
+                .header("origin", "https://tokens.example.org")
+                .form(&form),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let cookie = ok.header("set-cookie");
+    assert!(cookie.starts_with("__Host-aot_portal="), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
 }
 
 #[tokio::test]

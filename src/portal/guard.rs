@@ -25,7 +25,9 @@ pub(crate) async fn security_headers(mut res: Response) -> Response {
     );
     h.insert(
         HeaderName::from_static("referrer-policy"),
-        HeaderValue::from_static("no-referrer"),
+        // `same-origin`, not `no-referrer`: under `no-referrer` Chromium sends `Origin: null` on
+        // the portal's own form POSTs, which the origin check must refuse.
+        HeaderValue::from_static("same-origin"),
     );
     if !h.contains_key(CACHE_CONTROL) {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -6,14 +6,14 @@
 //! are the login) and the sidecar mounts it for a `portal:` section. Log-in goes through the
 //! [`Authenticator`], so realm choice, augmenters and the result cache apply exactly as for the
 //! API, and a scope-limited credential (an API token, a scoped access token) is refused.
-//! Create, rotate and revoke are [`crate::token::manage`]'s, as for the JSON API.
+//! Create, rotate and revoke run the same code as the JSON API (`token::manage`).
 //!
 //! Security properties: sessions live in the token store (the SHA-256 of an opaque id; replicas
 //! share them), with idle and absolute timeouts, a new id at every login, and deletion at
 //! logout; the cookie is `HttpOnly; SameSite=Strict` (`__Host-` and `Secure` over HTTPS).
 //! Every POST passes a Fetch Metadata and `Origin` check and (once logged in) a per-session
 //! form token compared in constant time. Every answer carries a strict CSP with no inline
-//! script or style, `frame-ancestors 'none'`, `nosniff` and `no-referrer`; pages carry
+//! script or style, `frame-ancestors 'none'`, `nosniff` and `Referrer-Policy: same-origin`; pages carry
 //! `Cache-Control: no-store`. Failed logins are limited per username and per client address.
 //! A secret appears only in the answer to the POST that made it; a reloaded create form
 //! mints nothing (its single-use nonce is a `UNIQUE` column).
@@ -44,7 +44,7 @@ pub use login::DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE;
 /// Default base path.
 pub const DEFAULT_PATH: &str = "/portal";
 
-/// An OpenID Connect IdP for "Log in with <name>".
+/// An OpenID Connect IdP for `Log in with <name>`.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct OidcSettings {

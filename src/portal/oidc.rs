@@ -1,4 +1,4 @@
-//! "Log in with <IdP>": the OpenID Connect authorization code flow with PKCE (S256), `state`
+//! `Log in with <IdP>`: the OpenID Connect authorization code flow with PKCE (S256), `state`
 //! and `nonce`. The login in progress (nonce and code verifier) is kept in the token store
 //! under the SHA-256 of its `state` for ten minutes and taken once, so the callback may land on
 //! any replica. The ID token is validated by a [`JwtProvider`] (the `jwt` provider's JWKS and

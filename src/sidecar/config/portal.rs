@@ -36,7 +36,7 @@ pub struct PortalConfig {
     /// Failed logins allowed per minute per username and per client address (default 5).
     #[serde(default = "default_attempts")]
     pub login_attempts_per_minute: u32,
-    /// "Log in with <name>" through an OpenID Connect IdP.
+    /// `Log in with <name>` through an OpenID Connect IdP.
     #[serde(default)]
     pub oidc: Option<PortalOidcConfig>,
 }
@@ -51,7 +51,7 @@ pub struct PortalOidcConfig {
     pub client_id: String,
     /// Its client secret. Prefer `AOT_PORTAL__OIDC__CLIENT_SECRET`.
     pub client_secret: Secret,
-    /// Button text "Log in with <name>" (default "OpenID Connect").
+    /// Button text `Log in with <name>` (default "OpenID Connect").
     #[serde(default)]
     pub name: Option<String>,
     /// Realm of users who log in this way; its augmenters run (default `oidc`).
