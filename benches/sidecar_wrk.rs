@@ -103,6 +103,7 @@ logging: {level: error, format: console}
         rules: Default::default(),
         trusted: Default::default(),
         tokens: None,
+        portal: None,
     };
     let (side, bare) = rt.block_on(async {
         let app = router::app(&config, &built, Metrics::new(&auth));

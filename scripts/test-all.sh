@@ -16,6 +16,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# Headless Chromium for the portal's browser tests (driven by npm playwright-core).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
     echo "installing: ${need_apt[*]}"
     SUDO=""
@@ -35,6 +37,11 @@ fi
 # The real OpenID Provider used by the provider tests.
 if [ ! -d tests/fixtures/oidc/node_modules/oidc-provider ]; then
     (cd tests/fixtures/oidc && npm ci --no-audit --no-fund)
+fi
+# playwright-core and axe-core for the portal's browser tests (playwright-core downloads no browser).
+if [ ! -d tests/fixtures/portal/node_modules/playwright-core ] \
+    || [ ! -d tests/fixtures/portal/node_modules/@axe-core/playwright ]; then
+    (cd tests/fixtures/portal && npm ci --no-audit --no-fund)
 fi
 
 # Every temporary file of the tests lives here, and goes with it.
@@ -64,7 +71,9 @@ if [ -x scripts/fuzz-smoke.sh ]; then
 fi
 
 # No test server may outlive its test: anything still running from our temporary directory
-# (nginx masters and workers, Caddy, Traefik, slapd, the OP, PostgreSQL clusters, sidecars) is a bug in a test's cleanup.
+# (nginx masters and workers, Caddy, Traefik, slapd, the OP, PostgreSQL clusters, sidecars,
+# Chromium with its profile there) is a bug in a test's cleanup. Chromium is found by that path,
+# not by name in servers(): by name it would match (and kill) a desktop browser's new tabs.
 sleep 1
 left="$( (pgrep -af -- "$TMPDIR" | grep -v pgrep; comm -13 <(echo "$before") <(servers) | xargs -r ps -o pid=,args= -p) || true)"
 if [ -n "$left" ]; then

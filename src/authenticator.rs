@@ -765,6 +765,13 @@ impl Authenticator {
         })
     }
 
+    /// Runs the augmenters of `user`'s realm on a user authenticated outside the pipeline
+    /// (the portal's OpenID Connect login).
+    #[cfg(feature = "portal")]
+    pub(crate) async fn augment_user(&self, user: User) -> User {
+        self.augment(user).await
+    }
+
     /// Realm-matched augmenters: concurrent ones first, then sequential ones in order.
     async fn augment(&self, mut user: User) -> User {
         let inner = &*self.inner;

@@ -11,6 +11,8 @@ pub mod credentials;
 mod error;
 pub mod guard;
 pub mod mint;
+#[cfg(feature = "portal")]
+pub mod portal;
 pub mod provider;
 pub mod reject;
 mod secret;

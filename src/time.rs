@@ -23,9 +23,76 @@ pub(crate) fn rfc3339(secs: i64, millis: Option<u32>) -> String {
     )
 }
 
+/// Unix seconds of midnight UTC starting the day `YYYY-MM-DD` (an HTML date input), `None`
+/// unless it is a real date between years 1970 and 9999.
+#[cfg(feature = "portal")]
+pub(crate) fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if y < 1970 || !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm), the inverse of the one above.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
+}
+
 #[cfg(test)]
 mod tests {
     use super::rfc3339;
+
+    #[cfg(feature = "portal")]
+    #[test]
+    fn dates_parse_to_their_midnight() {
+        use super::parse_date;
+        for (date, secs) in [
+            ("1970-01-01", 0),
+            ("2000-02-29", 951_782_400),
+            ("2026-12-02", 1_796_169_600),
+        ] {
+            assert_eq!(parse_date(date), Some(secs), "{date}");
+            assert!(rfc3339(secs, None).starts_with(date));
+        }
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "+026-01-01",
+            "1969-12-31",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn known_instants() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_o_tron::token::store::{OpenError, SqliteStore, open};
+use auth_o_tron::token::store::{OpenError, Session, SqliteStore, open};
 use auth_o_tron::token::{
     Conflict, Invalidation, Invalidations, LastUsed, MemoryStore, NewToken, Owner, Rotation,
     StoreError, TokenFormat, TokenId, TokenRecord, TokenScopes, TokenState, TokenStore,
@@ -70,6 +70,89 @@ async fn suite(store: Arc<dyn TokenStore>) {
     prune_deletes_expired_and_revoked(&*store).await;
     last_used_never_moves_backwards(&*store).await;
     last_used_batches_one_write_per_interval(store.clone()).await;
+    portal_sessions_end_at_either_timeout(&*store).await;
+    portal_logins_are_taken_once(&*store).await;
+    all_tokens_lists_every_owner(&*store).await;
+}
+
+fn session(csrf: &str, created: i64, idle_until: i64, expires_at: i64) -> Session {
+    let mut s = Session::default();
+    s.username = "alice".into();
+    s.realm = "ldap".into();
+    s.roles = vec!["user".into(), "admin".into()];
+    s.attributes = BTreeMap::from([("team".to_owned(), "ops".to_owned())]);
+    s.token_roles = vec!["user".into()];
+    s.csrf = csrf.into();
+    s.created_at = created;
+    s.last_seen_at = created;
+    s.idle_until = idle_until;
+    s.expires_at = expires_at;
+    s
+}
+
+async fn portal_sessions_end_at_either_timeout(store: &dyn TokenStore) {
+    let portal = store.portal().expect("the store keeps sessions");
+    let (a, b) = ([1u8; 32], [2u8; 32]);
+    let s = session("csrf-a", NOW, NOW + 1800, NOW + 12 * 3600);
+    portal.create_session(&a, &s).await.unwrap();
+    portal
+        .create_session(&b, &session("csrf-b", NOW, NOW + 1800, NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(portal.session(&a, NOW + 10).await.unwrap(), Some(s.clone()));
+    assert_eq!(portal.session(&[3u8; 32], NOW).await.unwrap(), None);
+    // Idle: gone at idle_until, unless touched before.
+    assert_eq!(portal.session(&a, NOW + 1800).await.unwrap(), None);
+    portal
+        .touch_session(&a, NOW + 1000, NOW + 2800)
+        .await
+        .unwrap();
+    let touched = portal.session(&a, NOW + 1800).await.unwrap().unwrap();
+    assert_eq!(
+        (touched.last_seen_at, touched.idle_until),
+        (NOW + 1000, NOW + 2800)
+    );
+    // Absolute: gone at expires_at whatever the idle time says.
+    assert!(portal.session(&b, NOW + 59).await.unwrap().is_some());
+    assert_eq!(portal.session(&b, NOW + 60).await.unwrap(), None);
+    // Prune removes the ended one only; delete ends the other.
+    assert_eq!(portal.prune_portal(NOW + 100).await.unwrap(), 1);
+    assert!(portal.delete_session(&a).await.unwrap());
+    assert!(!portal.delete_session(&a).await.unwrap());
+    assert_eq!(portal.session(&a, NOW + 10).await.unwrap(), None);
+}
+
+async fn portal_logins_are_taken_once(store: &dyn TokenStore) {
+    let portal = store.portal().unwrap();
+    let (k, old) = ([7u8; 32], [8u8; 32]);
+    portal
+        .put_login(&k, "{\"nonce\":\"n\"}", NOW + 600)
+        .await
+        .unwrap();
+    portal.put_login(&old, "x", NOW + 10).await.unwrap();
+    assert_eq!(
+        portal.take_login(&k, NOW).await.unwrap().as_deref(),
+        Some("{\"nonce\":\"n\"}")
+    );
+    assert_eq!(
+        portal.take_login(&k, NOW).await.unwrap(),
+        None,
+        "a state works once"
+    );
+    assert_eq!(
+        portal.take_login(&old, NOW + 10).await.unwrap(),
+        None,
+        "expired"
+    );
+}
+
+async fn all_tokens_lists_every_owner(store: &dyn TokenStore) {
+    let portal = store.portal().unwrap();
+    let (carol, dave) = (Owner::new("carol", "x"), Owner::new("dave", "y"));
+    let c = store.create(new_token(&carol, "c", NOW).0).await.unwrap();
+    let d = store.create(new_token(&dave, "d", NOW).0).await.unwrap();
+    let all = portal.all_tokens().await.unwrap();
+    assert!(all.contains(&c) && all.contains(&d));
 }
 
 async fn create_find_list_get(store: &dyn TokenStore) {

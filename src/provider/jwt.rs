@@ -170,6 +170,12 @@ impl JwtProvider {
         })
     }
 
+    /// Validates an ID token the IdP issued to the portal (same checks as a presented JWT).
+    #[cfg(feature = "portal")]
+    pub(crate) async fn check_id_token(&self, token: &str) -> Result<Identity, ProviderError> {
+        self.check(token).await
+    }
+
     /// Whether `token` is a JWT for us alone: its header names a `kid` and an algorithm we
     /// accept, and our keys hold that `kid` (or no keys were loaded yet, so it cannot be ruled
     /// out: until they are, such a token is ours to decide, and a 503 rather than a leak). A

@@ -23,7 +23,8 @@ pub(crate) const USAGE: &str = "\
                                              it is USER's)
   tokens revoke-all USER [--realm REALM]     revoke every token of a user
   tokens prune [--older-than-days N]         delete tokens expired or revoked N days ago (0),
-                                             and openid-offline chains idle for 60 days
+                                             ended portal sessions, and openid-offline
+                                             chains idle for 60 days
 ";
 
 /// A parsed token command.
@@ -221,6 +222,11 @@ pub(crate) async fn run(
                 println!(
                     "pruned {n} openid-offline refresh-token chain(s) idle for {CHAIN_IDLE_DAYS} days"
                 );
+            }
+            // Ended portal sessions and abandoned logins go too: they are worth nothing.
+            if let Some(portal) = store.portal() {
+                let n = portal.prune_portal(now).await.map_err(fail)?;
+                println!("pruned {n} ended portal session(s) and login(s)");
             }
         }
     }

@@ -202,6 +202,22 @@ fn print_summary(config: &Config) {
             t.cache_ttl_seconds
         );
     }
+    if let Some(p) = config.portal.as_ref().filter(|p| p.enabled) {
+        println!(
+            "portal: {} on the app port{}{}",
+            p.path,
+            if p.oidc.is_some() {
+                ", OpenID Connect login"
+            } else {
+                ""
+            },
+            if p.admin_roles.is_empty() {
+                String::new()
+            } else {
+                format!(", administrators: {}", p.admin_roles.join(", "))
+            }
+        );
+    }
 }
 
 /// Why the sidecar could not start serving.
@@ -297,7 +313,9 @@ pub async fn run(config: Config, built: config::Built, demo: bool) -> Result<(),
         eprintln!(
             "\nDEMO MODE: bundled demo configuration (users alice/wonderland and bob/builder).\n\
              Try:\n  curl -i -u alice:wonderland -H 'X-Original-URI: /' http://{app_addr}/authenticate\n  \
-             curl -i -u bob:builder -H 'X-Original-URI: /admin' http://{app_addr}/authenticate\n"
+             curl -i -u bob:builder -H 'X-Original-URI: /admin' http://{app_addr}/authenticate\n\
+             Token portal: open http://{app_addr}/portal in a browser and log in as alice/wonderland\n\
+             (bob/builder also sees every user's tokens).\n"
         );
     }
     server::shutdown_signal().await;

@@ -368,6 +368,9 @@ pub fn app(config: &Config, built: &Built, metrics: Metrics) -> App {
     let mut router = router.with_state(state);
     if let Some(tokens) = &built.tokens {
         router = router.merge(tokens_app(tokens, built, &layer, &trusted));
+        if let Some(portal) = &built.portal {
+            router = router.merge(portal_app(tokens, built, portal));
+        }
     }
     tower_layer::Layer::layer(
         &TrackLayer::new(metrics, &routes),
@@ -398,6 +401,59 @@ fn tokens_app<R: crate::reject::Reject + Clone + Send + Sync + 'static>(
             "/tokens/openapi.json",
             get(move || std::future::ready(json(&openapi))),
         )
+}
+
+/// The token portal: outside the `AuthLayer` (its pages are the login), the connection's peer
+/// as the client address of its rate limits and audit lines.
+fn portal_app(
+    tokens: &super::config::BuiltTokens,
+    built: &Built,
+    portal: &crate::portal::PortalSettings,
+) -> Router {
+    let store: Arc<dyn crate::token::TokenStore> = tokens.store.clone();
+    match crate::portal::router(
+        store,
+        tokens.settings.clone(),
+        &built.authenticator,
+        portal.clone(),
+    ) {
+        Ok(r) => {
+            let trusted = Arc::new(built.trusted.clone());
+            r.layer(axum::middleware::map_request(move |req| {
+                std::future::ready(forwarded_client(req, &trusted))
+            }))
+        }
+        // `Config::build` validated the settings, and the token store keeps sessions.
+        Err(e) => {
+            tracing::error!(error = %e, "portal not mounted");
+            Router::new()
+        }
+    }
+}
+
+/// The portal's client address (rate limits, audit lines): the connection's peer, or, when
+/// the peer is a proxy (loopback, or in `server.trusted_proxies`), the right-most
+/// `X-Forwarded-For` entry, which that proxy appended. Otherwise every user behind the proxy
+/// would share one failed-login budget, and one attacker could lock them all out.
+fn forwarded_client(
+    mut req: axum::extract::Request,
+    trusted: &super::peers::TrustedProxies,
+) -> axum::extract::Request {
+    let Some(peer) = req.extensions().get::<super::peers::Peer>().copied() else {
+        return req;
+    };
+    let ip = peer.addr.ip().to_canonical();
+    let proxy = ip.is_loopback() || (trusted.is_configured() && trusted.allows(ip));
+    let forwarded = proxy
+        .then(|| req.headers().get_all("x-forwarded-for").iter().next_back())
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    let addr = forwarded.map_or(peer.addr, |ip| std::net::SocketAddr::new(ip, 0));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    req
 }
 
 async fn peer_as_connect_info(mut req: axum::extract::Request) -> axum::extract::Request {

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -28,15 +27,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::TokenSettings;
-use super::format::GeneratedToken;
-use super::last_used::unix_now;
-use super::store::{
-    NewToken, Owner, Rotation, StoreError, TokenId, TokenRecord, TokenState, TokenStore,
-};
+use super::manage::{self, Actor, CreateInput, Failure, Field};
+use super::store::{Owner, StoreError, TokenId, TokenRecord, TokenStore};
 use crate::{Authenticator, Principal};
 
-/// Longest token name, in characters.
-pub const MAX_NAME_CHARS: usize = 100;
+pub use super::manage::MAX_NAME_CHARS;
 
 /// What [`MAX_NAME_CHARS`] and the control-character rule allow, as an ECMA-262 pattern: no
 /// control character (`char::is_control`), at least one character that is not white space.
@@ -225,10 +220,6 @@ fn info(r: &TokenRecord) -> TokenInfo {
     }
 }
 
-fn owner(p: &Principal) -> Owner {
-    Owner::new(p.username.clone(), p.realm.clone())
-}
-
 fn client(addr: Option<&ConnectInfo<SocketAddr>>) -> String {
     addr.map_or_else(|| "-".to_owned(), |a| a.0.ip().to_string())
 }
@@ -271,34 +262,39 @@ fn form_typed(headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-/// Tokens are minted only by a credential that holds every scope: an API token, or an OAuth
-/// access token limited to some scopes, must not turn into a broader, longer-lived credential.
-fn refuse_token_caller(p: &Principal, what: &str) -> Option<Response> {
-    let limited = !matches!(p.user().scopes, crate::user::Scopes::All);
-    (p.token_id().is_some() || limited).then(|| {
-        error(
+/// The JSON answer of a refused operation.
+fn failure(f: Failure) -> Response {
+    match f {
+        Failure::Invalid(field, why) => {
+            let field = match field {
+                Field::Name => "name",
+                Field::Scopes => "scopes",
+                Field::Lifetime => "expires_in_days",
+            };
+            error(StatusCode::BAD_REQUEST, format!("{field}: {why}"))
+        }
+        Failure::Limited(what) => error(
             StatusCode::FORBIDDEN,
             format!(
                 "a request made with an API token or another scope-limited credential cannot \
                  {what} tokens; authenticate directly (password or identity provider login)"
             ),
-        )
-    })
-}
-
-fn lifetime(state: &ApiState, days: Option<u32>) -> Result<Duration, Refusal> {
-    let max_days = state.settings.max_lifetime.as_secs() / 86_400;
-    match days {
-        None => Ok(state.settings.default_lifetime),
-        Some(0) => Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            "expires_in_days: must be at least 1".into(),
-        )),
-        Some(d) if u64::from(d) > max_days => Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            format!("expires_in_days: must be at most {max_days}"),
-        )),
-        Some(d) => Ok(Duration::from_secs(u64::from(d) * 86_400)),
+        ),
+        Failure::NotOwnToken => error(
+            StatusCode::FORBIDDEN,
+            "a request made with an API token may revoke only that token",
+        ),
+        Failure::Replay => error(StatusCode::CONFLICT, "this request was already made"),
+        Failure::NotFound => error(StatusCode::NOT_FOUND, "no such token"),
+        Failure::ScopesGone(e) => error(
+            StatusCode::CONFLICT,
+            format!("this token's scopes are no longer all offered ({e}); create a new token"),
+        ),
+        Failure::Random => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the OS random source failed",
+        ),
+        Failure::Store(e) => store_error(&e),
     }
 }
 
@@ -324,35 +320,7 @@ fn parse_create(headers: &HeaderMap, body: &[u8]) -> Result<CreateRequest, Refus
     if let Err(e) = de.end() {
         return Err(Refusal(StatusCode::BAD_REQUEST, format!("body: {e}")));
     }
-    let chars = req.name.chars().count();
-    let bad = if req.name.trim().is_empty() {
-        Some("must not be empty".to_owned())
-    } else if chars > MAX_NAME_CHARS {
-        Some(format!("must be at most {MAX_NAME_CHARS} characters"))
-    } else if req.name.chars().any(char::is_control) {
-        Some("must not contain control characters".to_owned())
-    } else {
-        None
-    };
-    if let Some(why) = bad {
-        return Err(Refusal(StatusCode::BAD_REQUEST, format!("name: {why}")));
-    }
     Ok(req)
-}
-
-/// A new secret and the time it is made at.
-fn fresh(state: &ApiState) -> Result<(GeneratedToken, i64), Refusal> {
-    let generated = state.settings.format.generate().map_err(|_| {
-        Refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the OS random source failed".into(),
-        )
-    })?;
-    Ok((generated, unix_now()))
-}
-
-fn expiry(now: i64, lifetime: Duration) -> i64 {
-    now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX))
 }
 
 async fn create(
@@ -362,46 +330,29 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = cross_site(&headers).or_else(|| refuse_token_caller(&principal, "create")) {
+    if let Some(r) = cross_site(&headers) {
         return r;
+    }
+    let client = client(addr.as_deref());
+    let actor = Actor::of(&principal, &client);
+    // A token caller is refused before its body is looked at.
+    if actor.via_token.is_some() || actor.limited {
+        return failure(Failure::Limited("create"));
     }
     let req = match parse_create(&headers, &body) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let scopes = match state.settings.catalogue.check(&req.scopes) {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("scopes: {e}")),
+    let input = CreateInput {
+        name: &req.name,
+        scopes: &req.scopes,
+        days: req.expires_in_days,
+        nonce: None,
     };
-    let lifetime = match lifetime(&state, req.expires_in_days) {
-        Ok(l) => l,
-        Err(r) => return r.into_response(),
-    };
-    let (generated, now) = match fresh(&state) {
-        Ok(g) => g,
-        Err(r) => return r.into_response(),
-    };
-    let new = NewToken::new(
-        generated.hash,
-        generated.hint,
-        owner(&principal),
-        req.name.trim(),
-        scopes,
-        now,
-        expiry(now, lifetime),
-    )
-    // The provider's view only: augmenters run again at each use of the token.
-    .with_roles(principal.unaugmented().0.to_vec())
-    .with_attributes(principal.unaugmented().1.clone());
-    let record = match state.store.create(new).await {
-        Ok(r) => r,
-        Err(e) => return store_error(&e),
-    };
-    audit("token.created", &principal, &record.id, addr.as_deref());
-    no_store(
-        StatusCode::CREATED,
-        created(&record, generated.secret.expose()),
-    )
+    match manage::create(&*state.store, &state.settings, &actor, input).await {
+        Ok(c) => no_store(StatusCode::CREATED, created(&c.record, c.secret.expose())),
+        Err(f) => failure(f),
+    }
 }
 
 fn created(r: &TokenRecord, secret: &str) -> CreatedToken {
@@ -415,16 +366,9 @@ fn created(r: &TokenRecord, secret: &str) -> CreatedToken {
     }
 }
 
-fn audit(event: &str, p: &Principal, id: &TokenId, addr: Option<&ConnectInfo<SocketAddr>>) {
-    tracing::info!(
-        target: "auth_o_tron::audit",
-        event_name = event, user = %p.username, realm = %p.realm,
-        via_token = p.token_id().unwrap_or("-"), token_id = %id, client = %client(addr),
-    );
-}
-
 async fn list(State(state): State<Shared>, principal: Principal) -> Response {
-    match state.store.list(&owner(&principal)).await {
+    let owner = Owner::new(principal.username.clone(), principal.realm.clone());
+    match state.store.list(&owner).await {
         Ok(records) => no_store(
             StatusCode::OK,
             TokenList {
@@ -433,10 +377,6 @@ async fn list(State(state): State<Shared>, principal: Principal) -> Response {
         ),
         Err(e) => store_error(&e),
     }
-}
-
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such token")
 }
 
 async fn revoke(
@@ -450,26 +390,21 @@ async fn revoke(
         return r;
     }
     let Some(id) = TokenId::parse(&id) else {
-        return not_found();
+        return failure(Failure::NotFound);
     };
-    if principal.token_id().is_some_and(|own| own != id.as_str()) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "a request made with an API token may revoke only that token",
-        );
-    }
-    match state
-        .store
-        .revoke(&owner(&principal), &id, unix_now())
-        .await
+    let client = client(addr.as_deref());
+    let actor = Actor::of(&principal, &client);
+    match manage::revoke(
+        &*state.store,
+        &state.authenticator,
+        &actor,
+        &actor.owner,
+        &id,
+    )
+    .await
     {
-        Ok(true) => {
-            state.authenticator.invalidate_token(id.as_str());
-            audit("token.revoked", &principal, &id, addr.as_deref());
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Ok(false) => not_found(),
-        Err(e) => store_error(&e),
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(f) => failure(f),
     }
 }
 
@@ -480,53 +415,29 @@ async fn rotate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = cross_site(&headers)
-        .or_else(|| form_typed(&headers))
-        .or_else(|| refuse_token_caller(&principal, "rotate"))
-    {
+    if let Some(r) = cross_site(&headers).or_else(|| form_typed(&headers)) {
         return r;
     }
+    let client = client(addr.as_deref());
+    let actor = Actor::of(&principal, &client);
     let Some(id) = TokenId::parse(&id) else {
-        return not_found();
+        return failure(if actor.via_token.is_some() || actor.limited {
+            Failure::Limited("rotate")
+        } else {
+            Failure::NotFound
+        });
     };
-    let (generated, now) = match fresh(&state) {
-        Ok(g) => g,
-        Err(r) => return r.into_response(),
-    };
-    // The new token keeps the old one's scopes: refused when the catalogue no longer offers
-    // them all (a service or scope removed from `services` since), rather than minting a
-    // fresh secret for a scope that no longer exists. The owner creates a new token instead.
-    match state.store.get(&owner(&principal), &id).await {
-        Ok(Some(old)) if old.state(now) == TokenState::Active => {
-            if let Err(e) = state.settings.catalogue.check(&old.scopes) {
-                return error(
-                    StatusCode::CONFLICT,
-                    format!(
-                        "this token's scopes are no longer all offered ({e}); create a new token"
-                    ),
-                );
-            }
-        }
-        Ok(_) => return not_found(),
-        Err(e) => return store_error(&e),
-    }
-    let rotation = Rotation::new(
-        generated.hash,
-        generated.hint,
-        now,
-        expiry(now, state.settings.default_lifetime),
-    );
-    match state.store.rotate(&owner(&principal), &id, rotation).await {
-        Ok(Some(record)) => {
-            state.authenticator.invalidate_token(id.as_str());
-            audit("token.rotated", &principal, &record.id, addr.as_deref());
-            no_store(
-                StatusCode::CREATED,
-                created(&record, generated.secret.expose()),
-            )
-        }
-        Ok(None) => not_found(),
-        Err(e) => store_error(&e),
+    match manage::rotate(
+        &*state.store,
+        &state.settings,
+        &state.authenticator,
+        &actor,
+        &id,
+    )
+    .await
+    {
+        Ok(c) => no_store(StatusCode::CREATED, created(&c.record, c.secret.expose())),
+        Err(f) => failure(f),
     }
 }
 

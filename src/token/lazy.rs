@@ -10,8 +10,8 @@ use tokio::sync::OnceCell;
 
 use super::format::TokenHash;
 use super::store::{
-    Broadcaster, Invalidation, Invalidations, NewToken, Owner, Rotation, StoreError, TokenId,
-    TokenRecord, TokenStore, UnixTime,
+    Broadcaster, Invalidation, Invalidations, NewToken, Owner, PortalStore, Rotation, Session,
+    SessionKey, StoreError, TokenId, TokenRecord, TokenStore, UnixTime,
 };
 use crate::provider::BoxFuture;
 use crate::provider::chain::{ChainError, ChainKey, ChainState, ChainStore};
@@ -195,6 +195,86 @@ impl TokenStore for LazyStore {
 
     fn subscribe(&self) -> Option<Invalidations> {
         Some(self.events.subscribe())
+    }
+
+    fn portal(&self) -> Option<&dyn PortalStore> {
+        Some(self)
+    }
+}
+
+/// The opened store's portal part; a store without one is a configuration the portal cannot
+/// run on, reported as unavailable.
+fn portal_of(store: &Arc<dyn TokenStore>) -> Result<&dyn PortalStore, StoreError> {
+    store
+        .portal()
+        .ok_or_else(|| StoreError::Unavailable("this token store keeps no portal sessions".into()))
+}
+
+macro_rules! delegate_portal {
+    ($self:ident, |$s:ident| $call:expr) => {
+        Box::pin(async move {
+            let $s = portal_of($self.open().await?)?;
+            $call.await
+        })
+    };
+}
+
+impl PortalStore for LazyStore {
+    fn create_session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        session: &'a Session,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        delegate_portal!(self, |s| s.create_session(key, session))
+    }
+
+    fn session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        delegate_portal!(self, |s| s.session(key, now))
+    }
+
+    fn touch_session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        now: UnixTime,
+        idle_until: UnixTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        delegate_portal!(self, |s| s.touch_session(key, now, idle_until))
+    }
+
+    fn delete_session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        delegate_portal!(self, |s| s.delete_session(key))
+    }
+
+    fn put_login<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        data: &'a str,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        delegate_portal!(self, |s| s.put_login(key, data, expires_at))
+    }
+
+    fn take_login<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        delegate_portal!(self, |s| s.take_login(key, now))
+    }
+
+    fn prune_portal(&self, now: UnixTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        delegate_portal!(self, |s| s.prune_portal(now))
+    }
+
+    fn all_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenRecord>, StoreError>> {
+        delegate_portal!(self, |s| s.all_tokens())
     }
 }
 

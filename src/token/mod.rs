@@ -15,11 +15,13 @@ pub mod catalogue;
 pub mod format;
 mod last_used;
 mod lazy;
+#[cfg(feature = "tokens-api")]
+pub(crate) mod manage;
 pub mod provider;
 pub mod store;
 
 pub use catalogue::{Catalogue, CatalogueError};
-#[cfg(feature = "sidecar")]
+#[cfg(any(feature = "sidecar", feature = "portal"))]
 pub(crate) use last_used::unix_now as last_used_now;
 pub use lazy::{LazyStore, OpenFailure};
 pub use provider::{TokenProvider, TokenSettings, evict_on_revocation};

@@ -89,8 +89,18 @@ impl Proc {
         Proc { child }
     }
 
+    /// The child's piped stdout (spawned with `Stdio::piped()`).
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child.stdout.take().expect("stdout is piped")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The child itself, for its piped stdin and stdout.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
     }
 
     /// SIGKILL to the whole group at once, then reaps it.

@@ -27,6 +27,8 @@ pub struct Built {
     pub trusted: TrustedProxies,
     /// API tokens, when `tokens.enabled`.
     pub tokens: Option<super::BuiltTokens>,
+    /// The token portal's settings, when `portal.enabled`.
+    pub portal: Option<crate::portal::PortalSettings>,
 }
 
 fn read_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
@@ -121,6 +123,22 @@ impl Config {
             }
             _ => None,
         };
+        let portal = match &self.portal {
+            Some(p) if p.enabled => {
+                if tokens.is_none() {
+                    return Err(ConfigError::key(
+                        "portal.enabled",
+                        "the portal needs `tokens.enabled: true` (its sessions live in the token store)",
+                    ));
+                }
+                let settings = p.settings(&http)?;
+                settings
+                    .validate()
+                    .map_err(|e| ConfigError::key("portal", e.to_string()))?;
+                Some(settings)
+            }
+            _ => None,
+        };
         let authenticator = builder.build().map_err(|e| match e {
             BuildError::DuplicateProvider(name) => {
                 let i = self.providers.iter().rposition(|p| p.keys.name == name);
@@ -140,6 +158,7 @@ impl Config {
             rules,
             trusted,
             tokens,
+            portal,
         })
     }
 

@@ -21,12 +21,14 @@ use crate::sidecar::server::Limits;
 mod build;
 pub mod entries;
 mod load;
+mod portal;
 mod tokens;
 mod warnings;
 
 pub use build::Built;
 pub use entries::{AugmenterConfig, OneOrMany, ProviderConfig};
 pub use load::{ConfigError, Loaded};
+pub use portal::{PortalConfig, PortalOidcConfig};
 pub use tokens::{BuiltTokens, ServiceConfig, TOKEN_PROVIDER, TokensConfig};
 pub use warnings::warnings;
 
@@ -73,6 +75,9 @@ pub struct Config {
     /// Ours: scoped, revocable API tokens and the `/tokens` API.
     #[serde(default)]
     pub tokens: Option<TokensConfig>,
+    /// Ours: the token portal (needs `tokens`).
+    #[serde(default)]
+    pub portal: Option<PortalConfig>,
     /// Logging.
     #[serde(default)]
     pub logging: LoggingConfig,
@@ -141,13 +146,24 @@ fn default_request_timeout() -> u64 {
 impl Config {
     /// The provider URLs written in this file that use plain HTTP, with their keys.
     pub fn plain_http_urls(&self) -> impl Iterator<Item = (String, &str)> {
-        self.providers.iter().enumerate().flat_map(|(i, p)| {
-            p.entry
-                .urls()
-                .into_iter()
-                .filter(|(_, u)| u.starts_with("http://"))
-                .map(move |(k, u)| (format!("providers[{i}].{k}"), u))
-        })
+        let portal = self
+            .portal
+            .iter()
+            .filter(|p| p.enabled)
+            .filter_map(|p| p.oidc.as_ref())
+            .map(|o| ("portal.oidc.issuer".to_owned(), o.issuer.as_str()))
+            .filter(|(_, u)| u.starts_with("http://"));
+        self.providers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.entry
+                    .urls()
+                    .into_iter()
+                    .filter(|(_, u)| u.starts_with("http://"))
+                    .map(move |(k, u)| (format!("providers[{i}].{k}"), u))
+            })
+            .chain(portal)
     }
 }
 

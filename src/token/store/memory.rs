@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::portal::{PortalStore, Session, SessionKey};
 use super::{
     Broadcaster, Conflict, Invalidation, Invalidations, NewToken, Owner, Rotation, StoreError,
     TokenId, TokenRecord, TokenState, TokenStore, UnixTime,
@@ -31,6 +32,8 @@ impl Default for MemoryStore {
 struct Inner {
     rows: Vec<Row>,
     by_hash: HashMap<TokenHash, usize>,
+    sessions: HashMap<SessionKey, Session>,
+    logins: HashMap<SessionKey, (String, UnixTime)>,
 }
 
 #[derive(Debug)]
@@ -284,5 +287,101 @@ impl TokenStore for MemoryStore {
 
     fn subscribe(&self) -> Option<Invalidations> {
         Some(self.events.subscribe())
+    }
+
+    fn portal(&self) -> Option<&dyn PortalStore> {
+        Some(self)
+    }
+}
+
+fn live(s: &Session, now: UnixTime) -> bool {
+    s.idle_until > now && s.expires_at > now
+}
+
+impl PortalStore for MemoryStore {
+    fn create_session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        session: &'a Session,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.lock().sessions.insert(*key, session.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        let found = self
+            .lock()
+            .sessions
+            .get(key)
+            .filter(|s| live(s, now))
+            .cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn touch_session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        now: UnixTime,
+        idle_until: UnixTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        if let Some(s) = self.lock().sessions.get_mut(key) {
+            s.last_seen_at = now;
+            s.idle_until = idle_until;
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn delete_session<'a>(
+        &'a self,
+        key: &'a SessionKey,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let gone = self.lock().sessions.remove(key).is_some();
+        Box::pin(async move { Ok(gone) })
+    }
+
+    fn put_login<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        data: &'a str,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.lock()
+            .logins
+            .insert(*key, (data.to_owned(), expires_at));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn take_login<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let found = self
+            .lock()
+            .logins
+            .remove(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(d, _)| d);
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn prune_portal(&self, now: UnixTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let mut inner = self.lock();
+        let before = inner.sessions.len() + inner.logins.len();
+        inner.sessions.retain(|_, s| live(s, now));
+        inner.logins.retain(|_, (_, exp)| *exp > now);
+        let pruned = (before - inner.sessions.len() - inner.logins.len()) as u64;
+        Box::pin(async move { Ok(pruned) })
+    }
+
+    fn all_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenRecord>, StoreError>> {
+        let mut list: Vec<TokenRecord> =
+            self.lock().rows.iter().map(|r| r.record.clone()).collect();
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Box::pin(async move { Ok(list) })
     }
 }

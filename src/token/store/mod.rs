@@ -22,10 +22,12 @@ use super::format::TokenHash;
 use crate::provider::BoxFuture;
 
 mod memory;
+pub mod portal;
 #[cfg(any(feature = "tokens-sqlite", feature = "tokens-postgres"))]
 mod sql;
 
 pub use memory::MemoryStore;
+pub use portal::{PortalStore, Session, SessionKey};
 #[cfg(feature = "tokens-sqlite")]
 pub use sql::SqliteStore;
 #[cfg(feature = "tokens-postgres")]
@@ -419,6 +421,13 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// Invalidations for caches of this store's tokens; `None` if the store cannot tell
     /// (then only a cache TTL bounds staleness).
     fn subscribe(&self) -> Option<Invalidations>;
+
+    /// The portal's sessions and login states, kept in the same store; `None` if this store
+    /// keeps none (the portal then refuses to start). The memory, SQLite and PostgreSQL
+    /// stores keep them.
+    fn portal(&self) -> Option<&dyn PortalStore> {
+        None
+    }
 
     /// The same database as a home for `openid-offline`'s refresh-token chains, so replicas
     /// sharing the store share chains; `None` (the default) if this store keeps none.

@@ -16,6 +16,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 use super::{Conflict, NewToken, Owner, StoreError, TokenId, TokenRecord, TokenStore};
 
+mod portal;
 #[cfg(feature = "tokens-postgres")]
 mod postgres;
 #[cfg(feature = "tokens-sqlite")]
@@ -626,6 +627,9 @@ macro_rules! sql_token_store {
                 Some(self.events.subscribe())
             }
 
+            fn portal(&self) -> Option<&dyn $crate::token::store::PortalStore> {
+                Some(self)
+            }
             fn chains(&self) -> Option<&dyn $crate::provider::chain::ChainStore> {
                 Some(self)
             }

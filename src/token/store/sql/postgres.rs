@@ -16,7 +16,7 @@ use sqlx::{Postgres, Transaction};
 use super::{
     CHAIN_CLAIM, CHAIN_CLAIM_NEW, CHAIN_LOAD, CHAIN_PRUNE, CHAIN_RELEASE, Embedded, INSERT,
     LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, REVOKE_ID, RecordRow, chain_error, decode,
-    encode, inserted, migrate, redact_url, selects, sql_token_store, store_error,
+    encode, inserted, migrate, portal, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
 
@@ -28,6 +28,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         1,
         "tokens",
         include_str!("../../../../migrations/postgres/0001_tokens.sql"),
+    ),
+    (
+        2,
+        "portal",
+        include_str!("../../../../migrations/postgres/0002_portal.sql"),
     ),
     (
         3,
@@ -151,3 +156,4 @@ async fn listen(mut listener: PgListener, pool: PgPool, events: Broadcaster) {
 }
 
 sql_token_store!(PostgresStore, Postgres);
+portal::sql_portal_store!(PostgresStore, Postgres);

@@ -17,7 +17,7 @@ use sqlx::{Sqlite, Transaction};
 use super::{
     CHAIN_CLAIM, CHAIN_CLAIM_NEW, CHAIN_LOAD, CHAIN_PRUNE, CHAIN_RELEASE, Embedded, INSERT,
     LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, REVOKE_ID, RecordRow, chain_error, decode,
-    encode, inserted, migrate, redact_url, selects, sql_token_store, store_error,
+    encode, inserted, migrate, portal, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
 
@@ -26,6 +26,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         1,
         "tokens",
         include_str!("../../../../migrations/sqlite/0001_tokens.sql"),
+    ),
+    (
+        2,
+        "portal",
+        include_str!("../../../../migrations/sqlite/0002_portal.sql"),
     ),
     (
         3,
@@ -101,3 +106,4 @@ impl SqliteStore {
 }
 
 sql_token_store!(SqliteStore, Sqlite);
+portal::sql_portal_store!(SqliteStore, Sqlite);
