@@ -122,6 +122,7 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
 pub mod client;
 pub mod fake_api;
 pub mod logs;
+pub mod portal;
 #[cfg(feature = "e2e")]
 pub mod postgres;
 #[cfg(feature = "sidecar")]
