@@ -346,6 +346,94 @@ async fn failed_logins_are_limited_per_username_with_retry_after() {
     assert!(b.cookie.is_none());
 }
 
+/// A browser on another loopback address (127.0.0.`n`): another client for the limits.
+fn browser_from(addr: SocketAddr, n: u8) -> Browser {
+    let mut b = Browser::new(addr);
+    b.client = reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    b
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_get_at_most_the_limit_of_401s() {
+    let first = app().await;
+    let b = Browser::new(first.addr);
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let mut b = b.clone();
+        tries.spawn(async move { b.login("alice", "wrong").await.status });
+    }
+    let statuses = tries.join_all().await;
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(refused <= 5, "{refused} wrong passwords checked, limit 5");
+    assert_eq!(refused + limited, 40, "{statuses:?}");
+    // A success gives its attempt back: a user who logs in uses up nothing.
+    let fresh = app().await;
+    let mut b = Browser::new(fresh.addr);
+    for _ in 0..8 {
+        assert_eq!(
+            b.login("alice", "wonderland").await.status,
+            StatusCode::SEE_OTHER
+        );
+        b.cookie = None;
+    }
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_other_clients_do_not_lock_the_user_out() {
+    let app = app().await;
+    // Five failures from one address block that address for alice, even the right password.
+    let mut attacker = browser_from(app.addr, 2);
+    for _ in 0..5 {
+        assert_eq!(
+            attacker.login("alice", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attacker.login("alice", "wonderland").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Four more addresses, four failures each: alice, from her own address, still logs in.
+    for n in 3..7 {
+        let mut b = browser_from(app.addr, n);
+        for _ in 0..4 {
+            assert_eq!(
+                b.login("alice", "wrong").await.status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+    }
+    let mut alice = browser_from(app.addr, 20);
+    assert_eq!(
+        alice.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // A heavy attack (ten times the limit on one username) stops even a fresh client.
+    for n in 7..15 {
+        let mut b = browser_from(app.addr, n);
+        for _ in 0..4 {
+            b.login("alice", "wrong").await;
+        }
+    }
+    let mut late = browser_from(app.addr, 21);
+    assert_eq!(
+        late.login("alice", "wonderland").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 #[tokio::test]
 async fn login_rotates_the_session_id_and_logout_ends_it_in_the_store() {
     let app = app().await;
