@@ -435,6 +435,53 @@ async fn wrong_passwords_from_other_clients_do_not_lock_the_user_out() {
 }
 
 #[tokio::test]
+async fn a_user_keeps_at_most_twenty_sessions_and_oidc_starts_are_limited_per_client() {
+    let app = app().await;
+    let mut first = Browser::new(app.addr);
+    assert_eq!(
+        first.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let mut last = first.clone();
+    for _ in 0..20 {
+        last = Browser::new(app.addr);
+        assert_eq!(
+            last.login("alice", "wonderland").await.status,
+            StatusCode::SEE_OTHER
+        );
+    }
+    // The 21st login deleted the oldest session.
+    assert_eq!(
+        first.get("/portal/tokens").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(last.get("/portal/tokens").await.status, StatusCode::OK);
+
+    // Every start of an OpenID Connect login stores a state: 20 a minute per client (the IdP
+    // here is down, so each answers 503), then 429.
+    use auth_o_tron::Secret;
+    use auth_o_tron::portal::OidcSettings;
+    use auth_o_tron::provider::client::HttpClient;
+    let http = HttpClient::builder().allow_http(true).build().unwrap();
+    let oidc = OidcSettings::new("http://127.0.0.1:1", "portal", Secret::new("s"), http);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = app_on(listener, |s| s.oidc = Some(oidc)).await;
+    let mut b = Browser::new(app.addr);
+    for i in 0..20 {
+        let p = b.get("/portal/oidc/start").await;
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE, "start {i}");
+    }
+    let p = b.get("/portal/oidc/start").await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.text);
+    // Another client is not affected.
+    let mut other = browser_from(app.addr, 9);
+    assert_eq!(
+        other.get("/portal/oidc/start").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
 async fn login_rotates_the_session_id_and_logout_ends_it_in_the_store() {
     let app = app().await;
     let mut b = Browser::new(app.addr);

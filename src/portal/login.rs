@@ -72,9 +72,13 @@ impl Limiter {
         ])
     }
 
-    /// The keys of an attempt that names no user (API keys, OIDC starts): the client only.
-    pub(crate) fn client_keys(&self, prefix: &str, client: &str) -> Keys {
-        Keys(vec![(format!("{prefix}:{client}"), self.limit)])
+    /// The keys of an attempt that names no user (API keys, OIDC starts): the client only,
+    /// at `factor` times the limit.
+    pub(crate) fn client_keys(&self, prefix: &str, client: &str, factor: u32) -> Keys {
+        Keys(vec![(
+            format!("{prefix}:{client}"),
+            self.limit.saturating_mul(factor),
+        )])
     }
 
     /// Adds `delta` (+1 or -1) to the window of `key`, returning the window after the change.
@@ -207,7 +211,7 @@ pub(crate) async fn page(State(portal): State<Shared>, headers: HeaderMap) -> Re
     }
 }
 
-fn too_many(portal: &Portal, wait: u64) -> Response {
+pub(crate) fn too_many(portal: &Portal, wait: u64) -> Response {
     let mut res = login_page(
         portal,
         StatusCode::TOO_MANY_REQUESTS,
@@ -351,7 +355,7 @@ pub(crate) async fn api_key(
     let key = form.get("key").unwrap_or("").trim();
     let email = form.get("email").unwrap_or("").trim();
     let client = client(addr.as_deref());
-    let keys = portal.limiter.client_keys("addr", &client);
+    let keys = portal.limiter.client_keys("addr", &client, 1);
     if let Err(wait) = portal.limiter.reserve(&keys) {
         return too_many(&portal, wait);
     }

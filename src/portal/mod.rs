@@ -283,6 +283,7 @@ pub fn router(
         authenticator: authenticator.clone(),
         settings,
     });
+    prune_in_background(&portal);
     let at = |p: &str| format!("{base}{p}");
     let routes = Router::new()
         .route(&base, get(login::root))
@@ -313,6 +314,37 @@ pub fn router(
         // Forms are small; nothing a browser sends here comes near this.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(guard::security_headers)))
+}
+
+/// How often ended sessions and login states are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes ended sessions and login states every [`PRUNE_EVERY`] while the router lives (the
+/// task holds only a weak reference and ends with it). Outside a Tokio runtime nothing runs;
+/// `tokens prune` still does it.
+fn prune_in_background(portal: &Shared) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(portal);
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tick.tick().await;
+            let Some(portal) = weak.upgrade() else {
+                return;
+            };
+            let pruned = match portal.sessions() {
+                Ok(s) => s.prune_portal(crate::token::last_used_now()).await,
+                Err(e) => Err(e),
+            };
+            match pruned {
+                Ok(n) if n > 0 => tracing::debug!(event_name = "portal.pruned", count = n),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(event_name = "portal.prune.failed", error = %e),
+            }
+        }
+    });
 }
 
 /// The client address of a request, `-` when the server gives none.

@@ -5,9 +5,10 @@
 //! claim checks: signature, `iss` = issuer, `aud` = client id, `exp`), then its `nonce` is
 //! compared, then the realm's augmenters run as for any login.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::header::{HOST, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -18,11 +19,14 @@ use tokio::sync::OnceCell;
 
 use super::login::{see_other, unavailable};
 use super::pages::{self, LoginOptions};
-use super::{Form, OidcSettings, Portal, PortalError, Shared, session};
+use super::{Form, OidcSettings, Portal, PortalError, Shared, client, session};
 use crate::provider::jwks::KeySource;
 use crate::provider::jwt::{JwtProvider, JwtSettings};
 use crate::user::Scopes;
 use crate::{Principal, User};
+
+/// How many more OpenID Connect starts than failed logins a client may make per minute.
+const START_FACTOR: u32 = 4;
 
 /// How long a started login may take.
 const LOGIN_TTL: i64 = 600;
@@ -111,10 +115,22 @@ fn refused(portal: &Portal, status: StatusCode, text: &str) -> Response {
 }
 
 /// `GET /portal/oidc/start`: to the IdP's authorization endpoint.
-pub(crate) async fn start(State(portal): State<Shared>, headers: HeaderMap) -> Response {
+pub(crate) async fn start(
+    State(portal): State<Shared>,
+    addr: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
     let Some(oidc) = &portal.oidc else {
         return see_other(&portal.at("/login"));
     };
+    // Each start stores a login state: limited per client like logins, never given back (a
+    // state lives ten minutes whatever happens next).
+    let keys = portal
+        .limiter
+        .client_keys("oidc", &client(addr.as_deref()), START_FACTOR);
+    if let Err(wait) = portal.limiter.reserve(&keys) {
+        return super::login::too_many(&portal, wait);
+    }
     let (Some((authorize, _)), Some(redirect)) =
         (oidc.endpoints().await, redirect_uri(&portal, &headers))
     else {

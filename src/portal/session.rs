@@ -20,6 +20,9 @@ const HOST_COOKIE_NAME: &str = "__Host-aot_portal";
 /// Touching a session costs a write; once a minute is precise enough for a 30-minute timeout.
 const TOUCH_EVERY: i64 = 60;
 
+/// Live sessions kept per user: logging in again deletes the oldest beyond this.
+pub(crate) const MAX_SESSIONS_PER_USER: u32 = 20;
+
 /// 32 random bytes, base64url: session ids, form tokens, nonces, OIDC `state`s.
 pub(crate) fn random_value() -> Result<String, StoreError> {
     let mut bytes = [0u8; 32];
@@ -161,6 +164,9 @@ pub(crate) async fn start(
         expires_at,
     };
     store.create_session(&key_of(&id), &session).await?;
+    store
+        .trim_sessions(&session.username, &session.realm, MAX_SESSIONS_PER_USER)
+        .await?;
     Ok(set_cookie(
         portal,
         &id,
