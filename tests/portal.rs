@@ -482,6 +482,26 @@ async fn a_user_keeps_at_most_twenty_sessions_and_oidc_starts_are_limited_per_cl
 }
 
 #[tokio::test]
+async fn a_session_in_use_outlives_a_short_idle_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = app_on(listener, |s| {
+        s.session_idle = std::time::Duration::from_secs(4)
+    })
+    .await;
+    let mut b = Browser::new(app.addr);
+    assert_eq!(
+        b.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // A request every 1.2 s for 6 s: past the 4 s idle timeout, still logged in.
+    for i in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let p = b.get("/portal/tokens").await;
+        assert_eq!(p.status, StatusCode::OK, "request {i}");
+    }
+}
+
+#[tokio::test]
 async fn login_rotates_the_session_id_and_logout_ends_it_in_the_store() {
     let app = app().await;
     let mut b = Browser::new(app.addr);

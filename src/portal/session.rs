@@ -18,6 +18,8 @@ const COOKIE_NAME: &str = "aot_portal";
 const HOST_COOKIE_NAME: &str = "__Host-aot_portal";
 
 /// Touching a session costs a write; once a minute is precise enough for a 30-minute timeout.
+/// Shorter idle timeouts are touched every quarter of the timeout (else a 1-minute timeout
+/// would end sessions in use).
 const TOUCH_EVERY: i64 = 60;
 
 /// Live sessions kept per user: logging in again deletes the oldest beyond this.
@@ -117,7 +119,8 @@ pub(crate) async fn current(
     let Some(mut session) = store.session(&key, now).await? else {
         return Ok(None);
     };
-    if now - session.last_seen_at >= TOUCH_EVERY {
+    let every = TOUCH_EVERY.min(secs(portal.settings.session_idle) / 4);
+    if now - session.last_seen_at >= every {
         let idle_until = now
             .saturating_add(secs(portal.settings.session_idle))
             .min(session.expires_at);
