@@ -442,6 +442,8 @@ async fn a_user_keeps_at_most_twenty_sessions_and_oidc_starts_are_limited_per_cl
         first.login("alice", "wonderland").await.status,
         StatusCode::SEE_OTHER
     );
+    // Store times are in seconds: the first session is the oldest once a second has passed.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let mut last = first.clone();
     for _ in 0..20 {
         last = Browser::new(app.addr);
@@ -465,7 +467,12 @@ async fn a_user_keeps_at_most_twenty_sessions_and_oidc_starts_are_limited_per_cl
     let http = HttpClient::builder().allow_http(true).build().unwrap();
     let oidc = OidcSettings::new("http://127.0.0.1:1", "portal", Secret::new("s"), http);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = app_on(listener, |s| s.oidc = Some(oidc)).await;
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let app = app_on(listener, |s| {
+        s.oidc = Some(oidc);
+        s.public_origin = Some(origin);
+    })
+    .await;
     let mut b = Browser::new(app.addr);
     for i in 0..20 {
         let p = b.get("/portal/oidc/start").await;
@@ -499,6 +506,50 @@ async fn a_session_in_use_outlives_a_short_idle_timeout() {
         let p = b.get("/portal/tokens").await;
         assert_eq!(p.status, StatusCode::OK, "request {i}");
     }
+}
+
+#[tokio::test]
+async fn without_a_public_url_only_the_plain_http_origin_of_the_host_may_post() {
+    let app = app().await;
+    let mut b = Browser::new(app.addr);
+    let url = format!("{}/portal/login", b.base);
+    let form = [("username", "alice"), ("password", "wonderland")];
+    let https = format!("https://{}", app.addr);
+    let req = b.client.post(&url).header("origin", &https).form(&form);
+    assert_eq!(b.send(req).await.status, StatusCode::FORBIDDEN, "{https}");
+    assert_eq!(
+        b.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // OpenID Connect needs the public origin: the redirect URI is never built from Host.
+    use auth_o_tron::Secret;
+    use auth_o_tron::portal::OidcSettings;
+    use auth_o_tron::provider::client::HttpClient;
+    let http = HttpClient::builder().allow_http(true).build().unwrap();
+    let mut settings = PortalSettings::default();
+    settings.oidc = Some(OidcSettings::new(
+        "http://127.0.0.1:1",
+        "portal",
+        Secret::new("s"),
+        http,
+    ));
+    let err = settings.validate().unwrap_err().to_string();
+    assert!(err.contains("public origin"), "{err}");
+    use auth_o_tron::sidecar::config::Config;
+    let yaml = r#"
+version: "2.0.0"
+server: {host: 127.0.0.1, port: 8080}
+providers:
+  - {type: plain, name: users, realm: demo, users: [{username: alice, password: alicepass}]}
+jwt: {iss: portal, exp: 300, secret: a-portal-test-secret-of-32-bytes-or-more}
+tokens: {enabled: true}
+portal:
+  enabled: true
+  oidc: {issuer: "http://127.0.0.1:1", client_id: portal, client_secret: s}
+"#;
+    let loaded = Config::from_yaml(yaml, Vec::<(String, String)>::new()).unwrap();
+    let err = loaded.config.build().unwrap_err().to_string();
+    assert!(err.contains("portal.public_url"), "{err}");
 }
 
 #[tokio::test]
@@ -1111,7 +1162,11 @@ async fn oidc_login_through_the_real_openid_provider() {
     let http = HttpClient::builder().allow_http(true).build().unwrap();
     let oidc = OidcSettings::new(issuer.clone(), "portal", Secret::new("portal-secret"), http)
         .name("Demo IdP");
-    let App { auth, .. } = app_on(listener, |s| s.oidc = Some(oidc)).await;
+    let App { auth, .. } = app_on(listener, |s| {
+        s.oidc = Some(oidc);
+        s.public_origin = Some(format!("http://{addr}"));
+    })
+    .await;
     let mut b = Browser::new(addr);
     let login = b.get("/portal/login").await;
     assert!(

@@ -120,7 +120,8 @@ pub struct PortalSettings {
     pub session_max: Duration,
     /// The portal's origin as browsers see it (`https://tokens.example.org`): the only
     /// `Origin` accepted on POSTs, the base of the OIDC `redirect_uri`, and (when `https`) the
-    /// reason for a `__Host-` `Secure` cookie. Without it, the `Host` header stands in.
+    /// reason for a `__Host-` `Secure` cookie. Required with `oidc`. Without it, the portal is
+    /// plain HTTP on the `Host` header's authority (`http://{Host}` is the accepted `Origin`).
     pub public_origin: Option<String>,
     /// The OpenID Connect login, if any.
     pub oidc: Option<OidcSettings>,
@@ -245,6 +246,11 @@ fn check(settings: &PortalSettings) -> Result<(), PortalError> {
         if !ok {
             return Err(PortalError::BadOrigin(o.clone()));
         }
+    }
+    if settings.oidc.is_some() && settings.public_origin.is_none() {
+        return Err(PortalError::Oidc(
+            "needs the public origin (the redirect URI is built from it, never from Host)".into(),
+        ));
     }
     if settings.session_idle.is_zero() {
         return Err(PortalError::Zero("session idle timeout"));

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::header::{HOST, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
@@ -88,21 +88,13 @@ impl Oidc {
     }
 }
 
-/// The origin the browser uses for the portal: `public_origin`, else `http://` + `Host`.
-fn origin(portal: &Portal, headers: &HeaderMap) -> Option<String> {
-    if let Some(o) = &portal.settings.public_origin {
-        return Some(o.clone());
-    }
-    let host = headers.get(HOST)?.to_str().ok()?;
-    let ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-    ok.then(|| format!("http://{host}"))
-}
-
-fn redirect_uri(portal: &Portal, headers: &HeaderMap) -> Option<String> {
-    origin(portal, headers).map(|o| format!("{o}{}", portal.at("/oidc/callback")))
+/// The callback URL registered at the IdP: built only from `public_origin` (which [`router`]
+/// requires with OIDC), never from the request's `Host` (DNS rebinding would pick it).
+///
+/// [`router`]: super::router
+fn redirect_uri(portal: &Portal) -> Option<String> {
+    let origin = portal.settings.public_origin.as_ref()?;
+    Some(format!("{origin}{}", portal.at("/oidc/callback")))
 }
 
 fn refused(portal: &Portal, status: StatusCode, text: &str) -> Response {
@@ -118,7 +110,6 @@ fn refused(portal: &Portal, status: StatusCode, text: &str) -> Response {
 pub(crate) async fn start(
     State(portal): State<Shared>,
     addr: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
 ) -> Response {
     let Some(oidc) = &portal.oidc else {
         return see_other(&portal.at("/login"));
@@ -131,8 +122,7 @@ pub(crate) async fn start(
     if let Err(wait) = portal.limiter.reserve(&keys) {
         return super::login::too_many(&portal, wait);
     }
-    let (Some((authorize, _)), Some(redirect)) =
-        (oidc.endpoints().await, redirect_uri(&portal, &headers))
+    let (Some((authorize, _)), Some(redirect)) = (oidc.endpoints().await, redirect_uri(&portal))
     else {
         return unavailable(&portal);
     };
@@ -180,6 +170,7 @@ pub(crate) async fn start(
 /// `GET /portal/oidc/callback?code=…&state=…`.
 pub(crate) async fn callback(
     State(portal): State<Shared>,
+    addr: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -254,7 +245,14 @@ pub(crate) async fn callback(
             let base = (user.roles.clone(), user.attributes.clone());
             let user = portal.authenticator.augment_user(user).await;
             let principal = Principal::augmented(user, "portal-oidc", None, Some(base));
-            let res = super::login::logged_in(&portal, &headers, &principal, "oidc", "-").await;
+            let res = super::login::logged_in(
+                &portal,
+                &headers,
+                &principal,
+                "oidc",
+                &client(addr.as_deref()),
+            )
+            .await;
             continue_page(&portal, res)
         }
         Ok(None) => refused(

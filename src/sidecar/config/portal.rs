@@ -106,6 +106,12 @@ impl PortalConfig {
             ..PortalSettings::default()
         };
         if let Some(o) = &self.oidc {
+            if self.public_url.is_none() {
+                return Err(ConfigError::key(
+                    "portal.public_url",
+                    "must be set when portal.oidc is (the OIDC redirect_uri is built from it)",
+                ));
+            }
             http.check_url("issuer", &o.issuer)
                 .map_err(|e| ConfigError::key("portal.oidc.issuer", e.to_string()))?;
             let mut oidc = OidcSettings::new(
