@@ -553,6 +553,52 @@ portal:
 }
 
 #[tokio::test]
+async fn a_failed_login_is_audited_with_the_attempted_username() {
+    let (logs, _guard) = common::logs::Captured::start();
+    let app = app().await;
+    let mut b = Browser::new(app.addr);
+    assert_eq!(
+        b.login("alice", "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = format!(
+        "mallory\nevent_name=portal.login user=admin{}",
+        "x".repeat(100)
+    );
+    assert_eq!(
+        b.login(&forged, "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let audit = strip_ansi(&logs.text());
+    let failed: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("portal.login.failed"))
+        .collect();
+    assert_eq!(failed.len(), 2, "{audit}");
+    assert!(
+        failed[0].contains("user=alice") && failed[0].contains("client=127.0.0.1"),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        failed[1].contains("user=mallory\\nevent_name"),
+        "escaped: {}",
+        failed[1]
+    );
+    assert!(
+        !failed[1].contains(&"x".repeat(60)),
+        "truncated: {}",
+        failed[1]
+    );
+    assert!(
+        !audit
+            .lines()
+            .any(|l| l.starts_with("event_name=portal.login")),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
 async fn login_rotates_the_session_id_and_logout_ends_it_in_the_store() {
     let app = app().await;
     let mut b = Browser::new(app.addr);

@@ -281,6 +281,13 @@ pub(crate) async fn logged_in(
     }
 }
 
+/// The username a failed login tried, for its audit line: at most 64 characters, control
+/// characters escaped (a name with a newline cannot forge another line).
+fn attempted(username: &str) -> String {
+    let short: String = username.chars().take(64).collect();
+    short.escape_debug().to_string()
+}
+
 /// `POST /portal/login`: username and password.
 pub(crate) async fn password(
     State(portal): State<Shared>,
@@ -330,6 +337,7 @@ pub(crate) async fn password(
             tracing::info!(
                 target: "auth_o_tron::audit",
                 event_name = "portal.login.failed", method = "password", client = %client,
+                user = %attempted(&username),
             );
             login_page(
                 &portal,
