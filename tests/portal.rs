@@ -251,6 +251,10 @@ async fn unknown_user_and_wrong_password_get_one_401_and_success_sets_a_strict_c
         assert!(cookie.contains(attr), "{attr} in {cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert!(
+        !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+        "a session cookie, gone when the browser closes: {cookie}"
+    );
     let list = b.get("/portal/tokens").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.text.contains("<h1>Your tokens</h1>"));
@@ -752,6 +756,17 @@ async fn cross_site_posts_and_missing_or_wrong_form_tokens_are_refused() {
         )
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
+    // A bidi override would make "txt\u{202e}exe.doc" read as something else in the list.
+    let (bidi, _) = b
+        .create("report\u{202e}cod.exe", &[("polytope", "read")])
+        .await;
+    assert_eq!(bidi.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bidi.text
+            .contains("Name: must not contain control or format characters"),
+        "{}",
+        bidi.text
+    );
     assert!(app.store.list(&alice()).await.unwrap().is_empty());
 }
 
@@ -1033,6 +1048,13 @@ async fn sidecar_sessions_in_sqlite_survive_a_restart_and_the_secret_works_at_au
         ok.text,
         side.log()
     );
+    // The store holds token digests and sessions: its file is the owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir.path().join("tokens.db")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
     let (created, _) = b.create("ci", &[("polytope", "read")]).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let secret = created.secret().unwrap();

@@ -86,7 +86,8 @@ pub(crate) fn login_state<'h>(portal: &Portal, headers: &'h HeaderMap) -> Option
 /// redirect back is a cross-site top-level navigation, which `Strict` cookies miss.
 /// `max_age` `None` clears it.
 pub(crate) fn login_binding(portal: &Portal, state: &str, max_age: Option<i64>) -> HeaderValue {
-    cookie(portal, binding_name(portal), state, "Lax", max_age)
+    let age = max_age.map_or(Age::Gone, Age::Secs);
+    cookie(portal, binding_name(portal), state, "Lax", age)
 }
 
 fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -170,34 +171,40 @@ pub(crate) async fn start(
     store
         .trim_sessions(&session.username, &session.realm, MAX_SESSIONS_PER_USER)
         .await?;
-    Ok(set_cookie(
-        portal,
-        &id,
-        Some(secs(portal.settings.session_max)),
-    ))
+    // A session cookie (no Max-Age): closing the browser forgets it; the server ends the
+    // session at its timeouts anyway.
+    Ok(set_cookie(portal, &id, Age::Browser))
 }
 
-/// `Set-Cookie` for `value`; `max_age` `None` clears it.
-fn set_cookie(portal: &Portal, value: &str, max_age: Option<i64>) -> HeaderValue {
-    cookie(portal, cookie_name(portal), value, "Strict", max_age)
+/// How long a browser keeps a cookie.
+#[derive(Clone, Copy)]
+enum Age {
+    /// Until the browser closes (no `Max-Age`).
+    Browser,
+    /// This many seconds.
+    Secs(i64),
+    /// Delete it now (`Max-Age=0`).
+    Gone,
 }
 
-fn cookie(
-    portal: &Portal,
-    name: &str,
-    value: &str,
-    same_site: &str,
-    max_age: Option<i64>,
-) -> HeaderValue {
+/// `Set-Cookie` for the session id `value`.
+fn set_cookie(portal: &Portal, value: &str, age: Age) -> HeaderValue {
+    cookie(portal, cookie_name(portal), value, "Strict", age)
+}
+
+fn cookie(portal: &Portal, name: &str, value: &str, same_site: &str, age: Age) -> HeaderValue {
     let secure = if portal.https() { "; Secure" } else { "" };
-    let age = max_age.unwrap_or(0);
-    let cookie =
-        format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={age}{secure}");
+    let age = match age {
+        Age::Browser => String::new(),
+        Age::Secs(n) => format!("; Max-Age={n}"),
+        Age::Gone => "; Max-Age=0".to_owned(),
+    };
+    let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}{age}{secure}");
     // Name and value are ASCII by construction.
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// `Set-Cookie` that removes the session cookie.
 pub(crate) fn clear_cookie(portal: &Portal) -> HeaderValue {
-    set_cookie(portal, "", None)
+    set_cookie(portal, "", Age::Gone)
 }
