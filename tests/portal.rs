@@ -11,10 +11,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use auth_o_tron::augment::{AugmentError, Augmentation, Augmenter, AugmenterInfo};
 use auth_o_tron::credentials::Scheme;
 use auth_o_tron::portal::{self, PortalSettings};
-use auth_o_tron::provider::{PlainProvider, ProviderInfo};
+use auth_o_tron::provider::{BoxFuture, PlainProvider, ProviderInfo};
 use auth_o_tron::token::{Catalogue, MemoryStore, Owner, TokenProvider, TokenSettings, TokenStore};
 use auth_o_tron::{Authenticator, Scopes, User};
 use reqwest::StatusCode;
@@ -149,6 +151,28 @@ struct App {
     addr: SocketAddr,
     store: Arc<MemoryStore>,
     auth: Authenticator,
+    /// While set, an augmenter (an LDAP group, say) gives alice the `admin` role.
+    alice_admin: Arc<AtomicBool>,
+}
+
+struct AdminGroup(Arc<AtomicBool>);
+
+impl Augmenter for AdminGroup {
+    fn info(&self) -> &AugmenterInfo {
+        static INFO: std::sync::LazyLock<AugmenterInfo> =
+            std::sync::LazyLock::new(|| AugmenterInfo::new("admins", "test", "demo"));
+        &INFO
+    }
+    fn augment<'a>(&'a self, u: &'a User) -> BoxFuture<'a, Result<Augmentation, AugmentError>> {
+        let on = self.0.load(Ordering::SeqCst) && u.username == "alice";
+        let roles = if on { vec!["admin".to_owned()] } else { vec![] };
+        Box::pin(async move {
+            Ok(Augmentation {
+                roles,
+                attributes: Default::default(),
+            })
+        })
+    }
 }
 
 fn catalogue() -> Catalogue {
@@ -184,8 +208,10 @@ async fn app_on(listener: tokio::net::TcpListener, tweak: impl FnOnce(&mut Porta
         .unwrap()
         .with_user_password("bob", "builder", ["user", "admin"])
         .unwrap();
+    let alice_admin = Arc::new(AtomicBool::new(false));
     let auth = Authenticator::builder()
         .provider(users)
+        .augmenter(AdminGroup(alice_admin.clone()))
         .provider(keys())
         .provider(TokenProvider::new(
             "tokens",
@@ -208,7 +234,12 @@ async fn app_on(listener: tokio::net::TcpListener, tweak: impl FnOnce(&mut Porta
         .await
         .unwrap()
     });
-    App { addr, store, auth }
+    App {
+        addr,
+        store,
+        auth,
+        alice_admin,
+    }
 }
 
 fn alice() -> Owner {
@@ -600,6 +631,23 @@ async fn a_failed_login_is_audited_with_the_attempted_username() {
             .any(|l| l.starts_with("event_name=portal.login")),
         "{audit}"
     );
+}
+
+#[tokio::test]
+async fn a_role_removed_from_the_directory_ends_admin_rights_in_open_sessions() {
+    let app = app().await;
+    app.alice_admin.store(true, Ordering::SeqCst);
+    let mut b = Browser::new(app.addr);
+    assert_eq!(
+        b.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(b.get("/portal/admin").await.status, StatusCode::OK);
+    // The group loses alice: her open session is no longer an administrator's.
+    app.alice_admin.store(false, Ordering::SeqCst);
+    assert_eq!(b.get("/portal/admin").await.status, StatusCode::FORBIDDEN);
+    let list = b.get("/portal/tokens").await;
+    assert!(!list.text.contains("All tokens"), "{}", list.text);
 }
 
 #[tokio::test]

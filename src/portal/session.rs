@@ -107,7 +107,8 @@ pub(crate) fn presented_key(portal: &Portal, headers: &HeaderMap) -> Option<Sess
     cookie_value(portal, headers).map(key_of)
 }
 
-/// The request's live session, its idle timeout pushed forward (at most once a minute).
+/// The request's live session, its idle timeout pushed forward (at most once a minute), its
+/// roles and attributes re-augmented.
 pub(crate) async fn current(
     portal: &Portal,
     headers: &HeaderMap,
@@ -129,6 +130,14 @@ pub(crate) async fn current(
         session.last_seen_at = now;
         session.idle_until = idle_until;
     }
+    // Roles and attributes as the realm's augmenters say now, not at login: a role removed
+    // from the directory ends administrator rights in open sessions too.
+    let mut base = crate::User::new(session.username.clone(), session.realm.clone())
+        .with_roles(session.token_roles.clone());
+    base.attributes = session.token_attributes.clone();
+    let fresh = portal.authenticator.augment_user(base).await;
+    session.roles = fresh.roles;
+    session.attributes = fresh.attributes;
     Ok(Some(Current { key, session }))
 }
 
