@@ -585,6 +585,17 @@ portal:
     let loaded = Config::from_yaml(yaml, Vec::<(String, String)>::new()).unwrap();
     let err = loaded.config.build().unwrap_err().to_string();
     assert!(err.contains("portal.public_url"), "{err}");
+    // With it, the configuration is complete; the owner's claim is configurable (default
+    // `sub`, which an IdP never reassigns).
+    let yaml = yaml.replace(
+        "client_secret: s}",
+        "client_secret: s, username_claim: email}\n  public_url: http://127.0.0.1:8080",
+    );
+    let loaded = Config::from_yaml(&yaml, Vec::<(String, String)>::new()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let http = HttpClient::builder().allow_http(true).build().unwrap();
+    let oidc = OidcSettings::new("http://127.0.0.1:1", "portal", Secret::new("s"), http);
+    assert_eq!(oidc.username_claim, "sub");
 }
 
 #[tokio::test]

@@ -58,6 +58,10 @@ pub struct OidcSettings {
     pub name: String,
     /// Realm of users logged in this way (their augmenters run).
     pub realm: String,
+    /// The ID token claim that names the user (and owns their tokens). Default `sub`: stable
+    /// and never reassigned, where `preferred_username` may be changed by its user at some
+    /// IdPs (and so take over someone else's tokens). Opaque at some IdPs.
+    pub username_claim: String,
     /// The client for discovery, keys and the token endpoint.
     pub client: HttpClient,
 }
@@ -69,12 +73,13 @@ impl fmt::Debug for OidcSettings {
             .field("client_id", &self.client_id)
             .field("name", &self.name)
             .field("realm", &self.realm)
+            .field("username_claim", &self.username_claim)
             .finish_non_exhaustive()
     }
 }
 
 impl OidcSettings {
-    /// An IdP named "OpenID Connect", whose users are in realm `oidc`.
+    /// An IdP named "OpenID Connect", whose users are in realm `oidc`, named by `sub`.
     pub fn new(
         issuer: impl Into<String>,
         client_id: impl Into<String>,
@@ -87,6 +92,7 @@ impl OidcSettings {
             client_secret,
             name: "OpenID Connect".into(),
             realm: "oidc".into(),
+            username_claim: "sub".into(),
             client,
         }
     }
@@ -95,6 +101,13 @@ impl OidcSettings {
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Sets the claim naming the user (default `sub`).
+    #[must_use]
+    pub fn username_claim(mut self, claim: impl Into<String>) -> Self {
+        self.username_claim = claim.into();
         self
     }
 

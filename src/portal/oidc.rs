@@ -43,6 +43,7 @@ impl Oidc {
         let jwt = JwtSettings {
             issuer: Some(settings.issuer.clone()),
             audience: Some(vec![settings.client_id.clone()]),
+            username_claim: Some(vec![settings.username_claim.clone()]),
             // A fresh ID token is used once, here: no cache.
             cache_ttl: Duration::ZERO,
             ..JwtSettings::default()
