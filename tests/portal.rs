@@ -11,10 +11,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use auth_o_tron::augment::{AugmentError, Augmentation, Augmenter, AugmenterInfo};
 use auth_o_tron::credentials::Scheme;
 use auth_o_tron::portal::{self, PortalSettings};
-use auth_o_tron::provider::{PlainProvider, ProviderInfo};
+use auth_o_tron::provider::{BoxFuture, PlainProvider, ProviderInfo};
 use auth_o_tron::token::{Catalogue, MemoryStore, Owner, TokenProvider, TokenSettings, TokenStore};
 use auth_o_tron::{Authenticator, Scopes, User};
 use reqwest::StatusCode;
@@ -149,6 +151,28 @@ struct App {
     addr: SocketAddr,
     store: Arc<MemoryStore>,
     auth: Authenticator,
+    /// While set, an augmenter (an LDAP group, say) gives alice the `admin` role.
+    alice_admin: Arc<AtomicBool>,
+}
+
+struct AdminGroup(Arc<AtomicBool>);
+
+impl Augmenter for AdminGroup {
+    fn info(&self) -> &AugmenterInfo {
+        static INFO: std::sync::LazyLock<AugmenterInfo> =
+            std::sync::LazyLock::new(|| AugmenterInfo::new("admins", "test", "demo"));
+        &INFO
+    }
+    fn augment<'a>(&'a self, u: &'a User) -> BoxFuture<'a, Result<Augmentation, AugmentError>> {
+        let on = self.0.load(Ordering::SeqCst) && u.username == "alice";
+        let roles = if on { vec!["admin".to_owned()] } else { vec![] };
+        Box::pin(async move {
+            Ok(Augmentation {
+                roles,
+                attributes: Default::default(),
+            })
+        })
+    }
 }
 
 fn catalogue() -> Catalogue {
@@ -184,8 +208,10 @@ async fn app_on(listener: tokio::net::TcpListener, tweak: impl FnOnce(&mut Porta
         .unwrap()
         .with_user_password("bob", "builder", ["user", "admin"])
         .unwrap();
+    let alice_admin = Arc::new(AtomicBool::new(false));
     let auth = Authenticator::builder()
         .provider(users)
+        .augmenter(AdminGroup(alice_admin.clone()))
         .provider(keys())
         .provider(TokenProvider::new(
             "tokens",
@@ -208,7 +234,12 @@ async fn app_on(listener: tokio::net::TcpListener, tweak: impl FnOnce(&mut Porta
         .await
         .unwrap()
     });
-    App { addr, store, auth }
+    App {
+        addr,
+        store,
+        auth,
+        alice_admin,
+    }
 }
 
 fn alice() -> Owner {
@@ -251,6 +282,10 @@ async fn unknown_user_and_wrong_password_get_one_401_and_success_sets_a_strict_c
         assert!(cookie.contains(attr), "{attr} in {cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert!(
+        !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+        "a session cookie, gone when the browser closes: {cookie}"
+    );
     let list = b.get("/portal/tokens").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.text.contains("<h1>Your tokens</h1>"));
@@ -344,6 +379,286 @@ async fn failed_logins_are_limited_per_username_with_retry_after() {
         p.text
     );
     assert!(b.cookie.is_none());
+}
+
+/// A browser on another loopback address (127.0.0.`n`): another client for the limits.
+fn browser_from(addr: SocketAddr, n: u8) -> Browser {
+    let mut b = Browser::new(addr);
+    b.client = reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    b
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_get_at_most_the_limit_of_401s() {
+    let first = app().await;
+    let b = Browser::new(first.addr);
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let mut b = b.clone();
+        tries.spawn(async move { b.login("alice", "wrong").await.status });
+    }
+    let statuses = tries.join_all().await;
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(refused <= 5, "{refused} wrong passwords checked, limit 5");
+    assert_eq!(refused + limited, 40, "{statuses:?}");
+    // A success gives its attempt back: a user who logs in uses up nothing.
+    let fresh = app().await;
+    let mut b = Browser::new(fresh.addr);
+    for _ in 0..8 {
+        assert_eq!(
+            b.login("alice", "wonderland").await.status,
+            StatusCode::SEE_OTHER
+        );
+        b.cookie = None;
+    }
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_other_clients_do_not_lock_the_user_out() {
+    let app = app().await;
+    // Five failures from one address block that address for alice, even the right password.
+    let mut attacker = browser_from(app.addr, 2);
+    for _ in 0..5 {
+        assert_eq!(
+            attacker.login("alice", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attacker.login("alice", "wonderland").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Four more addresses, four failures each: alice, from her own address, still logs in.
+    for n in 3..7 {
+        let mut b = browser_from(app.addr, n);
+        for _ in 0..4 {
+            assert_eq!(
+                b.login("alice", "wrong").await.status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+    }
+    let mut alice = browser_from(app.addr, 20);
+    assert_eq!(
+        alice.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // A heavy attack (ten times the limit on one username) stops even a fresh client.
+    for n in 7..15 {
+        let mut b = browser_from(app.addr, n);
+        for _ in 0..4 {
+            b.login("alice", "wrong").await;
+        }
+    }
+    let mut late = browser_from(app.addr, 21);
+    assert_eq!(
+        late.login("alice", "wonderland").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn a_user_keeps_at_most_twenty_sessions_and_oidc_starts_are_limited_per_client() {
+    let app = app().await;
+    let mut first = Browser::new(app.addr);
+    assert_eq!(
+        first.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // Store times are in seconds: the first session is the oldest once a second has passed.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut last = first.clone();
+    for _ in 0..20 {
+        last = Browser::new(app.addr);
+        assert_eq!(
+            last.login("alice", "wonderland").await.status,
+            StatusCode::SEE_OTHER
+        );
+    }
+    // The 21st login deleted the oldest session.
+    assert_eq!(
+        first.get("/portal/tokens").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(last.get("/portal/tokens").await.status, StatusCode::OK);
+
+    // Every start of an OpenID Connect login stores a state: 20 a minute per client (the IdP
+    // here is down, so each answers 503), then 429.
+    use auth_o_tron::Secret;
+    use auth_o_tron::portal::OidcSettings;
+    use auth_o_tron::provider::client::HttpClient;
+    let http = HttpClient::builder().allow_http(true).build().unwrap();
+    let oidc = OidcSettings::new("http://127.0.0.1:1", "portal", Secret::new("s"), http);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let app = app_on(listener, |s| {
+        s.oidc = Some(oidc);
+        s.public_origin = Some(origin);
+    })
+    .await;
+    let mut b = Browser::new(app.addr);
+    for i in 0..20 {
+        let p = b.get("/portal/oidc/start").await;
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE, "start {i}");
+    }
+    let p = b.get("/portal/oidc/start").await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.text);
+    // Another client is not affected.
+    let mut other = browser_from(app.addr, 9);
+    assert_eq!(
+        other.get("/portal/oidc/start").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn a_session_in_use_outlives_a_short_idle_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = app_on(listener, |s| {
+        s.session_idle = std::time::Duration::from_secs(4)
+    })
+    .await;
+    let mut b = Browser::new(app.addr);
+    assert_eq!(
+        b.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // A request every 1.2 s for 6 s: past the 4 s idle timeout, still logged in.
+    for i in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let p = b.get("/portal/tokens").await;
+        assert_eq!(p.status, StatusCode::OK, "request {i}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_public_url_only_the_plain_http_origin_of_the_host_may_post() {
+    let app = app().await;
+    let mut b = Browser::new(app.addr);
+    let url = format!("{}/portal/login", b.base);
+    let form = [("username", "alice"), ("password", "wonderland")];
+    let https = format!("https://{}", app.addr);
+    let req = b.client.post(&url).header("origin", &https).form(&form);
+    assert_eq!(b.send(req).await.status, StatusCode::FORBIDDEN, "{https}");
+    assert_eq!(
+        b.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // OpenID Connect needs the public origin: the redirect URI is never built from Host.
+    use auth_o_tron::Secret;
+    use auth_o_tron::portal::OidcSettings;
+    use auth_o_tron::provider::client::HttpClient;
+    let http = HttpClient::builder().allow_http(true).build().unwrap();
+    let mut settings = PortalSettings::default();
+    settings.oidc = Some(OidcSettings::new(
+        "http://127.0.0.1:1",
+        "portal",
+        Secret::new("s"),
+        http,
+    ));
+    let err = settings.validate().unwrap_err().to_string();
+    assert!(err.contains("public origin"), "{err}");
+    use auth_o_tron::sidecar::config::Config;
+    let yaml = r#"
+version: "2.0.0"
+server: {host: 127.0.0.1, port: 8080}
+providers:
+  - {type: plain, name: users, realm: demo, users: [{username: alice, password: alicepass}]}
+jwt: {iss: portal, exp: 300, secret: a-portal-test-secret-of-32-bytes-or-more}
+tokens: {enabled: true}
+portal:
+  enabled: true
+  oidc: {issuer: "http://127.0.0.1:1", client_id: portal, client_secret: s}
+"#;
+    let loaded = Config::from_yaml(yaml, Vec::<(String, String)>::new()).unwrap();
+    let err = loaded.config.build().unwrap_err().to_string();
+    assert!(err.contains("portal.public_url"), "{err}");
+    // With it, the configuration is complete; the owner's claim is configurable (default
+    // `sub`, which an IdP never reassigns).
+    let yaml = yaml.replace(
+        "client_secret: s}",
+        "client_secret: s, username_claim: email}\n  public_url: http://127.0.0.1:8080",
+    );
+    let loaded = Config::from_yaml(&yaml, Vec::<(String, String)>::new()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let http = HttpClient::builder().allow_http(true).build().unwrap();
+    let oidc = OidcSettings::new("http://127.0.0.1:1", "portal", Secret::new("s"), http);
+    assert_eq!(oidc.username_claim, "sub");
+}
+
+#[tokio::test]
+async fn a_failed_login_is_audited_with_the_attempted_username() {
+    let (logs, _guard) = common::logs::Captured::start();
+    let app = app().await;
+    let mut b = Browser::new(app.addr);
+    assert_eq!(
+        b.login("alice", "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = format!(
+        "mallory\nevent_name=portal.login user=admin{}",
+        "x".repeat(100)
+    );
+    assert_eq!(
+        b.login(&forged, "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let audit = strip_ansi(&logs.text());
+    let failed: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("portal.login.failed"))
+        .collect();
+    assert_eq!(failed.len(), 2, "{audit}");
+    assert!(
+        failed[0].contains("user=alice") && failed[0].contains("client=127.0.0.1"),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        failed[1].contains("user=mallory\\nevent_name"),
+        "escaped: {}",
+        failed[1]
+    );
+    assert!(
+        !failed[1].contains(&"x".repeat(60)),
+        "truncated: {}",
+        failed[1]
+    );
+    assert!(
+        !audit
+            .lines()
+            .any(|l| l.starts_with("event_name=portal.login")),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn a_role_removed_from_the_directory_ends_admin_rights_in_open_sessions() {
+    let app = app().await;
+    app.alice_admin.store(true, Ordering::SeqCst);
+    let mut b = Browser::new(app.addr);
+    assert_eq!(
+        b.login("alice", "wonderland").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(b.get("/portal/admin").await.status, StatusCode::OK);
+    // The group loses alice: her open session is no longer an administrator's.
+    app.alice_admin.store(false, Ordering::SeqCst);
+    assert_eq!(b.get("/portal/admin").await.status, StatusCode::FORBIDDEN);
+    let list = b.get("/portal/tokens").await;
+    assert!(!list.text.contains("All tokens"), "{}", list.text);
 }
 
 #[tokio::test]
@@ -500,6 +815,17 @@ async fn cross_site_posts_and_missing_or_wrong_form_tokens_are_refused() {
         )
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
+    // A bidi override would make "txt\u{202e}exe.doc" read as something else in the list.
+    let (bidi, _) = b
+        .create("report\u{202e}cod.exe", &[("polytope", "read")])
+        .await;
+    assert_eq!(bidi.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bidi.text
+            .contains("Name: must not contain control or format characters"),
+        "{}",
+        bidi.text
+    );
     assert!(app.store.list(&alice()).await.unwrap().is_empty());
 }
 
@@ -781,6 +1107,13 @@ async fn sidecar_sessions_in_sqlite_survive_a_restart_and_the_secret_works_at_au
         ok.text,
         side.log()
     );
+    // The store holds token digests and sessions: its file is the owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir.path().join("tokens.db")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
     let (created, _) = b.create("ci", &[("polytope", "read")]).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let secret = created.secret().unwrap();
@@ -956,7 +1289,11 @@ async fn oidc_login_through_the_real_openid_provider() {
     let http = HttpClient::builder().allow_http(true).build().unwrap();
     let oidc = OidcSettings::new(issuer.clone(), "portal", Secret::new("portal-secret"), http)
         .name("Demo IdP");
-    let App { auth, .. } = app_on(listener, |s| s.oidc = Some(oidc)).await;
+    let App { auth, .. } = app_on(listener, |s| {
+        s.oidc = Some(oidc);
+        s.public_origin = Some(format!("http://{addr}"));
+    })
+    .await;
     let mut b = Browser::new(addr);
     let login = b.get("/portal/login").await;
     assert!(

@@ -72,6 +72,7 @@ async fn suite(store: Arc<dyn TokenStore>) {
     last_used_batches_one_write_per_interval(store.clone()).await;
     portal_sessions_end_at_either_timeout(&*store).await;
     portal_logins_are_taken_once(&*store).await;
+    trim_keeps_a_users_newest_sessions(&*store).await;
     all_tokens_lists_every_owner(&*store).await;
 }
 
@@ -120,6 +121,25 @@ async fn portal_sessions_end_at_either_timeout(store: &dyn TokenStore) {
     assert!(portal.delete_session(&a).await.unwrap());
     assert!(!portal.delete_session(&a).await.unwrap());
     assert_eq!(portal.session(&a, NOW + 10).await.unwrap(), None);
+}
+
+async fn trim_keeps_a_users_newest_sessions(store: &dyn TokenStore) {
+    let portal = store.portal().expect("the store keeps sessions");
+    for i in 0..4u8 {
+        let s = session("csrf", NOW + i64::from(i), NOW + 1800, NOW + 3600);
+        portal.create_session(&[10 + i; 32], &s).await.unwrap();
+    }
+    let mut bob = session("csrf", NOW, NOW + 1800, NOW + 3600);
+    bob.username = "bob".into();
+    portal.create_session(&[20; 32], &bob).await.unwrap();
+    assert_eq!(portal.trim_sessions("alice", "ldap", 2).await.unwrap(), 2);
+    for (key, live) in [(10, false), (11, false), (12, true), (13, true), (20, true)] {
+        let found = portal.session(&[key; 32], NOW + 10).await.unwrap();
+        assert_eq!(found.is_some(), live, "session {key}");
+    }
+    for key in [12, 13, 20] {
+        portal.delete_session(&[key; 32]).await.unwrap();
+    }
 }
 
 async fn portal_logins_are_taken_once(store: &dyn TokenStore) {

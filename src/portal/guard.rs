@@ -37,8 +37,7 @@ pub(crate) async fn security_headers(mut res: Response) -> Response {
 
 /// Whether a POST may come from this browser context: refused when `Sec-Fetch-Site` says
 /// another site made it, or when `Origin` is present and is not the portal's (its
-/// `public_origin`, else the scheme-less match of the `Host` header, as Go's
-/// `CrossOriginProtection` does). Requests with neither header (scripts, old browsers) pass:
+/// `public_origin`, else `http://` + the `Host` header). Requests with neither header (scripts, old browsers) pass:
 /// the form token still guards them.
 pub(crate) fn same_origin(portal: &Portal, headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
@@ -55,13 +54,13 @@ pub(crate) fn same_origin(portal: &Portal, headers: &HeaderMap) -> bool {
     };
     match &portal.settings.public_origin {
         Some(own) => origin == own,
-        None => {
-            let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-            let authority = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"));
-            host.is_some() && authority == host
-        }
+        // Without a public origin the portal is plain HTTP on the `Host` it was reached by:
+        // scheme and authority must both match (an `https://` page of the same host is
+        // another origin).
+        None => headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|host| origin.strip_prefix("http://") == Some(host)),
     }
 }
 

@@ -30,12 +30,23 @@ pub(crate) const WRONG_KEY: &str = "Wrong API key.";
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Failed attempts per key (`user:…`, `addr:…`) in fixed one-minute windows, in a bounded
+/// How many more failures a username alone may take than a (username, client) pair: a light
+/// attack from many addresses does not lock the real user out, a heavy one still stops.
+const PER_USER_FACTOR: u32 = 10;
+
+/// Attempts per key (`pair:…`, `user:…`, `addr:…`) in fixed one-minute windows, in a bounded
 /// cache: a flood of made-up usernames evicts old entries instead of growing memory.
+///
+/// An attempt is reserved (counted) *before* the credentials are checked, atomically per key,
+/// and refunded when it succeeds: parallel guesses cannot all pass a check made before any of
+/// them failed.
 pub(crate) struct Limiter {
     limit: u32,
     windows: moka::sync::Cache<String, (Instant, u32)>,
 }
+
+/// The keys one attempt counts against, with each key's limit.
+pub(crate) struct Keys(Vec<(String, u32)>);
 
 impl Limiter {
     pub(crate) fn new(limit: u32) -> Self {
@@ -48,23 +59,70 @@ impl Limiter {
         }
     }
 
-    /// Seconds to wait if any key has used up its attempts.
-    fn blocked(&self, keys: &[String]) -> Option<u64> {
-        keys.iter()
-            .filter_map(|k| self.windows.get(k))
-            .filter(|(start, n)| *n >= self.limit && start.elapsed() < WINDOW)
-            .map(|(start, _)| WINDOW.saturating_sub(start.elapsed()).as_secs().max(1))
-            .max()
+    /// The keys of a password attempt: the (username, client) pair and the client at the
+    /// limit, the username alone at [`PER_USER_FACTOR`] times it.
+    fn password_keys(&self, user: &str, client: &str) -> Keys {
+        Keys(vec![
+            (format!("pair:{user}@{client}"), self.limit),
+            (
+                format!("user:{user}"),
+                self.limit.saturating_mul(PER_USER_FACTOR),
+            ),
+            (format!("addr:{client}"), self.limit),
+        ])
     }
 
-    fn failed(&self, keys: &[String]) {
-        for k in keys {
-            self.windows.entry(k.clone()).and_upsert_with(|old| {
-                match old.map(|e| e.into_value()) {
-                    Some((start, n)) if start.elapsed() < WINDOW => (start, n.saturating_add(1)),
-                    _ => (Instant::now(), 1),
-                }
-            });
+    /// The keys of an attempt that names no user (API keys, OIDC starts): the client only,
+    /// at `factor` times the limit.
+    pub(crate) fn client_keys(&self, prefix: &str, client: &str, factor: u32) -> Keys {
+        Keys(vec![(
+            format!("{prefix}:{client}"),
+            self.limit.saturating_mul(factor),
+        )])
+    }
+
+    /// Adds `delta` (+1 or -1) to the window of `key`, returning the window after the change.
+    fn add(&self, key: &str, up: bool) -> (Instant, u32) {
+        self.windows
+            .entry(key.to_owned())
+            .and_upsert_with(|old| match old.map(|e| e.into_value()) {
+                Some((start, n)) if start.elapsed() < WINDOW => (
+                    start,
+                    if up {
+                        n.saturating_add(1)
+                    } else {
+                        n.saturating_sub(1)
+                    },
+                ),
+                _ => (Instant::now(), u32::from(up)),
+            })
+            .into_value()
+    }
+
+    /// Counts one attempt against every key; when any key is over its limit, takes the
+    /// attempt back and gives the seconds to wait.
+    pub(crate) fn reserve(&self, keys: &Keys) -> Result<(), u64> {
+        let mut wait = None;
+        for (key, limit) in &keys.0 {
+            let (start, n) = self.add(key, true);
+            if n > *limit {
+                let left = WINDOW.saturating_sub(start.elapsed()).as_secs().max(1);
+                wait = Some(wait.map_or(left, |w: u64| w.max(left)));
+            }
+        }
+        match wait {
+            None => Ok(()),
+            Some(w) => {
+                self.refund(keys);
+                Err(w)
+            }
+        }
+    }
+
+    /// Takes back an attempt that succeeded (or was refused by the limit).
+    pub(crate) fn refund(&self, keys: &Keys) {
+        for (key, _) in &keys.0 {
+            self.add(key, false);
         }
     }
 }
@@ -153,7 +211,7 @@ pub(crate) async fn page(State(portal): State<Shared>, headers: HeaderMap) -> Re
     }
 }
 
-fn too_many(portal: &Portal, wait: u64) -> Response {
+pub(crate) fn too_many(portal: &Portal, wait: u64) -> Response {
     let mut res = login_page(
         portal,
         StatusCode::TOO_MANY_REQUESTS,
@@ -223,6 +281,13 @@ pub(crate) async fn logged_in(
     }
 }
 
+/// The username a failed login tried, for its audit line: at most 64 characters, control
+/// characters escaped (a name with a newline cannot forge another line).
+fn attempted(username: &str) -> String {
+    let short: String = username.chars().take(64).collect();
+    short.escape_debug().to_string()
+}
+
 /// `POST /portal/login`: username and password.
 pub(crate) async fn password(
     State(portal): State<Shared>,
@@ -243,15 +308,13 @@ pub(crate) async fn password(
         None if realms.len() == 1 => realms.first(),
         None => None,
     };
-    let keys = [
-        format!(
-            "user:{}:{}",
-            realm.map_or("", String::as_str),
-            username.to_lowercase()
-        ),
-        format!("addr:{client}"),
-    ];
-    if let Some(wait) = portal.limiter.blocked(&keys) {
+    let user = format!(
+        "{}:{}",
+        realm.map_or("", String::as_str),
+        username.to_lowercase()
+    );
+    let keys = portal.limiter.password_keys(&user, &client);
+    if let Err(wait) = portal.limiter.reserve(&keys) {
         return too_many(&portal, wait);
     }
     let outcome = match realm {
@@ -262,13 +325,19 @@ pub(crate) async fn password(
         _ => Outcome::Refused,
     };
     match outcome {
-        Outcome::In(p) => logged_in(&portal, &headers, &p, "password", &client).await,
-        Outcome::Unavailable => unavailable(&portal),
+        Outcome::In(p) => {
+            portal.limiter.refund(&keys);
+            logged_in(&portal, &headers, &p, "password", &client).await
+        }
+        Outcome::Unavailable => {
+            portal.limiter.refund(&keys);
+            unavailable(&portal)
+        }
         Outcome::Refused => {
-            portal.limiter.failed(&keys);
             tracing::info!(
                 target: "auth_o_tron::audit",
                 event_name = "portal.login.failed", method = "password", client = %client,
+                user = %attempted(&username),
             );
             login_page(
                 &portal,
@@ -294,8 +363,8 @@ pub(crate) async fn api_key(
     let key = form.get("key").unwrap_or("").trim();
     let email = form.get("email").unwrap_or("").trim();
     let client = client(addr.as_deref());
-    let keys = [format!("addr:{client}")];
-    if let Some(wait) = portal.limiter.blocked(&keys) {
+    let keys = portal.limiter.client_keys("addr", &client, 1);
+    if let Err(wait) = portal.limiter.reserve(&keys) {
         return too_many(&portal, wait);
     }
     let (_, realms, _) = options(&portal);
@@ -310,10 +379,15 @@ pub(crate) async fn api_key(
         attempt(&portal, &format!("EmailKey {email}:{key}"), realm).await
     };
     match outcome {
-        Outcome::In(p) => logged_in(&portal, &headers, &p, "api-key", &client).await,
-        Outcome::Unavailable => unavailable(&portal),
+        Outcome::In(p) => {
+            portal.limiter.refund(&keys);
+            logged_in(&portal, &headers, &p, "api-key", &client).await
+        }
+        Outcome::Unavailable => {
+            portal.limiter.refund(&keys);
+            unavailable(&portal)
+        }
         Outcome::Refused => {
-            portal.limiter.failed(&keys);
             tracing::info!(
                 target: "auth_o_tron::audit",
                 event_name = "portal.login.failed", method = "api-key", client = %client,

@@ -58,6 +58,10 @@ pub struct OidcSettings {
     pub name: String,
     /// Realm of users logged in this way (their augmenters run).
     pub realm: String,
+    /// The ID token claim that names the user (and owns their tokens). Default `sub`: stable
+    /// and never reassigned, where `preferred_username` may be changed by its user at some
+    /// IdPs (and so take over someone else's tokens). Opaque at some IdPs.
+    pub username_claim: String,
     /// The client for discovery, keys and the token endpoint.
     pub client: HttpClient,
 }
@@ -69,12 +73,13 @@ impl fmt::Debug for OidcSettings {
             .field("client_id", &self.client_id)
             .field("name", &self.name)
             .field("realm", &self.realm)
+            .field("username_claim", &self.username_claim)
             .finish_non_exhaustive()
     }
 }
 
 impl OidcSettings {
-    /// An IdP named "OpenID Connect", whose users are in realm `oidc`.
+    /// An IdP named "OpenID Connect", whose users are in realm `oidc`, named by `sub`.
     pub fn new(
         issuer: impl Into<String>,
         client_id: impl Into<String>,
@@ -87,6 +92,7 @@ impl OidcSettings {
             client_secret,
             name: "OpenID Connect".into(),
             realm: "oidc".into(),
+            username_claim: "sub".into(),
             client,
         }
     }
@@ -95,6 +101,13 @@ impl OidcSettings {
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Sets the claim naming the user (default `sub`).
+    #[must_use]
+    pub fn username_claim(mut self, claim: impl Into<String>) -> Self {
+        self.username_claim = claim.into();
         self
     }
 
@@ -120,7 +133,8 @@ pub struct PortalSettings {
     pub session_max: Duration,
     /// The portal's origin as browsers see it (`https://tokens.example.org`): the only
     /// `Origin` accepted on POSTs, the base of the OIDC `redirect_uri`, and (when `https`) the
-    /// reason for a `__Host-` `Secure` cookie. Without it, the `Host` header stands in.
+    /// reason for a `__Host-` `Secure` cookie. Required with `oidc`. Without it, the portal is
+    /// plain HTTP on the `Host` header's authority (`http://{Host}` is the accepted `Origin`).
     pub public_origin: Option<String>,
     /// The OpenID Connect login, if any.
     pub oidc: Option<OidcSettings>,
@@ -246,6 +260,11 @@ fn check(settings: &PortalSettings) -> Result<(), PortalError> {
             return Err(PortalError::BadOrigin(o.clone()));
         }
     }
+    if settings.oidc.is_some() && settings.public_origin.is_none() {
+        return Err(PortalError::Oidc(
+            "needs the public origin (the redirect URI is built from it, never from Host)".into(),
+        ));
+    }
     if settings.session_idle.is_zero() {
         return Err(PortalError::Zero("session idle timeout"));
     }
@@ -283,6 +302,7 @@ pub fn router(
         authenticator: authenticator.clone(),
         settings,
     });
+    prune_in_background(&portal);
     let at = |p: &str| format!("{base}{p}");
     let routes = Router::new()
         .route(&base, get(login::root))
@@ -313,6 +333,37 @@ pub fn router(
         // Forms are small; nothing a browser sends here comes near this.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(guard::security_headers)))
+}
+
+/// How often ended sessions and login states are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes ended sessions and login states every [`PRUNE_EVERY`] while the router lives (the
+/// task holds only a weak reference and ends with it). Outside a Tokio runtime nothing runs;
+/// `tokens prune` still does it.
+fn prune_in_background(portal: &Shared) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(portal);
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tick.tick().await;
+            let Some(portal) = weak.upgrade() else {
+                return;
+            };
+            let pruned = match portal.sessions() {
+                Ok(s) => s.prune_portal(crate::token::last_used_now()).await,
+                Err(e) => Err(e),
+            };
+            match pruned {
+                Ok(n) if n > 0 => tracing::debug!(event_name = "portal.pruned", count = n),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(event_name = "portal.prune.failed", error = %e),
+            }
+        }
+    });
 }
 
 /// The client address of a request, `-` when the server gives none.

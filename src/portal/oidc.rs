@@ -5,10 +5,11 @@
 //! claim checks: signature, `iss` = issuer, `aud` = client id, `exp`), then its `nonce` is
 //! compared, then the realm's augmenters run as for any login.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
-use axum::http::header::{HOST, SET_COOKIE};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
@@ -18,11 +19,14 @@ use tokio::sync::OnceCell;
 
 use super::login::{see_other, unavailable};
 use super::pages::{self, LoginOptions};
-use super::{Form, OidcSettings, Portal, PortalError, Shared, session};
+use super::{Form, OidcSettings, Portal, PortalError, Shared, client, session};
 use crate::provider::jwks::KeySource;
 use crate::provider::jwt::{JwtProvider, JwtSettings};
 use crate::user::Scopes;
 use crate::{Principal, User};
+
+/// How many more OpenID Connect starts than failed logins a client may make per minute.
+const START_FACTOR: u32 = 4;
 
 /// How long a started login may take.
 const LOGIN_TTL: i64 = 600;
@@ -39,6 +43,7 @@ impl Oidc {
         let jwt = JwtSettings {
             issuer: Some(settings.issuer.clone()),
             audience: Some(vec![settings.client_id.clone()]),
+            username_claim: Some(vec![settings.username_claim.clone()]),
             // A fresh ID token is used once, here: no cache.
             cache_ttl: Duration::ZERO,
             ..JwtSettings::default()
@@ -84,21 +89,13 @@ impl Oidc {
     }
 }
 
-/// The origin the browser uses for the portal: `public_origin`, else `http://` + `Host`.
-fn origin(portal: &Portal, headers: &HeaderMap) -> Option<String> {
-    if let Some(o) = &portal.settings.public_origin {
-        return Some(o.clone());
-    }
-    let host = headers.get(HOST)?.to_str().ok()?;
-    let ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-    ok.then(|| format!("http://{host}"))
-}
-
-fn redirect_uri(portal: &Portal, headers: &HeaderMap) -> Option<String> {
-    origin(portal, headers).map(|o| format!("{o}{}", portal.at("/oidc/callback")))
+/// The callback URL registered at the IdP: built only from `public_origin` (which [`router`]
+/// requires with OIDC), never from the request's `Host` (DNS rebinding would pick it).
+///
+/// [`router`]: super::router
+fn redirect_uri(portal: &Portal) -> Option<String> {
+    let origin = portal.settings.public_origin.as_ref()?;
+    Some(format!("{origin}{}", portal.at("/oidc/callback")))
 }
 
 fn refused(portal: &Portal, status: StatusCode, text: &str) -> Response {
@@ -111,12 +108,22 @@ fn refused(portal: &Portal, status: StatusCode, text: &str) -> Response {
 }
 
 /// `GET /portal/oidc/start`: to the IdP's authorization endpoint.
-pub(crate) async fn start(State(portal): State<Shared>, headers: HeaderMap) -> Response {
+pub(crate) async fn start(
+    State(portal): State<Shared>,
+    addr: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
     let Some(oidc) = &portal.oidc else {
         return see_other(&portal.at("/login"));
     };
-    let (Some((authorize, _)), Some(redirect)) =
-        (oidc.endpoints().await, redirect_uri(&portal, &headers))
+    // Each start stores a login state: limited per client like logins, never given back (a
+    // state lives ten minutes whatever happens next).
+    let keys = portal
+        .limiter
+        .client_keys("oidc", &client(addr.as_deref()), START_FACTOR);
+    if let Err(wait) = portal.limiter.reserve(&keys) {
+        return super::login::too_many(&portal, wait);
+    }
+    let (Some((authorize, _)), Some(redirect)) = (oidc.endpoints().await, redirect_uri(&portal))
     else {
         return unavailable(&portal);
     };
@@ -164,6 +171,7 @@ pub(crate) async fn start(State(portal): State<Shared>, headers: HeaderMap) -> R
 /// `GET /portal/oidc/callback?code=…&state=…`.
 pub(crate) async fn callback(
     State(portal): State<Shared>,
+    addr: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -238,7 +246,14 @@ pub(crate) async fn callback(
             let base = (user.roles.clone(), user.attributes.clone());
             let user = portal.authenticator.augment_user(user).await;
             let principal = Principal::augmented(user, "portal-oidc", None, Some(base));
-            let res = super::login::logged_in(&portal, &headers, &principal, "oidc", "-").await;
+            let res = super::login::logged_in(
+                &portal,
+                &headers,
+                &principal,
+                "oidc",
+                &client(addr.as_deref()),
+            )
+            .await;
             continue_page(&portal, res)
         }
         Ok(None) => refused(

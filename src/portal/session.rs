@@ -18,7 +18,12 @@ const COOKIE_NAME: &str = "aot_portal";
 const HOST_COOKIE_NAME: &str = "__Host-aot_portal";
 
 /// Touching a session costs a write; once a minute is precise enough for a 30-minute timeout.
+/// Shorter idle timeouts are touched every quarter of the timeout (else a 1-minute timeout
+/// would end sessions in use).
 const TOUCH_EVERY: i64 = 60;
+
+/// Live sessions kept per user: logging in again deletes the oldest beyond this.
+pub(crate) const MAX_SESSIONS_PER_USER: u32 = 20;
 
 /// 32 random bytes, base64url: session ids, form tokens, nonces, OIDC `state`s.
 pub(crate) fn random_value() -> Result<String, StoreError> {
@@ -81,7 +86,8 @@ pub(crate) fn login_state<'h>(portal: &Portal, headers: &'h HeaderMap) -> Option
 /// redirect back is a cross-site top-level navigation, which `Strict` cookies miss.
 /// `max_age` `None` clears it.
 pub(crate) fn login_binding(portal: &Portal, state: &str, max_age: Option<i64>) -> HeaderValue {
-    cookie(portal, binding_name(portal), state, "Lax", max_age)
+    let age = max_age.map_or(Age::Gone, Age::Secs);
+    cookie(portal, binding_name(portal), state, "Lax", age)
 }
 
 fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -101,7 +107,8 @@ pub(crate) fn presented_key(portal: &Portal, headers: &HeaderMap) -> Option<Sess
     cookie_value(portal, headers).map(key_of)
 }
 
-/// The request's live session, its idle timeout pushed forward (at most once a minute).
+/// The request's live session, its idle timeout pushed forward (at most once a minute), its
+/// roles and attributes re-augmented.
 pub(crate) async fn current(
     portal: &Portal,
     headers: &HeaderMap,
@@ -114,7 +121,8 @@ pub(crate) async fn current(
     let Some(mut session) = store.session(&key, now).await? else {
         return Ok(None);
     };
-    if now - session.last_seen_at >= TOUCH_EVERY {
+    let every = TOUCH_EVERY.min(secs(portal.settings.session_idle) / 4);
+    if now - session.last_seen_at >= every {
         let idle_until = now
             .saturating_add(secs(portal.settings.session_idle))
             .min(session.expires_at);
@@ -122,6 +130,14 @@ pub(crate) async fn current(
         session.last_seen_at = now;
         session.idle_until = idle_until;
     }
+    // Roles and attributes as the realm's augmenters say now, not at login: a role removed
+    // from the directory ends administrator rights in open sessions too.
+    let mut base = crate::User::new(session.username.clone(), session.realm.clone())
+        .with_roles(session.token_roles.clone());
+    base.attributes = session.token_attributes.clone();
+    let fresh = portal.authenticator.augment_user(base).await;
+    session.roles = fresh.roles;
+    session.attributes = fresh.attributes;
     Ok(Some(Current { key, session }))
 }
 
@@ -161,34 +177,43 @@ pub(crate) async fn start(
         expires_at,
     };
     store.create_session(&key_of(&id), &session).await?;
-    Ok(set_cookie(
-        portal,
-        &id,
-        Some(secs(portal.settings.session_max)),
-    ))
+    store
+        .trim_sessions(&session.username, &session.realm, MAX_SESSIONS_PER_USER)
+        .await?;
+    // A session cookie (no Max-Age): closing the browser forgets it; the server ends the
+    // session at its timeouts anyway.
+    Ok(set_cookie(portal, &id, Age::Browser))
 }
 
-/// `Set-Cookie` for `value`; `max_age` `None` clears it.
-fn set_cookie(portal: &Portal, value: &str, max_age: Option<i64>) -> HeaderValue {
-    cookie(portal, cookie_name(portal), value, "Strict", max_age)
+/// How long a browser keeps a cookie.
+#[derive(Clone, Copy)]
+enum Age {
+    /// Until the browser closes (no `Max-Age`).
+    Browser,
+    /// This many seconds.
+    Secs(i64),
+    /// Delete it now (`Max-Age=0`).
+    Gone,
 }
 
-fn cookie(
-    portal: &Portal,
-    name: &str,
-    value: &str,
-    same_site: &str,
-    max_age: Option<i64>,
-) -> HeaderValue {
+/// `Set-Cookie` for the session id `value`.
+fn set_cookie(portal: &Portal, value: &str, age: Age) -> HeaderValue {
+    cookie(portal, cookie_name(portal), value, "Strict", age)
+}
+
+fn cookie(portal: &Portal, name: &str, value: &str, same_site: &str, age: Age) -> HeaderValue {
     let secure = if portal.https() { "; Secure" } else { "" };
-    let age = max_age.unwrap_or(0);
-    let cookie =
-        format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={age}{secure}");
+    let age = match age {
+        Age::Browser => String::new(),
+        Age::Secs(n) => format!("; Max-Age={n}"),
+        Age::Gone => "; Max-Age=0".to_owned(),
+    };
+    let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}{age}{secure}");
     // Name and value are ASCII by construction.
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// `Set-Cookie` that removes the session cookie.
 pub(crate) fn clear_cookie(portal: &Portal) -> HeaderValue {
-    set_cookie(portal, "", None)
+    set_cookie(portal, "", Age::Gone)
 }

@@ -33,15 +33,33 @@ use crate::{Authenticator, Principal};
 
 pub use super::manage::MAX_NAME_CHARS;
 
-/// What [`MAX_NAME_CHARS`] and the control-character rule allow, as an ECMA-262 pattern: no
-/// control character (`char::is_control`), at least one character that is not white space.
-const NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// The format characters of the Basic Multilingual Plane, for [`NAME_PATTERN`].
+macro_rules! format_bmp {
+    () => {
+        "\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb"
+    };
+}
+
+/// What [`MAX_NAME_CHARS`] and the control- and format-character rule allow, as an ECMA-262
+/// pattern: no control character (`char::is_control`), no format character of the Basic
+/// Multilingual Plane (`manage::FORMAT`; the few outside it, e.g. tag characters, need
+/// surrogate pairs a character class cannot name: the server refuses them all the same), at
+/// least one character that is not white space.
+const NAME_PATTERN: &str = concat!(
+    "^[^\\u0000-\\u001f\\u007f-\\u009f",
+    format_bmp!(),
+    "]*[^\\s\\u0000-\\u001f\\u007f-\\u009f",
+    format_bmp!(),
+    "][^\\u0000-\\u001f\\u007f-\\u009f",
+    format_bmp!(),
+    "]*$"
+);
 
 /// `POST /tokens`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
-    /// A name for the owner's list (1 to 100 characters, not blank, no control characters).
+    /// A name for the owner's list (1 to 100 characters, not blank, no control or format characters).
     #[schemars(length(min = 1, max = 100), regex(pattern = NAME_PATTERN))]
     pub name: String,
     /// Scopes per service, a subset of the catalogue, e.g. `{"polytope": ["read"]}`.

@@ -252,6 +252,15 @@ impl PortalStore for LazyStore {
         delegate_portal!(self, |s| s.delete_session(key))
     }
 
+    fn trim_sessions<'a>(
+        &'a self,
+        username: &'a str,
+        realm: &'a str,
+        keep: u32,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        delegate_portal!(self, |s| s.trim_sessions(username, realm, keep))
+    }
+
     fn put_login<'a>(
         &'a self,
         key: &'a SessionKey,

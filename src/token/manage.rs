@@ -93,14 +93,46 @@ pub(crate) struct Created {
     pub(crate) secret: Secret,
 }
 
+/// Unicode `General_Category = Cf` (format characters: bidi overrides, zero-width joiners,
+/// tags), as of Unicode 16: they make a name display as something else ("txt.exe" shown as
+/// "exe.txt"). A table instead of a dependency; keep `api::NAME_PATTERN` in step.
+const FORMAT: &[(u32, u32)] = &[
+    (0xAD, 0xAD),
+    (0x600, 0x605),
+    (0x61C, 0x61C),
+    (0x6DD, 0x6DD),
+    (0x70F, 0x70F),
+    (0x890, 0x891),
+    (0x8E2, 0x8E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+fn is_format(c: char) -> bool {
+    let c = u32::from(c);
+    FORMAT.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c))
+}
+
 /// The name as stored (trimmed), or why it is refused.
 pub(crate) fn check_name(name: &str) -> Result<&str, Failure> {
     let bad = if name.trim().is_empty() {
         Some("must not be empty".to_owned())
     } else if name.chars().count() > MAX_NAME_CHARS {
         Some(format!("must be at most {MAX_NAME_CHARS} characters"))
-    } else if name.chars().any(char::is_control) {
-        Some("must not contain control characters".to_owned())
+    } else if name.chars().any(|c| c.is_control() || is_format(c)) {
+        Some("must not contain control or format characters (such as U+202E)".to_owned())
     } else {
         None
     };

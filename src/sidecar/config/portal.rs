@@ -30,7 +30,8 @@ pub struct PortalConfig {
     pub session_max_hours: u64,
     /// The portal's origin as browsers see it, e.g. `https://tokens.example.org`: the only
     /// `Origin` accepted on POSTs and the base of the OIDC redirect URI; `https` makes the
-    /// cookie `__Host-` and `Secure`. Default: taken from the `Host` header, plain HTTP.
+    /// cookie `__Host-` and `Secure`. Required with `oidc`. Without it: plain HTTP on the
+    /// `Host` header's authority.
     #[serde(default)]
     pub public_url: Option<String>,
     /// Failed logins allowed per minute per username and per client address (default 5).
@@ -57,6 +58,10 @@ pub struct PortalOidcConfig {
     /// Realm of users who log in this way; its augmenters run (default `oidc`).
     #[serde(default)]
     pub realm: Option<String>,
+    /// The ID token claim naming the user, who owns the tokens (default `sub`: stable;
+    /// `preferred_username` reads better but some IdPs let users change it).
+    #[serde(default)]
+    pub username_claim: Option<String>,
 }
 
 fn default_path() -> String {
@@ -106,6 +111,12 @@ impl PortalConfig {
             ..PortalSettings::default()
         };
         if let Some(o) = &self.oidc {
+            if self.public_url.is_none() {
+                return Err(ConfigError::key(
+                    "portal.public_url",
+                    "must be set when portal.oidc is (the OIDC redirect_uri is built from it)",
+                ));
+            }
             http.check_url("issuer", &o.issuer)
                 .map_err(|e| ConfigError::key("portal.oidc.issuer", e.to_string()))?;
             let mut oidc = OidcSettings::new(
@@ -119,6 +130,9 @@ impl PortalConfig {
             }
             if let Some(r) = &o.realm {
                 oidc = oidc.realm(r.clone());
+            }
+            if let Some(c) = &o.username_claim {
+                oidc = oidc.username_claim(c.clone());
             }
             settings.oidc = Some(oidc);
         }

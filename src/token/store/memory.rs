@@ -343,6 +343,30 @@ impl PortalStore for MemoryStore {
         Box::pin(async move { Ok(gone) })
     }
 
+    fn trim_sessions<'a>(
+        &'a self,
+        username: &'a str,
+        realm: &'a str,
+        keep: u32,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let mut inner = self.lock();
+        let mut mine: Vec<(UnixTime, SessionKey)> = inner
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.username == username && s.realm == realm)
+            .map(|(k, s)| (s.created_at, *k))
+            .collect();
+        // Newest first, as the SQL stores order them.
+        mine.sort_by(|a, b| b.cmp(a));
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        let mut gone = 0;
+        for (_, key) in mine.into_iter().skip(keep) {
+            inner.sessions.remove(&key);
+            gone += 1;
+        }
+        Box::pin(async move { Ok(gone) })
+    }
+
     fn put_login<'a>(
         &'a self,
         key: &'a SessionKey,

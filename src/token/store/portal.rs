@@ -73,6 +73,15 @@ pub trait PortalStore: Send + Sync + std::fmt::Debug {
     fn delete_session<'a>(&'a self, key: &'a SessionKey)
     -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Deletes the sessions of `username` in `realm` but the `keep` most recent (by creation):
+    /// one user logging in again and again does not grow the store without bound.
+    fn trim_sessions<'a>(
+        &'a self,
+        username: &'a str,
+        realm: &'a str,
+        keep: u32,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
     /// Stores an OpenID Connect login in progress (`data` is opaque to the store) under the
     /// digest of its `state`, until `expires_at`.
     fn put_login<'a>(

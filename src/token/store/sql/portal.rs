@@ -18,6 +18,11 @@ pub(in crate::token::store) const SESSION_TOUCH: &str =
     "UPDATE aot_portal_sessions SET last_seen_at = $2, idle_until = $3 WHERE id_hash = $1";
 pub(in crate::token::store) const SESSION_DELETE: &str =
     "DELETE FROM aot_portal_sessions WHERE id_hash = $1";
+/// All of a user's sessions but the `$3` newest (ties broken by key, as the memory store).
+pub(in crate::token::store) const SESSION_TRIM: &str = "DELETE FROM aot_portal_sessions \
+     WHERE username = $1 AND realm = $2 AND id_hash NOT IN (SELECT id_hash FROM \
+     aot_portal_sessions WHERE username = $1 AND realm = $2 \
+     ORDER BY created_at DESC, id_hash DESC LIMIT $3)";
 pub(in crate::token::store) const LOGIN_INSERT: &str =
     "INSERT INTO aot_portal_logins (id_hash, data, expires_at) VALUES ($1, $2, $3)";
 pub(in crate::token::store) const LOGIN_TAKE: &str =
@@ -176,6 +181,25 @@ macro_rules! sql_portal_store {
                         .await
                         .map_err(portal::failed)?;
                     Ok(done.rows_affected() > 0)
+                })
+            }
+
+            fn trim_sessions<'a>(
+                &'a self,
+                username: &'a str,
+                realm: &'a str,
+                keep: u32,
+            ) -> $crate::provider::BoxFuture<'a, Result<u64, $crate::token::store::StoreError>>
+            {
+                Box::pin(async move {
+                    let done = sqlx::query::<$db>(portal::SESSION_TRIM)
+                        .bind(username)
+                        .bind(realm)
+                        .bind(i64::from(keep))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(portal::failed)?;
+                    Ok(done.rows_affected())
                 })
             }
 

@@ -57,8 +57,29 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
+/// Creates a missing database file readable by its owner only (it holds token digests and
+/// sessions): mode 0600 whatever the umask. SQLite gives its `-wal` and `-shm` files the
+/// database's mode. An existing file is left as it is; on failure, opening reports it.
+fn create_private(path: &std::path::Path, url: &str) {
+    if url.contains("memory") || path.as_os_str().is_empty() {
+        return;
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        open.mode(0o600);
+        if open.open(path).is_ok() {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = open.open(path);
+}
+
 impl SqliteStore {
-    /// Opens (creating if missing) and migrates the file at `url` (`sqlite://PATH`).
+    /// Opens (creating if missing, owner-only on Unix) and migrates the file at `url` (`sqlite://PATH`).
     pub async fn open(url: &str) -> Result<Self, OpenError> {
         let shown = redact_url(url);
         let connect = |source| OpenError::Connect {
@@ -72,6 +93,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        create_private(options.get_filename(), url);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(BUSY_TIMEOUT)
