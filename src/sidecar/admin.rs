@@ -18,6 +18,7 @@ pub(crate) const USAGE: &str = "\
                                              it is USER's)
   tokens revoke-all USER [--realm REALM]     revoke every token of a user
   tokens prune [--older-than-days N]         delete tokens expired or revoked N days ago (0)
+                                             and refresh-token chains idle for 30 days
 ";
 
 /// A parsed token command.
@@ -209,6 +210,17 @@ pub(crate) async fn run(
             let before = now.saturating_sub(i64::from(older_than_days) * 86_400);
             let n = store.prune(before).await.map_err(fail)?;
             println!("pruned {n} token(s)");
+            // Refresh-token chains idle past the IdP's offline session are dead weight.
+            if let Some(chains) = store.chains() {
+                let idle =
+                    i64::try_from(crate::provider::chain::MAX_IDLE.as_secs()).unwrap_or(i64::MAX);
+                let chains_now = chains.now().await.map_err(|e| e.to_string())?;
+                let m = chains
+                    .prune(chains_now.saturating_sub(idle))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("pruned {m} idle refresh-token chain(s)");
+            }
         }
     }
     Ok(())

@@ -236,6 +236,14 @@ impl ChainStore for LazyStore {
                 .await
         })
     }
+
+    fn now(&self) -> BoxFuture<'_, Result<i64, ChainError>> {
+        Box::pin(async move { self.chain_store().await?.now().await })
+    }
+
+    fn prune(&self, before: i64) -> BoxFuture<'_, Result<u64, ChainError>> {
+        Box::pin(async move { self.chain_store().await?.prune(before).await })
+    }
 }
 
 impl LazyStore {
