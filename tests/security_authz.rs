@@ -833,18 +833,27 @@ impl Provider for Held {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_principals_invalidations_do_not_stop_a_fill_under_way_from_caching() {
+/// Alice's request, in a task of its own.
+fn alice(auth: &Authenticator) -> tokio::task::JoinHandle<Result<Principal, AuthError>> {
+    let auth = auth.clone();
+    tokio::spawn(async move { auth.authenticate(&common_bearer("alice-token")).await })
+}
+
+/// An authenticator with a [`Held`] provider.
+fn held() -> (Held, Authenticator) {
     let p = Held::new();
     let auth = Authenticator::builder()
         .provider(p.clone())
         .build()
         .unwrap();
+    (p, auth)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_principals_invalidations_do_not_stop_a_fill_under_way_from_caching() {
+    let (p, auth) = held();
     let hold = p.hold_next();
-    let fill = tokio::spawn({
-        let auth = auth.clone();
-        async move { auth.authenticate(&common_bearer("alice-token")).await }
-    });
+    let fill = alice(&auth);
     hold.started.notified().await;
     // Other users revoking and rotating their own tokens, someone else's logout, a NOTIFY for
     // some token: none of them concerns alice's lookup. (Users are hashed into 256 shards with
@@ -860,48 +869,31 @@ async fn other_principals_invalidations_do_not_stop_a_fill_under_way_from_cachin
     ));
     hold.release.notify_one();
     assert_eq!(fill.await.unwrap().unwrap().username, "alice");
-    auth.authenticate(&common_bearer("alice-token"))
-        .await
-        .unwrap();
+    alice(&auth).await.unwrap().unwrap();
     assert_eq!(p.calls(), 1, "served from the cache");
 
     // Her own invalidation does stop it.
     auth.invalidate_user("r", "alice");
     let hold = p.hold_next();
-    let fill = tokio::spawn({
-        let auth = auth.clone();
-        async move { auth.authenticate(&common_bearer("alice-token")).await }
-    });
+    let fill = alice(&auth);
     hold.started.notified().await;
     auth.invalidate_user("r", "alice");
     hold.release.notify_one();
     assert!(fill.await.unwrap().is_ok());
-    auth.authenticate(&common_bearer("alice-token"))
-        .await
-        .unwrap();
+    alice(&auth).await.unwrap().unwrap();
     assert_eq!(p.calls(), 3, "not cached: asked again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_after_a_revocation_never_shares_a_lookup_from_before_it() {
-    let p = Held::new();
-    let auth = Authenticator::builder()
-        .provider(p.clone())
-        .build()
-        .unwrap();
+    let (p, auth) = held();
     let hold = p.hold_next();
-    let before = tokio::spawn({
-        let auth = auth.clone();
-        async move { auth.authenticate(&common_bearer("alice-token")).await }
-    });
+    let before = alice(&auth);
     hold.started.notified().await;
     // The revocation happens and returns while the first lookup is held.
     p.revoked.store(true, Ordering::SeqCst);
     auth.invalidate_user("r", "alice");
-    let after = tokio::spawn({
-        let auth = auth.clone();
-        async move { auth.authenticate(&common_bearer("alice-token")).await }
-    });
+    let after = alice(&auth);
     tokio::time::sleep(Duration::from_millis(100)).await;
     hold.release.notify_one();
     // The lookup from before is answered as it was made; the request from after is refused.
