@@ -178,14 +178,16 @@ pub(crate) async fn run(
             realm,
         } => {
             let id = TokenId::parse(&id).ok_or_else(|| format!("{id:?} is not a token id"))?;
-            let mut revoked = false;
+            let mut revoked = None;
             for owner in owners(config, &user, realm.as_deref()) {
-                revoked |= store.revoke(&owner, &id, now).await.map_err(fail)?;
+                if store.revoke(&owner, &id, now).await.map_err(fail)? {
+                    revoked = Some(owner);
+                }
             }
-            if !revoked {
+            let Some(owner) = revoked else {
                 return Err(format!("no active token {id} of {user}"));
-            }
-            audit("token.revoked", &user, id.as_str());
+            };
+            audit("token.revoked", &owner, id.as_str());
             println!("revoked {id}");
         }
         Command::Revoke { id, user: None, .. } => {
@@ -195,15 +197,15 @@ pub(crate) async fn run(
                 .await
                 .map_err(fail)?
                 .ok_or_else(|| format!("no active token {id}"))?;
-            audit("token.revoked", &owner.username, id.as_str());
+            audit("token.revoked", &owner, id.as_str());
             println!("revoked {id} of {} ({})", owner.username, owner.realm);
         }
         Command::RevokeAll { user, realm } => {
             let mut n = 0;
             for owner in owners(config, &user, realm.as_deref()) {
                 n += store.revoke_all(&owner, now).await.map_err(fail)?;
+                audit("token.revoked_all", &owner, "*");
             }
-            audit("token.revoked_all", &user, "*");
             println!("revoked {n} token(s) of {user}");
         }
         Command::Prune { older_than_days } => {
@@ -226,10 +228,13 @@ pub(crate) async fn run(
     Ok(())
 }
 
-fn audit(event: &str, user: &str, id: &str) {
+/// One audit line. `owner` and `realm` name whose token it was; `actor` who acted (the API's
+/// audit lines call the acting user `user`, so the owner is not called that here).
+fn audit(event: &str, owner: &Owner, id: &str) {
     tracing::info!(
         target: "auth_o_tron::audit",
-        event_name = event, user = %user, token_id = %id, client = "admin-cli",
+        event_name = event, owner = %owner.username, realm = %owner.realm, token_id = %id,
+        actor = "admin-cli", client = "admin-cli",
     );
 }
 
