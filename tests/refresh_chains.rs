@@ -570,6 +570,20 @@ impl ChainStore for Skewed {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_are_no_live_offline_token_never_claim_a_chain() {
+    let idp = idp(300).await;
+    let store = Arc::new(Skewed::default());
+    let auth = replica(&idp, store.clone());
+    for i in 0..20 {
+        refused(&auth, &format!("junk-{i}"), "junk").await;
+    }
+    assert!(
+        store.leases.lock().unwrap().is_empty(),
+        "no claim, no write"
+    );
+}
+
 fn client_with_timeout(timeout: Duration) -> auth_o_tron::provider::client::HttpClient {
     auth_o_tron::provider::client::HttpClient::builder()
         .allow_http(true)

@@ -259,7 +259,10 @@ async fn admin_commands_list_revoke_and_prune_on_the_configured_store() {
     assert!(ok && out.contains("revoked 1 token(s) of bob"), "{out}");
     let (ok, out, _) = admin(&path, &["prune"]);
     assert!(ok && out.contains("pruned 2 token(s)"), "{out}");
-    assert!(out.contains("pruned 0 idle refresh-token chain(s)"), "{out}");
+    assert!(
+        out.contains("pruned 0 idle refresh-token chain(s)"),
+        "{out}"
+    );
     let (_, out, _) = admin(&path, &["list", "alice", "--realm", "proc"]);
     assert!(!out.contains(&id(&one)) && out.contains(&id(&two)), "{out}");
     let (ok, _, err) = admin(&path, &["frobnicate"]);
