@@ -29,7 +29,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -38,6 +37,7 @@ use http::HeaderMap;
 
 use crate::augment::{Augmenter, Stage};
 use crate::cache::flight::Flights;
+use crate::cache::invalidation::{Invalidations, Target};
 use crate::cache::{Digest, Key, KeyHasher, Store};
 use crate::challenge::Challenges;
 use crate::credentials::{
@@ -261,7 +261,7 @@ impl AuthenticatorBuilder {
                             .build()
                     }),
                 flights: Flights::new(),
-                invalidations: AtomicU64::new(0),
+                invalidations: Invalidations::new(),
                 challenges,
             }),
         })
@@ -286,11 +286,12 @@ struct Inner {
     hasher: KeyHasher,
     store: Store<Authenticated>,
     negative: Option<moka::sync::Cache<Digest, ()>>,
-    flights: Flights<Result<Authenticated, AuthError>>,
-    /// Bumped by every `invalidate_*`: a provider answer obtained across an invalidation (a
-    /// token lookup that read the row before its revocation) is served, never cached, or it
-    /// would put back what the invalidation just removed.
-    invalidations: AtomicU64,
+    /// In-flight fills, each answer with the invalidation sequence its leader started at.
+    flights: Flights<(Result<Authenticated, AuthError>, u64)>,
+    /// Bumped by every `invalidate_*`: a provider answer obtained across an invalidation of its
+    /// principal (a token lookup that read the row before its revocation) is served, never
+    /// cached, or it would put back what the invalidation just removed.
+    invalidations: Invalidations,
     challenges: Challenges,
     stats: Stats,
 }
@@ -385,22 +386,17 @@ impl Authenticator {
         self.inner.store.len()
     }
 
-    /// Marks cache fills under way as stale (see `Inner::invalidations`). Called before the
-    /// removal: a fill that checks after its insert either sees the bump or was inserted before
-    /// the removal, which then drops it.
-    fn bump_invalidations(&self) {
-        self.inner.invalidations.fetch_add(1, Ordering::SeqCst);
-    }
-
     /// Drops every cached principal.
     pub fn invalidate_all(&self) {
-        self.bump_invalidations();
+        self.inner.invalidations.bump(Target::All);
         self.inner.store.clear();
     }
 
     /// Drops the cached principals of one user (e.g. after a role change).
     pub fn invalidate_user(&self, realm: &str, username: &str) {
-        self.bump_invalidations();
+        self.inner
+            .invalidations
+            .bump(Target::User { realm, username });
         let (realm, username) = (realm.to_owned(), username.to_owned());
         self.inner
             .store
@@ -410,7 +406,7 @@ impl Authenticator {
     /// Drops the cached principals authenticated by the API token `token_id` (after a
     /// revocation or rotation).
     pub fn invalidate_token(&self, token_id: &str) {
-        self.bump_invalidations();
+        self.inner.invalidations.bump(Target::Token(token_id));
         let token_id: Arc<str> = token_id.into();
         self.inner
             .store
@@ -420,7 +416,7 @@ impl Authenticator {
     /// Drops every cached principal authenticated by an API token (the store may have missed
     /// reporting a revocation).
     pub fn invalidate_tokens(&self) {
-        self.bump_invalidations();
+        self.inner.invalidations.bump(Target::AllTokens);
         self.inner
             .store
             .remove_if(|a| a.principal.token_id().is_some());
@@ -428,8 +424,8 @@ impl Authenticator {
 
     /// Drops what is cached for one credential (e.g. after a logout or revocation).
     pub fn invalidate_credential(&self, credential: Credential<'_>) {
-        self.bump_invalidations();
         let digest = self.inner.hasher.credential(&credential);
+        self.inner.invalidations.bump(Target::Credential(&digest));
         for provider in 0..self.inner.providers.len() {
             self.inner.store.remove(&Key {
                 provider: provider as u32,
@@ -547,14 +543,30 @@ impl Authenticator {
                 continue;
             }
             let flight = self.inner.hasher.flight(digest, realm);
-            let result = self
+            let credential = Credential::new(*scheme, secret);
+            let since = self.inner.invalidations.now();
+            let (mut result, leader_since) = self
                 .inner
                 .flights
-                .run(
-                    flight,
-                    self.fill(&eligible, Credential::new(*scheme, secret), *digest),
-                )
+                .run(flight, async {
+                    (
+                        self.fill(&eligible, credential, *digest, since).await,
+                        since,
+                    )
+                })
                 .await;
+            // A flight that started before an invalidation of its principal which this request
+            // started after (a revocation that had already returned) is not this request's
+            // answer: it looks again, on its own.
+            if let Ok(found) = &result
+                && since > leader_since
+                && self
+                    .inner
+                    .invalidations
+                    .stale_since(leader_since, &found.principal, digest)
+            {
+                result = self.fill(&eligible, credential, *digest, since).await;
+            }
             match result {
                 Ok(found) => return Ok(found),
                 Err(AuthError::Unavailable) => unavailable = true,
@@ -577,6 +589,7 @@ impl Authenticator {
         eligible: &[usize],
         credential: Credential<'_>,
         digest: Digest,
+        since: u64,
     ) -> Result<Authenticated, AuthError> {
         let inner = &*self.inner;
         // A flight that just finished may have filled the cache between our lookup and now.
@@ -588,7 +601,6 @@ impl Authenticator {
                 return Ok(p);
             }
         }
-        let epoch = inner.invalidations.load(Ordering::SeqCst);
         let (provider, identity) = self.ask(eligible, credential).await?;
         let now = SystemTime::now();
         let p = &inner.providers[provider];
@@ -625,7 +637,11 @@ impl Authenticator {
                 provider: provider as u32,
                 digest,
             };
-            let stale = || inner.invalidations.load(Ordering::SeqCst) != epoch;
+            let stale = || {
+                inner
+                    .invalidations
+                    .stale_since(since, &found.principal, &digest)
+            };
             if !stale() {
                 inner.store.insert(key, found.clone(), ttl);
                 // An invalidation between the check and the insert: undo the insert.

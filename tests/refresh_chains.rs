@@ -58,7 +58,7 @@ async fn chain_suite(a: &dyn ChainStore, b: &dyn ChainStore) {
         None
     );
     let state = b.load(&chain).await.unwrap().unwrap();
-    assert!(state.is_claimed(NOW + 1) && state.sealed.is_none());
+    assert!(state.is_claimed(NOW + 1, 30) && state.sealed.is_none());
     assert!(
         a.release(&chain, 1, Some(b"sealed-1"), NOW + 2)
             .await
@@ -69,7 +69,7 @@ async fn chain_suite(a: &dyn ChainStore, b: &dyn ChainStore) {
         (state.generation, state.sealed.as_deref()),
         (1, Some(&b"sealed-1"[..]))
     );
-    assert!(!state.is_claimed(NOW + 2));
+    assert!(!state.is_claimed(NOW + 2, 30));
     // Released: the next claims race on generation 1, and again one wins.
     assert_eq!(race(a, b, &chain, Some(1), NOW + 3).await, [2]);
     // A stale generation neither claims nor releases.
@@ -112,32 +112,44 @@ async fn chain_suite(a: &dyn ChainStore, b: &dyn ChainStore) {
     );
     // Another chain is another row.
     assert_eq!(a.load(&[8; 32]).await.unwrap(), None);
-}
 
-/// Pruning (SQL stores), after `chain_suite` (whose chain, last touched at T + 37, is idle
-/// too): idle unclaimed chains go, touched or claimed ones stay.
-async fn prune_suite(a: &dyn ChainStore) {
-    const T: i64 = NOW + 10_000;
-    let (idle, claimed, fresh): (ChainKey, ChainKey, ChainKey) = ([1; 32], [2; 32], [3; 32]);
-    for chain in [&idle, &claimed, &fresh] {
-        assert_eq!(a.claim(chain, None, T, T + 30).await.unwrap(), Some(1));
-    }
-    assert!(a.release(&idle, 1, Some(b"x"), T).await.unwrap());
-    assert!(a.release(&fresh, 1, Some(b"x"), T + 500).await.unwrap());
-    // `claimed` was claimed at T + 31 with a lease that runs past the cut-off.
+    // A chain the IdP never rotated leaves nothing once released.
+    let never: ChainKey = [9; 32];
+    assert_eq!(a.claim(&never, None, NOW, NOW + 30).await.unwrap(), Some(1));
+    assert!(b.release(&never, 1, None, NOW + 1).await.unwrap());
+    assert_eq!(a.load(&never).await.unwrap(), None);
+
+    // A lease ending further away than a lease lasts (a writer with a wrong clock) does not
+    // hold the chain.
+    let skewed: ChainKey = [10; 32];
     assert_eq!(
-        a.claim(&claimed, Some(1), T + 31, T + 2000).await.unwrap(),
+        a.claim(&skewed, None, NOW, NOW + 100_000).await.unwrap(),
+        Some(1)
+    );
+    let state = b.load(&skewed).await.unwrap().unwrap();
+    assert!(!state.is_claimed(NOW + 1, 30));
+    assert_eq!(
+        b.claim(&skewed, Some(1), NOW + 1, NOW + 31).await.unwrap(),
         Some(2)
     );
-    assert_eq!(
-        a.prune(T + 100).await.unwrap(),
-        2,
-        "the idle chain and the suite's"
-    );
-    assert_eq!(a.load(&[7; 32]).await.unwrap(), None);
+}
+
+/// SQL stores forget chains idle since before the prune time, and only those.
+async fn prune_suite(a: &dyn ChainStore) {
+    let t = NOW + 1000;
+    a.prune(t - 1).await.unwrap();
+    let (idle, busy): (ChainKey, ChainKey) = ([20; 32], [21; 32]);
+    for (chain, at) in [(idle, t), (busy, t + 100)] {
+        assert_eq!(a.claim(&chain, None, at, at + 30).await.unwrap(), Some(1));
+        assert!(a.release(&chain, 1, Some(b"sealed"), at).await.unwrap());
+    }
+    assert_eq!(a.prune(t - 1).await.unwrap(), 0);
+    assert_eq!(a.prune(t + 50).await.unwrap(), 1);
     assert_eq!(a.load(&idle).await.unwrap(), None);
-    assert!(a.load(&claimed).await.unwrap().is_some());
-    assert!(a.load(&fresh).await.unwrap().is_some());
+    assert!(a.load(&busy).await.unwrap().is_some());
+    // The store's clock is the database's: near this process's (same machine).
+    let db = a.now().await.unwrap();
+    assert!((db - now() as i64).abs() <= 2, "{db}");
 }
 
 #[tokio::test]
@@ -180,6 +192,10 @@ struct Grant {
     presented: Vec<String>,
     /// Set when a spent token came back: the grant is dead.
     revoked: bool,
+    /// The IdP answers exchanges without a new refresh token (no rotation).
+    no_rotation: bool,
+    /// The next exchange rotates but answers without an access token.
+    no_access_once: bool,
 }
 
 #[derive(Clone)]
@@ -226,9 +242,22 @@ async fn idp(at_ttl: u64) -> Idp {
                 g.revoked |= g.spent.contains(&rt);
                 return (400, json!({"error": "invalid_grant"}).to_string());
             }
+            let n = now();
+            if g.no_rotation {
+                let at = ec.token(&format!(
+                    r#"{{"sub":"rick","iss":"{ISSUER}","aud":"api","iat":{n},"exp":{}}}"#,
+                    n + at_ttl
+                ));
+                return (
+                    200,
+                    json!({"access_token": at, "expires_in": at_ttl}).to_string(),
+                );
+            }
             g.spent.insert(rt);
             g.current = format!("rt-rotated-{}", g.spent.len());
-            let n = now();
+            if std::mem::take(&mut g.no_access_once) {
+                return (200, json!({"refresh_token": g.current}).to_string());
+            }
             let at = ec.token(&format!(
                 r#"{{"sub":"rick","iss":"{ISSUER}","aud":"api","iat":{n},"exp":{},"jti":"{}"}}"#,
                 n + at_ttl,
@@ -254,12 +283,23 @@ impl Idp {
     fn current(&self) -> String {
         self.grant.lock().unwrap().current.clone()
     }
+    fn with(&self, f: impl FnOnce(&mut Grant)) {
+        f(&mut self.grant.lock().unwrap());
+    }
 }
 
 /// One replica: an authenticator whose openid-offline provider keeps chains in `chains`.
 fn replica(idp: &Idp, chains: Arc<dyn ChainStore>) -> Authenticator {
-    let provider = OfflineProvider::new(
-        "desp",
+    replica_with(idp, chains, "desp", http_client(), Duration::from_secs(3))
+}
+
+fn provider(
+    idp: &Idp,
+    name: &str,
+    client: auth_o_tron::provider::client::HttpClient,
+) -> OfflineProvider {
+    OfflineProvider::new(
+        name,
         "desp",
         OfflineSettings {
             endpoints: OfflineEndpoints::Keycloak {
@@ -273,15 +313,34 @@ fn replica(idp: &Idp, chains: Arc<dyn ChainStore>) -> Authenticator {
             jwt: settings(),
             max_chains: 100,
         },
-        http_client(),
+        client,
     )
     .unwrap()
-    .chain_store(chains);
+}
+
+/// A replica with provider `name`, `client`, and the authenticator's provider `timeout`.
+fn replica_with(
+    idp: &Idp,
+    chains: Arc<dyn ChainStore>,
+    name: &str,
+    client: auth_o_tron::provider::client::HttpClient,
+    timeout: Duration,
+) -> Authenticator {
     Authenticator::builder()
-        .provider(provider)
-        .timeout(Duration::from_secs(3))
+        .provider(provider(idp, name, client).chain_store(chains))
+        .timeout(timeout)
         .build()
         .unwrap()
+}
+
+/// The chain key of `token` at provider `name` of `idp`.
+fn chain_key(idp: &Idp, name: &str, token: &str) -> ChainKey {
+    use sha2::Digest;
+    let endpoint = format!(
+        "http://{}/realms/desp/protocol/openid-connect/token",
+        idp.fake.addr
+    );
+    sha2::Sha256::digest(format!("{name}\0{endpoint}\0{token}")).into()
 }
 
 /// Two token stores on one SQLite file, as two replicas' chain stores.
@@ -384,6 +443,339 @@ async fn without_a_shared_store_a_second_replica_trips_reuse_detection() {
     assert!(idp.revoked(), "the spent original came back");
 }
 
+// ---- what a chain leaves behind ----
+
+async fn only_rotations_leave_a_chain(chains: Arc<dyn ChainStore>) {
+    let idp = idp(300).await;
+    let auth = replica(&idp, chains.clone());
+    // Bearer tokens that are no live offline token: refused, introspected only, no row.
+    let junk: Vec<String> = (0..20).map(|i| format!("junk-{i}")).collect();
+    for j in &junk {
+        refused(&auth, j, j).await;
+        assert_eq!(
+            chains.load(&chain_key(&idp, "desp", j)).await.unwrap(),
+            None
+        );
+    }
+    assert!(
+        idp.presented().is_empty(),
+        "junk never reaches the token endpoint"
+    );
+    // A live token the IdP does not rotate: served, and no row stays.
+    idp.with(|g| g.no_rotation = true);
+    assert_eq!(check(&auth, ORIGINAL).await.unwrap().username, "rick");
+    let key = chain_key(&idp, "desp", ORIGINAL);
+    assert_eq!(chains.load(&key).await.unwrap(), None);
+    // Rotation: a row holding the sealed token.
+    idp.with(|g| g.no_rotation = false);
+    let fresh = replica(&idp, chains.clone());
+    assert_eq!(check(&fresh, ORIGINAL).await.unwrap().username, "rick");
+    assert!(chains.load(&key).await.unwrap().unwrap().sealed.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_rotations_leave_a_chain_in_memory() {
+    only_rotations_leave_a_chain(Arc::new(MemoryChains::new(100))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_rotations_leave_a_chain_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    only_rotations_leave_a_chain(open_chains(&sqlite_url(&dir)).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_memory_store_keeps_its_live_chain_whatever_else_comes() {
+    let idp = idp(300).await;
+    let chains: Arc<dyn ChainStore> = Arc::new(MemoryChains::new(1));
+    assert!(
+        check(&replica(&idp, chains.clone()), ORIGINAL)
+            .await
+            .is_ok()
+    );
+    let auth = replica(&idp, chains.clone());
+    for i in 0..50 {
+        refused(&auth, &format!("junk-{i}"), "junk").await;
+    }
+    // The chain survived: a fresh replica continues it with the rotated token.
+    assert!(check(&replica(&idp, chains), ORIGINAL).await.is_ok());
+    assert_eq!(idp.presented(), [ORIGINAL, "rt-rotated-1"]);
+    assert!(!idp.revoked());
+}
+
+// ---- leases ----
+
+/// A chain store whose clock (the "database's") runs `ahead` seconds after the first claim, and
+/// whose releases fail `failing_releases` times.
+#[derive(Debug, Default)]
+struct Skewed {
+    inner: MemoryChainsBox,
+    ahead: std::sync::atomic::AtomicI64,
+    claimed: std::sync::atomic::AtomicBool,
+    leases: Mutex<Vec<i64>>,
+    failing_releases: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct MemoryChainsBox(MemoryChains);
+
+impl Default for MemoryChainsBox {
+    fn default() -> Self {
+        MemoryChainsBox(MemoryChains::new(100))
+    }
+}
+
+impl ChainStore for Skewed {
+    fn load<'a>(
+        &'a self,
+        chain: &'a ChainKey,
+    ) -> auth_o_tron::provider::BoxFuture<
+        'a,
+        Result<
+            Option<auth_o_tron::provider::chain::ChainState>,
+            auth_o_tron::provider::chain::ChainError,
+        >,
+    > {
+        self.inner.0.load(chain)
+    }
+    fn claim<'a>(
+        &'a self,
+        chain: &'a ChainKey,
+        seen: Option<i64>,
+        now: i64,
+        until: i64,
+    ) -> auth_o_tron::provider::BoxFuture<
+        'a,
+        Result<Option<i64>, auth_o_tron::provider::chain::ChainError>,
+    > {
+        use std::sync::atomic::Ordering;
+        self.leases.lock().unwrap().push(until - now);
+        self.claimed.store(true, Ordering::SeqCst);
+        self.inner.0.claim(chain, seen, now, until)
+    }
+    fn release<'a>(
+        &'a self,
+        chain: &'a ChainKey,
+        generation: i64,
+        sealed: Option<&'a [u8]>,
+        now: i64,
+    ) -> auth_o_tron::provider::BoxFuture<'a, Result<bool, auth_o_tron::provider::chain::ChainError>>
+    {
+        use std::sync::atomic::Ordering;
+        let fail = self
+            .failing_releases
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Box::pin(async {
+                Err(auth_o_tron::provider::chain::ChainError::new(
+                    "database down",
+                ))
+            });
+        }
+        self.inner.0.release(chain, generation, sealed, now)
+    }
+    fn now(
+        &self,
+    ) -> auth_o_tron::provider::BoxFuture<'_, Result<i64, auth_o_tron::provider::chain::ChainError>>
+    {
+        use std::sync::atomic::Ordering;
+        let ahead = if self.claimed.load(Ordering::SeqCst) {
+            self.ahead.load(Ordering::SeqCst)
+        } else {
+            0
+        };
+        Box::pin(async move { Ok(now() as i64 + ahead) })
+    }
+    fn prune(
+        &self,
+        before: i64,
+    ) -> auth_o_tron::provider::BoxFuture<'_, Result<u64, auth_o_tron::provider::chain::ChainError>>
+    {
+        self.inner.0.prune(before)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_are_no_live_offline_token_never_claim_a_chain() {
+    let idp = idp(300).await;
+    let store = Arc::new(Skewed::default());
+    let auth = replica(&idp, store.clone());
+    for i in 0..20 {
+        refused(&auth, &format!("junk-{i}"), "junk").await;
+    }
+    assert!(
+        store.leases.lock().unwrap().is_empty(),
+        "no claim, no write"
+    );
+}
+
+fn client_with_timeout(timeout: Duration) -> auth_o_tron::provider::client::HttpClient {
+    auth_o_tron::provider::client::HttpClient::builder()
+        .allow_http(true)
+        .timeout(timeout)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_outlasts_the_calls_made_under_it() {
+    let idp = idp(300).await;
+    let store = Arc::new(Skewed::default());
+    let auth = replica_with(
+        &idp,
+        store.clone(),
+        "desp",
+        client_with_timeout(Duration::from_secs(20)),
+        Duration::from_secs(3),
+    );
+    assert!(check(&auth, ORIGINAL).await.is_ok());
+    // An introspection sent twice, an exchange, a connect (default 2 s) and a margin.
+    let leases = store.leases.lock().unwrap().clone();
+    assert!(
+        !leases.is_empty() && leases.iter().all(|&l| l >= 3 * 20 + 2),
+        "{leases:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_exchange_is_sent_with_less_than_a_timeout_of_lease_left() {
+    let idp = idp(300).await;
+    let store = Arc::new(Skewed::default());
+    // By the store's clock, the lease is all but over right after the claim.
+    let lease = 3 * 4 + 2 + 5;
+    store
+        .ahead
+        .store(lease - 3, std::sync::atomic::Ordering::SeqCst);
+    let auth = replica_with(
+        &idp,
+        store.clone(),
+        "desp",
+        client_with_timeout(Duration::from_secs(4)),
+        Duration::from_secs(3),
+    );
+    assert!(matches!(
+        check(&auth, ORIGINAL).await,
+        Err(auth_o_tron::AuthError::Unavailable)
+    ));
+    assert!(idp.presented().is_empty(), "{:?}", idp.presented());
+    // The chain is not left claimed nor written.
+    store.ahead.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        store
+            .load(&chain_key(&idp, "desp", ORIGINAL))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+// ---- chains are per provider ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_providers_on_one_store_never_share_a_chain() {
+    // Two IdPs whose grants both start with the same refresh-token string.
+    let (ia, ib) = (idp(300).await, idp(300).await);
+    let chains: Arc<dyn ChainStore> = Arc::new(MemoryChains::new(100));
+    let a = replica_with(
+        &ia,
+        chains.clone(),
+        "a",
+        http_client(),
+        Duration::from_secs(3),
+    );
+    let b = replica_with(
+        &ib,
+        chains.clone(),
+        "b",
+        http_client(),
+        Duration::from_secs(3),
+    );
+    assert!(check(&a, ORIGINAL).await.is_ok());
+    assert!(check(&b, ORIGINAL).await.is_ok());
+    // B presented its own grant's token to its own IdP, never A's rotated one.
+    assert_eq!(ib.presented(), [ORIGINAL]);
+    assert_eq!(ia.presented(), [ORIGINAL]);
+    assert!(!ia.revoked() && !ib.revoked());
+}
+
+// ---- cancellation ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cancelled_while_waiting_for_a_claim_exchanges_nothing_later() {
+    let idp = idp(300).await;
+    let chains: Arc<dyn ChainStore> = Arc::new(MemoryChains::new(100));
+    // A chain with a rotated token.
+    assert!(
+        check(&replica(&idp, chains.clone()), ORIGINAL)
+            .await
+            .is_ok()
+    );
+    idp.fake.set(Fault::Delay(Duration::from_millis(300)));
+    let slow = replica(&idp, chains.clone());
+    let holder = tokio::spawn(async move { check(&slow, ORIGINAL).await.is_ok() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // This one waits for the claim and gives up (its provider timeout) long before it ends.
+    let impatient = replica_with(
+        &idp,
+        chains.clone(),
+        "desp",
+        http_client(),
+        Duration::from_millis(150),
+    );
+    assert!(check(&impatient, ORIGINAL).await.is_err());
+    assert!(holder.await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        idp.presented(),
+        [ORIGINAL, "rt-rotated-1"],
+        "nothing exchanged for the cancelled request"
+    );
+    assert!(!idp.revoked());
+}
+
+// ---- error paths keep the rotated token ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_answered_without_an_access_token_is_kept() {
+    let idp = idp(300).await;
+    let chains: Arc<dyn ChainStore> = Arc::new(MemoryChains::new(100));
+    idp.with(|g| g.no_access_once = true);
+    assert!(
+        check(&replica(&idp, chains.clone()), ORIGINAL)
+            .await
+            .is_err()
+    );
+    assert!(check(&replica(&idp, chains), ORIGINAL).await.is_ok());
+    assert_eq!(idp.presented(), [ORIGINAL, "rt-rotated-1"]);
+    assert!(!idp.revoked());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_release_is_retried_until_the_rotated_token_is_stored() {
+    let idp = idp(300).await;
+    let store = Arc::new(Skewed::default());
+    store
+        .failing_releases
+        .store(6, std::sync::atomic::Ordering::SeqCst);
+    assert!(check(&replica(&idp, store.clone()), ORIGINAL).await.is_ok());
+    let key = chain_key(&idp, "desp", ORIGINAL);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while store
+        .load(&key)
+        .await
+        .unwrap()
+        .and_then(|s| s.sealed)
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "never stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(check(&replica(&idp, store), ORIGINAL).await.is_ok());
+    assert_eq!(idp.presented(), [ORIGINAL, "rt-rotated-1"]);
+    assert!(!idp.revoked());
+}
+
 #[cfg(feature = "e2e")]
 mod postgres {
     use super::*;
@@ -470,8 +862,7 @@ tokens:
                 "{row}"
             );
         }
-        use sha2::Digest;
-        let digest: String = sha2::Sha256::digest(ORIGINAL.as_bytes())
+        let digest: String = chain_key(&idp, "desp", ORIGINAL)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();

@@ -771,6 +771,137 @@ async fn cache_12_a_role_removed_at_the_idp_takes_effect_within_the_ttl_or_on_in
     assert_eq!(p.calls.load(Ordering::SeqCst), 3);
 }
 
+/// A provider for user `alice` whose calls can be held (`hold`) until released, and that
+/// refuses once `revoked` is set: a lookup racing an invalidation, made deterministic.
+#[derive(Clone)]
+struct Held {
+    calls: Arc<AtomicUsize>,
+    hold: Arc<Mutex<Option<Arc<Hold>>>>,
+    revoked: Arc<std::sync::atomic::AtomicBool>,
+    info: ProviderInfo,
+}
+
+/// `started` is notified when a held call has its answer; it returns once `release` is.
+#[derive(Default)]
+struct Hold {
+    started: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl Held {
+    fn new() -> Self {
+        Held {
+            calls: Arc::default(),
+            hold: Arc::default(),
+            revoked: Arc::default(),
+            info: ProviderInfo::new("idp", "test", "r", Scheme::Bearer)
+                .cache_ttl(Some(Duration::from_secs(60))),
+        }
+    }
+    fn hold_next(&self) -> Arc<Hold> {
+        let h = Arc::new(Hold::default());
+        *self.hold.lock().unwrap() = Some(h.clone());
+        h
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Provider for Held {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+    fn authenticate<'a>(
+        &'a self,
+        _: auth_o_tron::credentials::Credential<'a>,
+    ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let answer = if self.revoked.load(Ordering::SeqCst) {
+                Err(ProviderError::invalid("revoked"))
+            } else {
+                Ok(Identity::new(User::new("alice", "r")))
+            };
+            let hold = self.hold.lock().unwrap().take();
+            if let Some(h) = hold {
+                h.started.notify_one();
+                h.release.notified().await;
+            }
+            answer
+        })
+    }
+}
+
+/// Alice's request, in a task of its own.
+fn alice(auth: &Authenticator) -> tokio::task::JoinHandle<Result<Principal, AuthError>> {
+    let auth = auth.clone();
+    tokio::spawn(async move { auth.authenticate(&common_bearer("alice-token")).await })
+}
+
+/// An authenticator with a [`Held`] provider.
+fn held() -> (Held, Authenticator) {
+    let p = Held::new();
+    let auth = Authenticator::builder()
+        .provider(p.clone())
+        .build()
+        .unwrap();
+    (p, auth)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_principals_invalidations_do_not_stop_a_fill_under_way_from_caching() {
+    let (p, auth) = held();
+    let hold = p.hold_next();
+    let fill = alice(&auth);
+    hold.started.notified().await;
+    // Other users revoking and rotating their own tokens, someone else's logout, a NOTIFY for
+    // some token: none of them concerns alice's lookup. (Users are hashed into 256 shards with
+    // a fixed hash; none of these ten shares alice's.)
+    for i in 0..10 {
+        auth.invalidate_token(&format!("someone-elses-token-{i}"));
+        auth.invalidate_user("r", &format!("user-{i}"));
+    }
+    auth.invalidate_tokens();
+    auth.invalidate_credential(auth_o_tron::credentials::Credential::new(
+        Scheme::Bearer,
+        "bob-token",
+    ));
+    hold.release.notify_one();
+    assert_eq!(fill.await.unwrap().unwrap().username, "alice");
+    alice(&auth).await.unwrap().unwrap();
+    assert_eq!(p.calls(), 1, "served from the cache");
+
+    // Her own invalidation does stop it.
+    auth.invalidate_user("r", "alice");
+    let hold = p.hold_next();
+    let fill = alice(&auth);
+    hold.started.notified().await;
+    auth.invalidate_user("r", "alice");
+    hold.release.notify_one();
+    assert!(fill.await.unwrap().is_ok());
+    alice(&auth).await.unwrap().unwrap();
+    assert_eq!(p.calls(), 3, "not cached: asked again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_after_a_revocation_never_shares_a_lookup_from_before_it() {
+    let (p, auth) = held();
+    let hold = p.hold_next();
+    let before = alice(&auth);
+    hold.started.notified().await;
+    // The revocation happens and returns while the first lookup is held.
+    p.revoked.store(true, Ordering::SeqCst);
+    auth.invalidate_user("r", "alice");
+    let after = alice(&auth);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    hold.release.notify_one();
+    // The lookup from before is answered as it was made; the request from after is refused.
+    assert!(before.await.unwrap().is_ok());
+    assert_eq!(after.await.unwrap().unwrap_err(), AuthError::Invalid);
+    assert_eq!(p.calls(), 2);
+}
+
 fn es256_minter(kid: &str, audience: &str) -> (Minter, SigningKey) {
     let key = SigningKey::generate_es256(kid).unwrap();
     (

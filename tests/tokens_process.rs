@@ -233,9 +233,21 @@ async fn admin_commands_list_revoke_and_prune_on_the_configured_store() {
         out.contains(&format!("revoked {} of alice (proc)", id(&one))),
         "{out}"
     );
+    // The owner is named as the owner, with the realm; the actor is the operator.
+    let line = err
+        .lines()
+        .find(|l| l.contains("token.revoked"))
+        .unwrap_or_else(|| panic!("{err}"));
+    for field in ["owner", "realm", "actor"] {
+        assert!(line.contains(field), "{field}: {line}");
+    }
     assert!(
-        err.contains("token.revoked") && err.contains("alice"),
-        "{err}"
+        line.contains("alice") && line.contains("proc") && line.contains("admin-cli"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("user"),
+        "`user` means the actor elsewhere: {line}"
     );
     let (ok, _, err) = admin(&path, &["revoke", &id(&one)]);
     assert!(!ok && err.contains("no active token"), "{err}");
@@ -248,7 +260,7 @@ async fn admin_commands_list_revoke_and_prune_on_the_configured_store() {
     let (ok, out, _) = admin(&path, &["prune"]);
     assert!(ok && out.contains("pruned 2 token(s)"), "{out}");
     assert!(
-        out.contains("pruned 0 openid-offline refresh-token chain(s)"),
+        out.contains("pruned 0 idle refresh-token chain(s)"),
         "{out}"
     );
     let (_, out, _) = admin(&path, &["list", "alice", "--realm", "proc"]);

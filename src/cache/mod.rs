@@ -16,6 +16,7 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 use crate::credentials::Credential;
 
 pub(crate) mod flight;
+pub(crate) mod invalidation;
 
 /// A keyed digest of one credential: never the credential itself.
 pub(crate) type Digest = [u8; 16];

@@ -1,8 +1,9 @@
 //! [`ChainStore`]: where `openid-offline` keeps its refresh-token chains, and [`MemoryChains`],
 //! the in-process default.
 //!
-//! A chain is keyed by the SHA-256 of the client's original refresh token and holds the latest
-//! token of the chain, sealed by the provider (the store only ever sees ciphertext), with a
+//! A chain is keyed by a SHA-256 over the provider's name, its token endpoint and the client's
+//! original refresh token (so providers never share a chain) and holds the latest token of the
+//! chain, sealed by the provider (the store only ever sees ciphertext), with a
 //! generation that every exchange advances. An exchange first *claims* the chain: a
 //! compare-and-swap on the generation that also sets a lease. Only the claimant presents the
 //! chain's token to the IdP; every other replica (or task) waits for the lease to end and
@@ -12,12 +13,15 @@
 //! The token stores (`SqliteStore`, `PostgresStore`, feature `tokens-sqlite` / `tokens-postgres`)
 //! implement this trait on their own database, so replicas on one PostgreSQL share chains.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::BoxFuture;
 
-/// The SHA-256 of a client's original refresh token.
+/// The SHA-256 naming a chain: of the provider, its token endpoint and the client's original
+/// refresh token.
 pub type ChainKey = [u8; 32];
 
 /// What a store holds for a chain.
@@ -42,9 +46,12 @@ impl ChainState {
         }
     }
 
-    /// Whether a claimant's lease is running at `now`.
-    pub fn is_claimed(&self, now: i64) -> bool {
-        self.claimed_until.is_some_and(|until| until > now)
+    /// Whether a claimant's lease is running at `now`, for claims of at most `lease` seconds.
+    /// A lease ending later than `now + lease` was written by a clock that is wrong (or a
+    /// writer that is not ours) and counts as over: nothing may hold a chain forever.
+    pub fn is_claimed(&self, now: i64, lease: i64) -> bool {
+        self.claimed_until
+            .is_some_and(|until| until > now && until <= now.saturating_add(lease))
     }
 }
 
@@ -74,16 +81,20 @@ impl std::error::Error for ChainError {
 
 /// Refresh-token chains, shared by every task (and, in a database, every replica) that
 /// exchanges for the same original token. Object safe.
+///
+/// A row exists only while a claim runs or once the IdP rotated the chain's token: a token that
+/// never rotates leaves nothing behind.
 pub trait ChainStore: Send + Sync + fmt::Debug + 'static {
-    /// The chain's state; `None` if it was never claimed.
+    /// The chain's state; `None` if nothing is stored for it.
     fn load<'a>(
         &'a self,
         chain: &'a ChainKey,
     ) -> BoxFuture<'a, Result<Option<ChainState>, ChainError>>;
 
     /// Claims the chain last seen at generation `seen` (`None`: not stored yet) until
-    /// `until`, if nobody else claimed it since and no lease runs at `now`. `Some(generation)`
-    /// of the claim if this caller won, `None` if it lost (then it reloads).
+    /// `until`, if nobody else claimed it since and no lease runs at `now` (a lease ending
+    /// after `until` counts as over, see [`ChainState::is_claimed`]). `Some(generation)` of the
+    /// claim if this caller won, `None` if it lost (then it reloads).
     fn claim<'a>(
         &'a self,
         chain: &'a ChainKey,
@@ -92,9 +103,10 @@ pub trait ChainStore: Send + Sync + fmt::Debug + 'static {
         until: i64,
     ) -> BoxFuture<'a, Result<Option<i64>, ChainError>>;
 
-    /// Ends the claim at `generation`, storing `sealed` as the chain's token if given (`None`
-    /// keeps it). `false` if the claim was lost meanwhile (its lease ran out and another caller
-    /// claimed): then nothing is changed.
+    /// Ends the claim at `generation`, storing `sealed` as the chain's token if given. Without
+    /// `sealed`, a chain that holds a sealed token keeps it and one that holds none (the IdP
+    /// never rotated it) is deleted. `false` if the claim was lost meanwhile (its lease ran out
+    /// and another caller claimed): then nothing is changed.
     fn release<'a>(
         &'a self,
         chain: &'a ChainKey,
@@ -103,32 +115,62 @@ pub trait ChainStore: Send + Sync + fmt::Debug + 'static {
         now: i64,
     ) -> BoxFuture<'a, Result<bool, ChainError>>;
 
-    /// Deletes chains untouched since `idle_before` (Unix seconds) and not claimed; returns
-    /// how many. A pruned chain starts again from the client's original token, which the IdP
-    /// has spent if the chain ever rotated: prune only chains idle for longer than the IdP keeps
-    /// an idle offline session (Keycloak: 30 days by default).
-    fn prune(&self, idle_before: i64) -> BoxFuture<'_, Result<u64, ChainError>>;
+    /// Unix seconds by the store's clock, which every replica sharing the store reads, so
+    /// leases are judged by one clock. This process's clock by default.
+    fn now(&self) -> BoxFuture<'_, Result<i64, ChainError>> {
+        Box::pin(async { Ok(unix_now()) })
+    }
+
+    /// Deletes chains not used since `before` (Unix seconds); returns how many. A chain idle
+    /// longer than its IdP keeps an offline session is dead anyway.
+    fn prune(&self, before: i64) -> BoxFuture<'_, Result<u64, ChainError>>;
 }
 
-/// Chains in this process's memory: the default without a token store. Bounded (least
-/// recently used chains go first) and forgetting chains idle for 30 days.
+/// How long an idle chain is kept: Keycloak's default offline session idle time (30 days);
+/// after it the IdP has ended the session and the chain's token is worthless.
+pub const MAX_IDLE: Duration = Duration::from_secs(30 * 86_400);
+
+/// This process's clock in Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Chains in this process's memory: the default without a token store. Rotated chains are
+/// bounded (least recently used go first) and forgotten after [`MAX_IDLE`]; claims of chains
+/// that hold no rotated token yet are kept apart (they are as many as exchanges in flight), so
+/// tokens that never rotate cannot push live chains out.
 #[derive(Debug)]
 pub struct MemoryChains {
-    chains: moka::sync::Cache<ChainKey, ChainState>,
+    /// Chains holding a sealed token.
+    rotated: moka::sync::Cache<ChainKey, ChainState>,
+    /// Claims of chains without one. Every change to either map holds this lock, so a chain
+    /// moves between them atomically.
+    pending: Mutex<HashMap<ChainKey, ChainState>>,
 }
 
-/// How long an idle chain is remembered in memory.
-const IDLE: Duration = Duration::from_secs(30 * 86_400);
-
 impl MemoryChains {
-    /// At most `capacity` chains.
+    /// At most `capacity` rotated chains.
     pub fn new(capacity: u64) -> Self {
         MemoryChains {
-            chains: moka::sync::Cache::builder()
+            rotated: moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .time_to_idle(IDLE)
+                .time_to_idle(MAX_IDLE)
                 .build(),
+            pending: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<ChainKey, ChainState>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, pending: &HashMap<ChainKey, ChainState>, chain: &ChainKey) -> Option<ChainState> {
+        pending
+            .get(chain)
+            .cloned()
+            .or_else(|| self.rotated.get(chain))
     }
 }
 
@@ -137,7 +179,7 @@ impl ChainStore for MemoryChains {
         &'a self,
         chain: &'a ChainKey,
     ) -> BoxFuture<'a, Result<Option<ChainState>, ChainError>> {
-        Box::pin(async move { Ok(self.chains.get(chain)) })
+        Box::pin(async move { Ok(self.get(&self.pending(), chain)) })
     }
 
     fn claim<'a>(
@@ -147,21 +189,22 @@ impl ChainStore for MemoryChains {
         now: i64,
         until: i64,
     ) -> BoxFuture<'a, Result<Option<i64>, ChainError>> {
-        use moka::ops::compute::Op;
         Box::pin(async move {
-            let mut won = None;
-            self.chains.entry(*chain).and_compute_with(|current| {
-                let next = match (current.map(|e| e.into_value()), seen) {
-                    (None, None) => ChainState::new(1, None, Some(until)),
-                    (Some(c), Some(s)) if c.generation == s && !c.is_claimed(now) => {
-                        ChainState::new(s + 1, c.sealed, Some(until))
-                    }
-                    _ => return Op::Nop,
-                };
-                won = Some(next.generation);
-                Op::Put(next)
-            });
-            Ok(won)
+            let mut pending = self.pending();
+            let next = match (self.get(&pending, chain), seen) {
+                (None, None) => ChainState::new(1, None, Some(until)),
+                (Some(c), Some(s)) if c.generation == s && !c.is_claimed(now, until - now) => {
+                    ChainState::new(s + 1, c.sealed, Some(until))
+                }
+                _ => return Ok(None),
+            };
+            let won = next.generation;
+            if next.sealed.is_some() {
+                self.rotated.insert(*chain, next);
+            } else {
+                pending.insert(*chain, next);
+            }
+            Ok(Some(won))
         })
     }
 
@@ -172,29 +215,28 @@ impl ChainStore for MemoryChains {
         sealed: Option<&'a [u8]>,
         _now: i64,
     ) -> BoxFuture<'a, Result<bool, ChainError>> {
-        use moka::ops::compute::Op;
         Box::pin(async move {
-            let mut done = false;
-            self.chains
-                .entry(*chain)
-                .and_compute_with(|current| match current {
-                    Some(c) if c.value().generation == generation => {
-                        let c = c.into_value();
-                        done = true;
-                        Op::Put(ChainState::new(
-                            generation,
-                            sealed.map(<[u8]>::to_vec).or(c.sealed),
-                            None,
-                        ))
-                    }
-                    _ => Op::Nop,
-                });
-            Ok(done)
+            let mut pending = self.pending();
+            let Some(current) = self
+                .get(&pending, chain)
+                .filter(|c| c.generation == generation)
+            else {
+                return Ok(false);
+            };
+            pending.remove(chain);
+            match sealed.map(<[u8]>::to_vec).or(current.sealed) {
+                Some(sealed) => {
+                    self.rotated
+                        .insert(*chain, ChainState::new(generation, Some(sealed), None));
+                }
+                None => self.rotated.invalidate(chain),
+            }
+            Ok(true)
         })
     }
 
-    /// Nothing to do: memory forgets chains idle for 30 days on its own.
-    fn prune(&self, _idle_before: i64) -> BoxFuture<'_, Result<u64, ChainError>> {
+    fn prune(&self, _before: i64) -> BoxFuture<'_, Result<u64, ChainError>> {
+        // moka forgets idle chains on its own.
         Box::pin(async { Ok(0) })
     }
 }

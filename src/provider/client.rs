@@ -16,6 +16,8 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: reqwest::Client,
+    connect: Duration,
+    total: Duration,
     max_body: usize,
     allow_http: bool,
 }
@@ -66,6 +68,8 @@ impl HttpClientBuilder {
             })?;
         Ok(HttpClient {
             client,
+            connect: self.connect,
+            total: self.total,
             max_body: self.max_body,
             allow_http: self.allow_http,
         })
@@ -125,6 +129,16 @@ impl HttpClient {
     /// The underlying reqwest client, to build requests.
     pub fn inner(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect
+    }
+
+    /// The total timeout of one call.
+    pub fn timeout(&self) -> Duration {
+        self.total
     }
 
     /// Whether `http://` URLs are allowed.

@@ -11,17 +11,25 @@
 //!
 //! Rotation: when the IdP answers an exchange with a new refresh token, the old one is spent,
 //! and presenting it again would trip the IdP's reuse detection and revoke the whole grant. The
-//! provider therefore keeps, in a [`ChainStore`] keyed by the SHA-256 of the client's original
-//! token, the latest token of the chain, and uses that one for the next introspection and
-//! exchange. The client keeps sending its original token and keeps working. Each exchange
-//! claims the chain first (a compare-and-swap on its generation), so one chain token is
+//! provider therefore keeps, in a [`ChainStore`] keyed by a SHA-256 over its own name, its token
+//! endpoint and the client's original token (providers never share a chain), the latest token
+//! of the chain, and uses that one for the next introspection and exchange. The client keeps
+//! sending its original token and keeps working. A token with no chain yet is introspected
+//! before anything is written, and a chain whose token never rotated is deleted when its claim
+//! ends, so only real rotations stay in the store.
+//!
+//! Each exchange claims the chain first (a compare-and-swap on its generation with a lease
+//! covering the HTTP calls made under it, judged by the store's clock), so one chain token is
 //! presented once however many tasks or replicas want an access token at the same moment; the
-//! others wait for the claim to end and continue with the new token. The claim, introspection,
-//! exchange and release run in a task of their own, so a rotated token is stored even when the
-//! request that triggered it is cancelled or times out, and it is sent once, never retried.
+//! others wait, in their own cancellable request, for the claim to end and continue with the
+//! new token. The claim, exchange and release run in a task of their own, so a rotated token is
+//! stored even when the request that triggered it is cancelled or times out (and even when the
+//! IdP's answer is otherwise unusable); it is sent once, never retried, and never with less than
+//! one HTTP timeout of the lease left.
 //!
 //! The stored token is a live credential, so it is sealed (ChaCha20-Poly1305, a random nonce per
-//! write) under a key derived from the client's original token (HKDF-SHA256): whoever reads the
+//! write) under a key derived from the client's original token and the provider's name
+//! (HKDF-SHA256), bound to the chain and provider (associated data): whoever reads the
 //! store without the original token can use neither. By default chains live in this process
 //! ([`MemoryChains`]); [`OfflineProvider::chain_store`] puts them in a shared store (the sidecar
 //! uses its token store when `tokens` is enabled), so any replica continues any chain.
@@ -34,7 +42,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::chain::{ChainError, ChainKey, ChainStore, MemoryChains};
+use super::chain::{ChainError, ChainKey, ChainStore, MemoryChains, unix_now};
 use super::client::HttpClient;
 use super::jwks::KeySource;
 use super::jwt::{JwtProvider, JwtSettings};
@@ -91,6 +99,8 @@ pub struct OfflineProvider {
     jwt: JwtProvider,
     resolved: Arc<RwLock<Option<Arc<Resolved>>>>,
     chains: Arc<dyn ChainStore>,
+    /// How long a claim on a chain lasts ([`lease_for`] the client).
+    lease: Duration,
 }
 
 impl std::fmt::Debug for OfflineProvider {
@@ -143,6 +153,7 @@ impl OfflineProvider {
             settings.jwt.clone(),
         )?;
         let chains = Arc::new(MemoryChains::new(settings.max_chains));
+        let lease = lease_for(&client);
         Ok(OfflineProvider {
             info: ProviderInfo::new(name, "openid-offline", realm, Scheme::Bearer)
                 .cache_ttl(Some(settings.jwt.cache_ttl)),
@@ -151,6 +162,7 @@ impl OfflineProvider {
             jwt,
             resolved: Arc::new(RwLock::new(resolved)),
             chains,
+            lease,
         })
     }
 
@@ -189,136 +201,241 @@ impl OfflineProvider {
 
     async fn check(&self, original: &str) -> Result<Identity, ProviderError> {
         let ep = self.endpoints().await?;
-        // In a task of its own: if this request is cancelled or times out mid-exchange, the IdP
-        // may already have rotated the refresh token, and the new one must still be stored
-        // (and the claim released) or the chain is lost.
-        let step = tokio::spawn(step(
-            self.client.clone(),
-            self.settings.clone(),
-            ep,
-            self.chains.clone(),
-            Sealer::new(original),
-            Secret::from(original),
-        ));
-        let access = step
-            .await
-            .map_err(|_| ProviderError::unavailable("token exchange: task failed"))??;
+        let sealer = Arc::new(Sealer::new(&self.info.name, &ep.token, original));
+        let access = self.continue_chain(ep, sealer, original).await?;
         // Validate the access token like any JWT.
         self.jwt.check_issued(&access).await
     }
+
+    /// Waits for other claims on the chain, here in the request's future (a cancelled request
+    /// stops waiting and leaves nothing behind), then runs one [`link`] in a task of its own.
+    async fn continue_chain(
+        &self,
+        ep: Arc<Resolved>,
+        sealer: Arc<Sealer>,
+        original: &str,
+    ) -> Result<String, ProviderError> {
+        let store_down = |e: ChainError| ProviderError::unavailable(e.to_string());
+        let lease = self.lease.as_secs().try_into().unwrap_or(i64::MAX);
+        let started = Instant::now();
+        let original = Secret::from(original);
+        let mut original_checked = false;
+        loop {
+            let now = self.chains.now().await.map_err(store_down)?;
+            let state = self.chains.load(&sealer.chain).await.map_err(store_down)?;
+            if state.as_ref().is_some_and(|st| st.is_claimed(now, lease)) {
+                // Another task or replica is exchanging this chain's token: wait for its new one.
+                if started.elapsed() > self.lease {
+                    return Err(ProviderError::unavailable(
+                        "refresh-token chain held by another exchange",
+                    ));
+                }
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            let (seen, current) = match &state {
+                None => {
+                    // Nothing stored: introspect before claiming, so a token that is not a
+                    // live offline token never writes a row.
+                    if !original_checked {
+                        introspect(&self.client, &self.settings, &ep, &original).await?;
+                        original_checked = true;
+                    }
+                    (None, original.clone())
+                }
+                Some(st) => {
+                    let current = match st.sealed.as_deref() {
+                        Some(sealed) => sealer.open(sealed)?,
+                        None => original.clone(),
+                    };
+                    (Some(st.generation), current)
+                }
+            };
+            // In a task of its own from the claim on: if this request is cancelled or times out
+            // mid-exchange, the IdP may already have rotated the refresh token, and the new one
+            // must still be stored (and the claim released) or the chain is lost.
+            let step = tokio::spawn(link(Link {
+                client: self.client.clone(),
+                settings: self.settings.clone(),
+                ep: ep.clone(),
+                chains: self.chains.clone(),
+                sealer: sealer.clone(),
+                seen,
+                current,
+                introspected: state.is_none(),
+                lease: self.lease,
+            }));
+            match step
+                .await
+                .map_err(|_| ProviderError::unavailable("token exchange: task failed"))??
+            {
+                Some(access) => return Ok(access),
+                // Another claim won the race: look again.
+                None => continue,
+            }
+        }
+    }
 }
 
-/// How long a claim on a chain lasts: longer than an introspection and an exchange take (each
-/// bounded by the HTTP client's timeout). A claimant that dies holds the chain this long.
-const LEASE_SECS: i64 = 30;
 /// How often a task waiting for another's claim looks again.
 const POLL: Duration = Duration::from_millis(50);
+/// Slack on top of the HTTP calls in a lease, and how long a failed release keeps retrying
+/// after the lease.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
-/// One link of a chain: claim it, introspect and exchange its current token, store the rotated
-/// one and release the claim. Returns the access token.
-async fn step(
+/// How long a claim on a chain lasts: longer than what runs under it can take, each call bounded
+/// by `client`'s timeout: an introspection (sent twice at most), the exchange, a connect, and a
+/// margin. A claimant that dies holds the chain this long.
+fn lease_for(client: &HttpClient) -> Duration {
+    let lease = client.timeout() * 3 + client.connect_timeout() + LEASE_MARGIN;
+    // Whole seconds, rounded up: leases are stored in Unix seconds.
+    Duration::from_secs(lease.as_secs() + u64::from(lease.subsec_nanos() > 0))
+}
+
+/// What one link of a chain needs, owned (it runs in a task of its own).
+struct Link {
     client: HttpClient,
-    s: Arc<OfflineSettings>,
+    settings: Arc<OfflineSettings>,
     ep: Arc<Resolved>,
     chains: Arc<dyn ChainStore>,
-    sealer: Sealer,
-    original: Secret,
-) -> Result<String, ProviderError> {
+    sealer: Arc<Sealer>,
+    /// The generation the claim expects (`None`: nothing stored).
+    seen: Option<i64>,
+    /// The chain's token now.
+    current: Secret,
+    /// Whether `current` was introspected already (before the claim).
+    introspected: bool,
+    lease: Duration,
+}
+
+/// One link of a chain: claim it, introspect (unless done) and exchange its current token,
+/// store the rotated one and release the claim, on every path. `Ok(None)` when another claim
+/// won; else the access token.
+async fn link(l: Link) -> Result<Option<String>, ProviderError> {
     let store_down = |e: ChainError| ProviderError::unavailable(e.to_string());
-    let started = Instant::now();
-    // The token introspected before claiming, if any (see below).
-    let mut checked: Option<Secret> = None;
-    let (generation, current) = loop {
-        let now = unix_now();
-        let state = chains.load(&sealer.chain).await.map_err(store_down)?;
-        if state.as_ref().is_some_and(|st| st.is_claimed(now)) {
-            // Another task or replica is exchanging this chain's token: wait for its new one.
-            if started.elapsed() > Duration::from_secs(LEASE_SECS.unsigned_abs()) {
-                return Err(ProviderError::unavailable(
-                    "refresh-token chain held by another exchange",
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-            continue;
-        }
-        let current = match state.as_ref().and_then(|st| st.sealed.as_deref()) {
-            Some(sealed) => sealer.open(sealed)?,
-            None => original.clone(),
-        };
-        // A chain not stored yet is introspected before it is claimed: a claim writes a row,
-        // and a bearer credential the IdP does not know (a typo, a flood of made-up ones)
-        // must not. Introspection spends nothing, so it may run before the claim.
-        if state.is_none() && checked.is_none() {
-            introspect(&client, &s, &ep, &current).await?;
-            checked = Some(current.clone());
-        }
-        let seen = state.map(|st| st.generation);
-        if let Some(g) = chains
-            .claim(&sealer.chain, seen, now, now + LEASE_SECS)
-            .await
-            .map_err(store_down)?
-        {
-            break (g, current);
-        }
+    let claimed_at = Instant::now();
+    let lease = l.lease.as_secs().try_into().unwrap_or(i64::MAX);
+    let now = l.chains.now().await.map_err(store_down)?;
+    let until = now.saturating_add(lease);
+    let Some(generation) = l
+        .chains
+        .claim(&l.sealer.chain, l.seen, now, until)
+        .await
+        .map_err(store_down)?
+    else {
+        return Ok(None);
     };
-    let result = async {
-        if checked.as_ref().map(Secret::expose) != Some(current.expose()) {
-            introspect(&client, &s, &ep, &current).await?;
-        }
-        exchange(&client, &s, &ep, &current).await
-    }
-    .await;
-    let rotated = match &result {
-        Ok((_, Some(rotated))) if rotated.as_str() != current.expose() => {
-            Some(sealer.seal(rotated)?)
-        }
-        _ => None,
-    };
-    release(&*chains, &sealer.chain, generation, rotated.as_deref()).await;
-    result.map(|(access, _)| access)
-}
-
-/// Ends a claim, retrying a little when a rotated token must be stored: losing it breaks the
-/// chain (its predecessor is spent).
-async fn release(
-    chains: &dyn ChainStore,
-    chain: &ChainKey,
-    generation: i64,
-    sealed: Option<&[u8]>,
-) {
-    for attempt in 0..3 {
-        match chains.release(chain, generation, sealed, unix_now()).await {
-            Ok(true) => return,
-            Ok(false) => {
-                tracing::warn!(
-                    "openid-offline: a claim on a refresh-token chain ran out before its exchange ended"
-                );
-                return;
-            }
-            Err(e) if sealed.is_some() && attempt < 2 => {
-                tracing::warn!(error = %e, "openid-offline: storing a rotated refresh token failed, retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+    let (result, rotated) = exchange_under_claim(&l, until).await;
+    let sealed = match rotated.filter(|r| r.as_str() != l.current.expose()) {
+        Some(rotated) => match l.sealer.seal(&rotated) {
+            Ok(sealed) => Some(sealed),
             Err(e) => {
-                tracing::warn!(error = %e, rotated = sealed.is_some(), "openid-offline: releasing a refresh-token chain failed");
-                return;
+                tracing::error!(error = %e, "openid-offline: a rotated refresh token could not be sealed and is lost");
+                None
             }
+        },
+        None => None,
+    };
+    release(l.chains, l.sealer, generation, sealed, claimed_at + l.lease).await;
+    result.map(Some)
+}
+
+/// Introspection (unless done before the claim) and the exchange, the latter only while at least
+/// one HTTP timeout of the lease ending at `until` is left (by the store's clock): an exchange
+/// outliving its lease could race another replica presenting the same token. Returns the access
+/// token and, whatever else happened, the refresh token the IdP answered with.
+async fn exchange_under_claim(
+    l: &Link,
+    until: i64,
+) -> (Result<String, ProviderError>, Option<String>) {
+    let store_down = |e: ChainError| ProviderError::unavailable(e.to_string());
+    let ready = async {
+        if !l.introspected {
+            introspect(&l.client, &l.settings, &l.ep, &l.current).await?;
         }
+        let now = l.chains.now().await.map_err(store_down)?;
+        let needed =
+            i64::try_from(l.client.timeout().as_secs_f64().ceil() as u64).unwrap_or(i64::MAX);
+        if until.saturating_sub(now) < needed {
+            return Err(ProviderError::unavailable(
+                "refresh-token chain: too little of the claim left for an exchange",
+            ));
+        }
+        Ok(())
+    };
+    if let Err(e) = ready.await {
+        return (Err(e), None);
+    }
+    match exchange(&l.client, &l.settings, &l.ep, &l.current).await {
+        Ok(Exchanged { access, rotated }) => (
+            access.ok_or_else(|| ProviderError::unavailable("token exchange: no access_token")),
+            rotated,
+        ),
+        Err(e) => (Err(e), None),
     }
 }
 
-/// Introspects `current`: `active`, with the exact scope word `offline_access`.
+/// Ends a claim. If the store fails, retries in the background until `deadline` (the lease
+/// plus a margin): a rotated token that is not stored breaks the chain (its predecessor is
+/// spent), and an unreleased claim blocks the chain until its lease ends.
+async fn release(
+    chains: Arc<dyn ChainStore>,
+    sealer: Arc<Sealer>,
+    generation: i64,
+    sealed: Option<Vec<u8>>,
+    deadline: Instant,
+) {
+    let attempt = move |chains: Arc<dyn ChainStore>,
+                        sealer: Arc<Sealer>,
+                        sealed: Option<Vec<u8>>| async move {
+        let now = chains.now().await.unwrap_or_else(|_| unix_now());
+        chains
+            .release(&sealer.chain, generation, sealed.as_deref(), now)
+            .await
+    };
+    let lost = || {
+        tracing::warn!(
+            "openid-offline: a claim on a refresh-token chain ran out before its exchange ended"
+        );
+    };
+    match attempt(chains.clone(), sealer.clone(), sealed.clone()).await {
+        Ok(true) => return,
+        Ok(false) => return lost(),
+        Err(e) => {
+            tracing::warn!(error = %e, rotated = sealed.is_some(), "openid-offline: releasing a refresh-token chain failed, retrying");
+        }
+    }
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(100);
+        let deadline = deadline + LEASE_MARGIN;
+        while Instant::now() + pause < deadline {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+            match attempt(chains.clone(), sealer.clone(), sealed.clone()).await {
+                Ok(true) => return,
+                Ok(false) => return lost(),
+                Err(_) => {}
+            }
+        }
+        tracing::error!(
+            rotated = sealed.is_some(),
+            "openid-offline: releasing a refresh-token chain failed until its lease ended"
+        );
+    });
+}
+
+/// Introspects `token`: `active` and the scope word `offline_access`.
 async fn introspect(
     client: &HttpClient,
     s: &OfflineSettings,
     ep: &Resolved,
-    current: &Secret,
+    token: &Secret,
 ) -> Result<(), ProviderError> {
     let req = client
         .inner()
         .post(&ep.introspect)
         .basic_auth(&s.private_client_id, Some(s.private_client_secret.expose()))
-        .form(&[("token", current.expose())]);
+        .form(&[("token", token.expose())]);
     let res = client.send("introspection", req).await?;
     res.check_status("introspection", &[], "")?;
     let doc: Value = res.json("introspection")?;
@@ -332,15 +449,20 @@ async fn introspect(
     Ok(())
 }
 
+/// What a successful exchange answered.
+struct Exchanged {
+    access: Option<String>,
+    rotated: Option<String>,
+}
+
 /// Exchanges `current` at the token endpoint (sent once, never retried: a repeated exchange of
-/// a rotating token would trip the IdP's reuse detection). Returns the access token and the
-/// refresh token the IdP answered with, if any.
+/// a rotating token would trip the IdP's reuse detection).
 async fn exchange(
     client: &HttpClient,
     s: &OfflineSettings,
     ep: &Resolved,
     current: &Secret,
-) -> Result<(String, Option<String>), ProviderError> {
+) -> Result<Exchanged, ProviderError> {
     let req = client
         .inner()
         .post(&ep.token)
@@ -372,21 +494,21 @@ async fn exchange(
         }
     }
     let tokens: Value = res.json("token exchange")?;
-    let access = tokens
-        .get("access_token")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| ProviderError::unavailable("token exchange: no access_token"))?;
-    let rotated = tokens
-        .get("refresh_token")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    Ok((access, rotated))
+    let text = |field: &str| tokens.get(field).and_then(Value::as_str).map(str::to_owned);
+    // The refresh token first: an answer without an access token may still have spent and
+    // rotated the old one.
+    let rotated = text("refresh_token");
+    Ok(Exchanged {
+        access: text("access_token"),
+        rotated,
+    })
 }
 
 /// The chain key and sealing key of one original refresh token.
 struct Sealer {
     chain: ChainKey,
+    /// Associated data of every seal: the chain key and the provider's name.
+    aad: Vec<u8>,
     cipher: ChaCha20Poly1305,
 }
 
@@ -397,14 +519,24 @@ const SEAL_V1: u8 = 1;
 const NONCE_LEN: usize = 12;
 
 impl Sealer {
-    fn new(original: &str) -> Self {
-        let chain: ChainKey = Sha256::digest(original.as_bytes()).into();
+    /// The chain of `original` at `provider`'s `token_endpoint`: another provider (or the same
+    /// name at another IdP) gets another chain and another key, so it can neither find nor open
+    /// this one's token.
+    fn new(provider: &str, token_endpoint: &str, original: &str) -> Self {
+        let mut h = Sha256::new();
+        for part in [provider, "\0", token_endpoint, "\0", original] {
+            h.update(part.as_bytes());
+        }
+        let chain: ChainKey = h.finalize().into();
         let mut key = [0u8; 32];
         hkdf::Hkdf::<Sha256>::new(Some(SEAL_SALT), original.as_bytes())
-            .expand(b"sealing key v1", &mut key)
+            .expand_multi_info(&[b"sealing key v1\0", provider.as_bytes()], &mut key)
             .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 length"));
+        let mut aad = chain.to_vec();
+        aad.extend_from_slice(provider.as_bytes());
         Sealer {
             chain,
+            aad,
             cipher: ChaCha20Poly1305::new(&Key::from(key)),
         }
     }
@@ -420,7 +552,7 @@ impl Sealer {
                 &Nonce::from(nonce),
                 Payload {
                     msg: token.as_bytes(),
-                    aad: &self.chain,
+                    aad: &self.aad,
                 },
             )
             .map_err(|_| ProviderError::unavailable("sealing a refresh token failed"))?;
@@ -447,7 +579,7 @@ impl Sealer {
                 &Nonce::from(nonce),
                 Payload {
                     msg: ciphertext,
-                    aad: &self.chain,
+                    aad: &self.aad,
                 },
             )
             .map_err(|_| unreadable())?;
@@ -455,12 +587,6 @@ impl Sealer {
             .map(Secret::from)
             .map_err(|_| unreadable())
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl Provider for OfflineProvider {
@@ -496,28 +622,57 @@ mod tests {
         assert!(!super::word("no_offline_access", "offline_access"));
     }
 
+    const ENDPOINT: &str = "https://idp/realms/r/protocol/openid-connect/token";
+
     #[test]
     fn a_sealed_token_opens_only_with_its_original_and_never_shows() {
-        let sealer = super::Sealer::new("original-refresh-token");
+        let sealer = super::Sealer::new("desp", ENDPOINT, "original-refresh-token");
         let a = sealer.seal("rotated-refresh-token").unwrap();
         let b = sealer.seal("rotated-refresh-token").unwrap();
         assert_ne!(a, b, "a fresh nonce per write");
         assert!(!a.windows(7).any(|w| w == b"rotated"), "ciphertext only");
         assert_eq!(sealer.open(&a).unwrap().expose(), "rotated-refresh-token");
         // Another original (another chain) cannot open it, nor can a tampered row.
-        assert!(super::Sealer::new("other-token").open(&a).is_err());
+        assert!(
+            super::Sealer::new("desp", ENDPOINT, "other-token")
+                .open(&a)
+                .is_err()
+        );
         let mut tampered = a.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(sealer.open(&tampered).is_err());
         for bad in [&[][..], &[1u8][..], &a[..10], &[2u8; 40][..]] {
             assert!(sealer.open(bad).is_err());
         }
-        // The chain key is the SHA-256 of the original, not the original.
-        assert_eq!(
-            sealer.chain[..4],
-            [0x7e, 0xfa, 0xee, 0x73][..],
-            "{:02x?}",
-            sealer.chain
-        );
+        // The chain key is a SHA-256 over provider, endpoint and original, not the original.
+        use sha2::Digest;
+        let expected: [u8; 32] =
+            sha2::Sha256::digest(format!("desp\0{ENDPOINT}\0original-refresh-token")).into();
+        assert_eq!(sealer.chain, expected);
+    }
+
+    #[test]
+    fn another_provider_neither_finds_nor_opens_a_chain() {
+        let a = super::Sealer::new("a", ENDPOINT, "same-token");
+        let sealed = a.seal("a-rotated").unwrap();
+        for other in [
+            super::Sealer::new("b", ENDPOINT, "same-token"),
+            super::Sealer::new("a", "https://other/token", "same-token"),
+        ] {
+            assert_ne!(other.chain, a.chain);
+            assert!(other.open(&sealed).is_err());
+        }
+    }
+
+    #[test]
+    fn the_lease_covers_an_introspection_retried_an_exchange_and_a_connect() {
+        use std::time::Duration;
+        let client = crate::provider::client::HttpClient::builder()
+            .timeout(Duration::from_secs(20))
+            .connect_timeout(Duration::from_millis(2500))
+            .build()
+            .unwrap();
+        // 3 × 20 s + 2.5 s + 5 s margin, rounded up to whole seconds.
+        assert_eq!(super::lease_for(&client), Duration::from_secs(68));
     }
 }

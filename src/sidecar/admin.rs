@@ -11,10 +11,6 @@ use std::fmt;
 use super::config::{BuiltTokens, Config};
 use crate::token::store::{Owner, TokenId, TokenState};
 
-/// Refresh-token chains untouched this long are pruned: longer than an IdP keeps an idle offline
-/// session by default (Keycloak: 30 days), so a pruned chain could not have continued anyway.
-const CHAIN_IDLE_DAYS: i64 = 60;
-
 /// Usage of the token commands.
 pub(crate) const USAGE: &str = "\
   tokens list USER [--realm REALM]           a user's tokens (every provider realm by default)
@@ -23,8 +19,8 @@ pub(crate) const USAGE: &str = "\
                                              it is USER's)
   tokens revoke-all USER [--realm REALM]     revoke every token of a user
   tokens prune [--older-than-days N]         delete tokens expired or revoked N days ago (0),
-                                             ended portal sessions, and openid-offline
-                                             chains idle for 60 days
+                                             ended portal sessions, and refresh-token chains
+                                             idle for 30 days
 ";
 
 /// A parsed token command.
@@ -184,14 +180,16 @@ pub(crate) async fn run(
             realm,
         } => {
             let id = TokenId::parse(&id).ok_or_else(|| format!("{id:?} is not a token id"))?;
-            let mut revoked = false;
+            let mut revoked = None;
             for owner in owners(config, &user, realm.as_deref()) {
-                revoked |= store.revoke(&owner, &id, now).await.map_err(fail)?;
+                if store.revoke(&owner, &id, now).await.map_err(fail)? {
+                    revoked = Some(owner);
+                }
             }
-            if !revoked {
+            let Some(owner) = revoked else {
                 return Err(format!("no active token {id} of {user}"));
-            }
-            audit("token.revoked", &user, id.as_str());
+            };
+            audit("token.revoked", &owner, id.as_str());
             println!("revoked {id}");
         }
         Command::Revoke { id, user: None, .. } => {
@@ -201,27 +199,31 @@ pub(crate) async fn run(
                 .await
                 .map_err(fail)?
                 .ok_or_else(|| format!("no active token {id}"))?;
-            audit("token.revoked", &owner.username, id.as_str());
+            audit("token.revoked", &owner, id.as_str());
             println!("revoked {id} of {} ({})", owner.username, owner.realm);
         }
         Command::RevokeAll { user, realm } => {
             let mut n = 0;
             for owner in owners(config, &user, realm.as_deref()) {
                 n += store.revoke_all(&owner, now).await.map_err(fail)?;
+                audit("token.revoked_all", &owner, "*");
             }
-            audit("token.revoked_all", &user, "*");
             println!("revoked {n} token(s) of {user}");
         }
         Command::Prune { older_than_days } => {
             let before = now.saturating_sub(i64::from(older_than_days) * 86_400);
             let n = store.prune(before).await.map_err(fail)?;
             println!("pruned {n} token(s)");
+            // Refresh-token chains idle past the IdP's offline session are dead weight.
             if let Some(chains) = store.chains() {
-                let idle_before = now.saturating_sub(CHAIN_IDLE_DAYS * 86_400);
-                let n = chains.prune(idle_before).await.map_err(|e| e.to_string())?;
-                println!(
-                    "pruned {n} openid-offline refresh-token chain(s) idle for {CHAIN_IDLE_DAYS} days"
-                );
+                let idle =
+                    i64::try_from(crate::provider::chain::MAX_IDLE.as_secs()).unwrap_or(i64::MAX);
+                let chains_now = chains.now().await.map_err(|e| e.to_string())?;
+                let m = chains
+                    .prune(chains_now.saturating_sub(idle))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("pruned {m} idle refresh-token chain(s)");
             }
             // Ended portal sessions and abandoned logins go too: they are worth nothing.
             if let Some(portal) = store.portal() {
@@ -233,10 +235,13 @@ pub(crate) async fn run(
     Ok(())
 }
 
-fn audit(event: &str, user: &str, id: &str) {
+/// One audit line. `owner` and `realm` name whose token it was; `actor` who acted (the API's
+/// audit lines call the acting user `user`, so the owner is not called that here).
+fn audit(event: &str, owner: &Owner, id: &str) {
     tracing::info!(
         target: "auth_o_tron::audit",
-        event_name = event, user = %user, token_id = %id, client = "admin-cli",
+        event_name = event, owner = %owner.username, realm = %owner.realm, token_id = %id,
+        actor = "admin-cli", client = "admin-cli",
     );
 }
 

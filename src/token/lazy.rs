@@ -326,17 +326,16 @@ impl ChainStore for LazyStore {
         })
     }
 
-    fn prune(&self, idle_before: i64) -> BoxFuture<'_, Result<u64, ChainError>> {
-        Box::pin(self.prune_chains(idle_before))
+    fn now(&self) -> BoxFuture<'_, Result<i64, ChainError>> {
+        Box::pin(async move { self.chain_store().await?.now().await })
+    }
+
+    fn prune(&self, before: i64) -> BoxFuture<'_, Result<u64, ChainError>> {
+        Box::pin(async move { self.chain_store().await?.prune(before).await })
     }
 }
 
 impl LazyStore {
-    /// Used by the `prune` of the [`ChainStore`] impl above.
-    async fn prune_chains(&self, idle_before: i64) -> Result<u64, ChainError> {
-        self.chain_store().await?.prune(idle_before).await
-    }
-
     async fn chain_store(&self) -> Result<&dyn ChainStore, ChainError> {
         self.open()
             .await

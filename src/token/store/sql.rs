@@ -46,7 +46,8 @@ pub(super) const LAST_USED: &str = "UPDATE aot_tokens SET last_used_at = CASE \
      WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END WHERE id = $1";
 
 /// Refresh-token chains (`provider::chain`): load, claim (insert or compare-and-swap on the
-/// generation, only when no lease runs), release (only the claim's generation).
+/// generation, only when no lease runs; a lease beyond this claim's own end counts as over),
+/// release (only the claim's generation; a chain never rotated is deleted), prune idle ones.
 pub(super) const CHAIN_LOAD: &str =
     "SELECT generation, sealed, claimed_until FROM aot_refresh_chains WHERE chain = $1";
 pub(super) const CHAIN_CLAIM_NEW: &str = "INSERT INTO aot_refresh_chains \
@@ -54,12 +55,14 @@ pub(super) const CHAIN_CLAIM_NEW: &str = "INSERT INTO aot_refresh_chains \
      ON CONFLICT (chain) DO NOTHING";
 pub(super) const CHAIN_CLAIM: &str = "UPDATE aot_refresh_chains \
      SET generation = generation + 1, claimed_until = $3, updated_at = $4 \
-     WHERE chain = $1 AND generation = $2 AND (claimed_until IS NULL OR claimed_until <= $4)";
+     WHERE chain = $1 AND generation = $2 \
+     AND (claimed_until IS NULL OR claimed_until <= $4 OR claimed_until > $3)";
 pub(super) const CHAIN_RELEASE: &str = "UPDATE aot_refresh_chains \
      SET sealed = COALESCE($3, sealed), claimed_until = NULL, updated_at = $4 \
      WHERE chain = $1 AND generation = $2";
-pub(super) const CHAIN_PRUNE: &str = "DELETE FROM aot_refresh_chains \
-     WHERE updated_at < $1 AND (claimed_until IS NULL OR claimed_until < $1)";
+pub(super) const CHAIN_FORGET: &str =
+    "DELETE FROM aot_refresh_chains WHERE chain = $1 AND generation = $2 AND sealed IS NULL";
+pub(super) const CHAIN_PRUNE: &str = "DELETE FROM aot_refresh_chains WHERE updated_at <= $1";
 
 /// `SELECT` statements, built once.
 pub(super) struct Selects {
@@ -703,6 +706,17 @@ macro_rules! sql_token_store {
             ) -> $crate::provider::BoxFuture<'a, Result<bool, $crate::provider::chain::ChainError>>
             {
                 Box::pin(async move {
+                    if sealed.is_none() {
+                        let forgotten = sqlx::query::<$db>(CHAIN_FORGET)
+                            .bind(&chain[..])
+                            .bind(generation)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(chain_error)?;
+                        if forgotten.rows_affected() == 1 {
+                            return Ok(true);
+                        }
+                    }
                     let done = sqlx::query::<$db>(CHAIN_RELEASE)
                         .bind(&chain[..])
                         .bind(generation)
@@ -715,14 +729,27 @@ macro_rules! sql_token_store {
                 })
             }
 
+            fn now(
+                &self,
+            ) -> $crate::provider::BoxFuture<'_, Result<i64, $crate::provider::chain::ChainError>>
+            {
+                Box::pin(async move {
+                    let (now,) = sqlx::query_as::<$db, (i64,)>(CHAIN_NOW)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(chain_error)?;
+                    Ok(now)
+                })
+            }
+
             fn prune(
                 &self,
-                idle_before: i64,
+                before: i64,
             ) -> $crate::provider::BoxFuture<'_, Result<u64, $crate::provider::chain::ChainError>>
             {
                 Box::pin(async move {
                     let done = sqlx::query::<$db>(CHAIN_PRUNE)
-                        .bind(idle_before)
+                        .bind(before)
                         .execute(&self.pool)
                         .await
                         .map_err(chain_error)?;

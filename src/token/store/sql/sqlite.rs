@@ -15,11 +15,14 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::{
-    CHAIN_CLAIM, CHAIN_CLAIM_NEW, CHAIN_LOAD, CHAIN_PRUNE, CHAIN_RELEASE, Embedded, INSERT,
-    LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, REVOKE_ID, RecordRow, chain_error, decode,
-    encode, inserted, migrate, portal, redact_url, selects, sql_token_store, store_error,
+    CHAIN_CLAIM, CHAIN_CLAIM_NEW, CHAIN_FORGET, CHAIN_LOAD, CHAIN_PRUNE, CHAIN_RELEASE, Embedded,
+    INSERT, LAST_USED, OpenError, PRUNE, REVOKE, REVOKE_ALL, REVOKE_ID, RecordRow, chain_error,
+    decode, encode, inserted, migrate, portal, redact_url, selects, sql_token_store, store_error,
 };
 use crate::token::store::{Broadcaster, Invalidation, StoreError, TokenId};
+
+/// The database's clock, which every replica reads for refresh-token chain leases.
+const CHAIN_NOW: &str = "SELECT unixepoch()";
 
 const MIGRATIONS: Embedded = Embedded(&[
     (
