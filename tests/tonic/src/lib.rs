@@ -37,7 +37,8 @@
 //! tokio::spawn(server);
 //!
 //! // The client: credentials go in the `authorization` metadata.
-//! let mut client = HealthClient::connect(url).await?;
+//! let channel = tonic::transport::Endpoint::from_shared(url)?.connect().await?;
+//! let mut client = HealthClient::new(channel);
 //! let call = |basic: Option<&str>| {
 //!     let mut req = tonic::Request::new(HealthCheckRequest::default());
 //!     if let Some(b) = basic {
