@@ -55,7 +55,9 @@ if ! command -v schemathesis >/dev/null 2>&1; then
     "$TMPDIR/schemathesis/bin/pip" install -q --disable-pip-version-check schemathesis
     export SCHEMATHESIS="$TMPDIR/schemathesis/bin/schemathesis"
 fi
-servers() { pgrep -x 'nginx|caddy|traefik|slapd|node|sidecar' | sort || true; }
+# One name per pgrep: procps warns about (and never matches) a process-name pattern longer than
+# 15 characters, the kernel's limit on a process name.
+servers() { for name in nginx caddy traefik slapd node sidecar; do pgrep -x "$name" || true; done | sort; }
 before="$(servers)"
 
 cargo fmt --all -- --check

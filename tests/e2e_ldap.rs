@@ -18,6 +18,9 @@ use ldap3::LdapConnAsync;
 struct Slapd {
     child: Child,
     port: u16,
+    /// Its configuration and database; removed after the child is stopped (fields drop after
+    /// `Drop::drop`), also when a test fails.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Slapd {
@@ -42,8 +45,11 @@ async fn start() -> Slapd {
         .local_addr()
         .unwrap()
         .port();
-    let dir = std::env::temp_dir().join(format!("aot-slapd-{port}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("aot-slapd-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     std::fs::create_dir_all(dir.join("db")).unwrap();
     let conf = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ldap/slapd.conf"),
@@ -58,7 +64,11 @@ async fn start() -> Slapd {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let slapd = Slapd { child, port };
+    let slapd = Slapd {
+        child,
+        port,
+        _dir: tmp,
+    };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

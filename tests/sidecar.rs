@@ -557,8 +557,12 @@ async fn informational_endpoints_and_metrics() {
 
 #[tokio::test]
 async fn es256_minting_publishes_a_jwks_that_verifies_the_token() {
-    let dir = std::env::temp_dir().join(format!("aot-key-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when dropped, also when the test fails.
+    let tmp = tempfile::Builder::new()
+        .prefix("aot-key-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     // A P-256 key in PKCS#8 PEM, as an operator would create with openssl.
     let der = {
         use p256::pkcs8::EncodePrivateKey;
@@ -654,7 +658,7 @@ async fn shutdown_drains_requests_in_flight() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     tx.send(()).unwrap();
     assert_eq!(req.await.unwrap(), "done");
-    served.await.unwrap();
+    assert_eq!(served.await.unwrap(), server::Drain::Closed);
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
@@ -663,8 +667,12 @@ async fn shutdown_drains_requests_in_flight() {
 
 #[tokio::test]
 async fn check_and_schema_and_bad_configs() {
-    let dir = std::env::temp_dir().join(format!("aot-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when dropped, also when the test fails.
+    let tmp = tempfile::Builder::new()
+        .prefix("aot-check-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let good = dir.join("good.yaml");
     std::fs::write(&good, config("")).unwrap();
     let code = auth_o_tron::sidecar::main([

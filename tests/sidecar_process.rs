@@ -269,8 +269,12 @@ async fn refused_targets_are_audited_and_a_missing_uri_is_logged_once() {
 #[test]
 fn check_reports_rules_that_can_never_apply() {
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("aot-proc-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when dropped, also when the test fails.
+    let tmp = tempfile::Builder::new()
+        .prefix("aot-proc-check-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
@@ -296,7 +300,7 @@ rules:
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -313,10 +317,14 @@ rules:
 #[test]
 fn the_demo_curl_lines_work() {
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("aot-proc-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when dropped, also when the test fails.
+    let tmp = tempfile::Builder::new()
+        .prefix("aot-proc-demo-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let mut child = Command::new(sidecar_binary())
-        .current_dir(&dir)
+        .current_dir(dir)
         .env_remove("AOT_CONFIG_PATH")
         .env("AOT_SERVER__PORT", port.to_string())
         .env("AOT_METRICS__ENABLED", "false")
@@ -343,7 +351,7 @@ fn the_demo_curl_lines_work() {
         .read_to_string(&mut banner)
         .unwrap();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     let curls: Vec<&str> = banner
         .lines()
         .map(str::trim)
@@ -449,11 +457,13 @@ logging: {level: info, format: json}
 
 #[tokio::test]
 async fn console_audit_fields_are_quoted_alike_and_shutdown_is_logged_once() {
+    // Metrics on: two listeners drain, and the process still says so once.
+    let mport = free_port();
     let mut side = SidecarProcess::start(&format!(
         r#"
 version: "2.0.0"
 server: {{host: 127.0.0.1, port: {{port}}}}
-metrics: {{enabled: false}}
+metrics: {{enabled: true, host: 127.0.0.1, port: {mport}}}
 providers:
   - {{type: plain, name: users, realm: proc, users: [{{username: alice, password: alicepass, roles: [user]}}]}}
 jwt: {{iss: proc, exp: 300, secret: {SECRET}}}

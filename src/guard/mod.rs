@@ -36,6 +36,52 @@
 //! layer let through without credentials ([`AuthLayer::allow_anonymous`](crate::AuthLayer::allow_anonymous))
 //! gets 401 from a guard, with the layer's challenge.
 //!
+//! # Extractors and `RequireLayer`
+//!
+//! The same requirement two ways: as an extractor ([`Guarded`](extract::Guarded), for one
+//! handler) and as [`RequireLayer`] (for every route of a router, and for tonic services).
+//! Both answer 403 when the principal lacks the role (and 401 to a request the layer let through
+//! without credentials):
+//!
+//! ```
+//! # #[cfg(feature = "axum")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use auth_o_tron::guard::{RequireLayer, Requirement, extract::Guarded};
+//! use auth_o_tron::{AuthLayer, Authenticator, Principal, provider::PlainProvider};
+//! use axum::{Router, body::Body, http::Request, routing::get};
+//! use tower::ServiceExt;
+//!
+//! auth_o_tron::guard!(Admin = Requirement::role("admin"));
+//!
+//! let users = PlainProvider::new("local", "demo")
+//!     .with_user_password("alice", "wonderland", ["user"])?
+//!     .with_user_password("bob", "builder", ["user", "admin"])?;
+//! let auth = Authenticator::builder().provider(users).build()?;
+//! // An extractor: only this handler needs the role.
+//! let reports = Router::new()
+//!     .route("/reports", get(|admin: Guarded<Admin>| async move { admin.username.clone() }));
+//! // A layer: every route of this router needs it.
+//! let admin = Router::new()
+//!     .route("/admin/users", get(|p: Principal| async move { p.username.clone() }))
+//!     .route_layer(RequireLayer::new(Requirement::role("admin")));
+//! let app = reports.merge(admin).route_layer(AuthLayer::new(auth));
+//!
+//! let call = |path: &str, basic: &str| {
+//!     let req = Request::get(path).header("authorization", format!("Basic {basic}"));
+//!     app.clone().oneshot(req.body(Body::empty()).unwrap())
+//! };
+//! // base64("bob:builder") and base64("alice:wonderland").
+//! let (bob, alice) = ("Ym9iOmJ1aWxkZXI=", "YWxpY2U6d29uZGVybGFuZA==");
+//! for path in ["/reports", "/admin/users"] {
+//!     assert_eq!(call(path, bob).await?.status(), 200);
+//!     assert_eq!(call(path, alice).await?.status(), 403);
+//! }
+//! # Ok(()) }
+//! # #[cfg(not(feature = "axum"))]
+//! # fn main() {}
+//! ```
+//!
 //! Guards answer with the default rejection (JSON body, `WWW-Authenticate`, `Cache-Control:
 //! no-store`), not with a strategy set by
 //! [`AuthLayer::with_rejection`](crate::AuthLayer::with_rejection): to shape every 403 the

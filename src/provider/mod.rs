@@ -245,6 +245,82 @@ impl ProviderInfo {
 ///
 /// Implementations must treat the credential as untrusted input (bounded, never logged) and must
 /// not panic on it.
+///
+/// A provider of API keys sent in an `X-API-Key` header: a
+/// [`HeaderSource`](crate::credentials::HeaderSource) reads the header as a credential of a
+/// scheme of our own, and the provider accepts that scheme (its [`ProviderInfo::scheme`], also
+/// the scheme of the 401 challenge). Only hashes of the keys are kept.
+///
+/// ```
+/// # #[cfg(feature = "axum")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use auth_o_tron::credentials::{Credential, HeaderSource, Scheme};
+/// use auth_o_tron::http::HeaderName;
+/// use auth_o_tron::provider::{BoxFuture, Identity, Locality, Provider, ProviderError, ProviderInfo};
+/// use auth_o_tron::{AuthLayer, Authenticator, User};
+/// use axum::{Router, body::Body, http::Request, routing::get};
+/// use sha2::{Digest, Sha256};
+/// use tower::ServiceExt;
+///
+/// const API_KEY: Scheme = Scheme::Custom("ApiKey");
+///
+/// struct ApiKeys {
+///     info: ProviderInfo,
+///     /// SHA-256 of each key, with its owner.
+///     keys: Vec<([u8; 32], User)>,
+/// }
+///
+/// impl Provider for ApiKeys {
+///     fn info(&self) -> &ProviderInfo {
+///         &self.info
+///     }
+///     // Decides in this process: asked before any provider that calls out.
+///     fn locality(&self) -> Locality {
+///         Locality::Local
+///     }
+///     fn authenticate<'a>(
+///         &'a self,
+///         credential: Credential<'a>,
+///     ) -> BoxFuture<'a, Result<Identity, ProviderError>> {
+///         let hash: [u8; 32] = Sha256::digest(credential.secret()).into();
+///         let found = self.keys.iter().find(|(h, _)| *h == hash);
+///         Box::pin(async move {
+///             match found {
+///                 Some((_, user)) => Ok(Identity::new(user.clone())),
+///                 None => Err(ProviderError::invalid("unknown API key")),
+///             }
+///         })
+///     }
+/// }
+///
+/// let keys = ApiKeys {
+///     info: ProviderInfo::new("api-keys", "api-key", "machines", API_KEY),
+///     keys: vec![(
+///         Sha256::digest("k-7f3a9c").into(),
+///         User::new("ci-bot", "machines").with_roles(["deploy"]),
+///     )],
+/// };
+/// let auth = Authenticator::builder()
+///     .source(HeaderSource::new(HeaderName::from_static("x-api-key"), API_KEY))
+///     .provider(keys)
+///     .build()?;
+/// let app = Router::new()
+///     .route("/deploy", get(|user: User| async move { user.username }))
+///     .route_layer(AuthLayer::new(auth));
+///
+/// let call = |key: &str| {
+///     let req = Request::get("/deploy").header("x-api-key", key);
+///     app.clone().oneshot(req.body(Body::empty()).unwrap())
+/// };
+/// assert_eq!(call("k-7f3a9c").await?.status(), 200);
+/// let refused = call("k-guessed").await?;
+/// assert_eq!(refused.status(), 401);
+/// assert!(refused.headers()["www-authenticate"].to_str()?.starts_with("ApiKey"));
+/// # Ok(()) }
+/// # #[cfg(not(feature = "axum"))]
+/// # fn main() {}
+/// ```
 pub trait Provider: Send + Sync + 'static {
     /// Its name, type, realm, scheme and cache lifetime.
     fn info(&self) -> &ProviderInfo;

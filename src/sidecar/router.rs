@@ -165,7 +165,7 @@ impl Reject for Audit {
     }
 }
 
-/// The service behind the layer on `/authenticate`: [`authenticate`], answered at once.
+/// The service behind the layer on `/authenticate`: `authenticate`, answered at once.
 #[derive(Clone)]
 pub struct Decide(Shared);
 

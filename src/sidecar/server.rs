@@ -60,8 +60,19 @@ impl Default for Limits {
     }
 }
 
+/// How [`serve`] ended after its shutdown signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Drain {
+    /// Every connection closed within [`Limits::drain_timeout`].
+    Closed,
+    /// Connections were still open after [`Limits::drain_timeout`]; they were dropped.
+    TimedOut,
+}
+
 /// Serves `service` (usually the [`router::app`](super::router::app)) on `listener` until
-/// `shutdown` completes, then drains. Requests beyond `limits.max_concurrent` are shed with
+/// `shutdown` completes, then drains and says how that went. It logs nothing about the drain:
+/// a process with several listeners (the sidecar's metrics) logs one line for all of them. Requests beyond `limits.max_concurrent` are shed with
 /// 503, and a panic in a handler becomes a 500 (see [`Shield`]). Each request carries the
 /// connection's [`Peer`].
 pub async fn serve<S, B>(
@@ -69,7 +80,8 @@ pub async fn serve<S, B>(
     service: S,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
-) where
+) -> Drain
+where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
@@ -152,8 +164,8 @@ pub async fn serve<S, B>(
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!(event_name = "shutdown.drained", "all connections closed"),
-        () = tokio::time::sleep(limits.drain_timeout) => tracing::warn!(event_name = "shutdown.timeout", "connections still open after the drain timeout"),
+        () = graceful.shutdown() => Drain::Closed,
+        () = tokio::time::sleep(limits.drain_timeout) => Drain::TimedOut,
     }
 }
 

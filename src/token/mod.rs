@@ -1,4 +1,4 @@
-//! Scoped, revocable API tokens (feature `tokens`): the [`format`] of a token, the
+//! Scoped, revocable API tokens (feature `tokens`): the [`format`](mod@format) of a token, the
 //! [`TokenStore`] that keeps their digests, and [`LastUsed`], which batches last-use writes.
 //!
 //! A token is opaque (`aot_` + 36 base62 characters); the store keeps its SHA-256, owner, name,

@@ -1,15 +1,19 @@
 //! The same layer in front of a real tonic gRPC server (the standard health service) over TCP.
 
-mod common;
-
 use auth_o_tron::guard::{RequireLayer, Requirement};
 use auth_o_tron::provider::PlainProvider;
 use auth_o_tron::{AuthLayer, Authenticator};
-use common::basic;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+/// `Authorization: Basic` for `user:pass`.
+fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    format!("Basic {b64}")
+}
 
 /// Where the guard goes relative to the `AuthLayer`.
 enum Guard {
