@@ -268,6 +268,19 @@ fn parse_id(portal: &Portal, current: &Current, id: &str) -> Result<TokenId, Res
     TokenId::parse(id).ok_or_else(|| other_failure(portal, current, Failure::NotFound))
 }
 
+/// A checked POST about one of the caller's tokens (rotate, revoke): the session and the id,
+/// or the answer instead.
+async fn own_token_post(
+    portal: &Portal,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+) -> Result<(Current, TokenId), Response> {
+    let current = checked_post(portal, headers, &Form::parse(body)).await?;
+    let id = parse_id(portal, &current, id)?;
+    Ok((current, id))
+}
+
 /// `owner`'s active token `id`, or the answer instead.
 async fn own_token(portal: &Portal, current: &Current, id: &str) -> Result<TokenRecord, Response> {
     let id = parse_id(portal, current, id)?;
@@ -359,13 +372,8 @@ pub(crate) async fn rotate(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
-    let current = match checked_post(&portal, &headers, &form).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let id = match parse_id(&portal, &current, &id) {
-        Ok(id) => id,
+    let (current, id) = match own_token_post(&portal, &headers, &id, &body).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let client = client(addr.as_deref());
@@ -392,13 +400,8 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
-    let current = match checked_post(&portal, &headers, &form).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let id = match parse_id(&portal, &current, &id) {
-        Ok(id) => id,
+    let (current, id) = match own_token_post(&portal, &headers, &id, &body).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let client = client(addr.as_deref());
