@@ -26,7 +26,6 @@ mod session;
 mod tokens;
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -366,10 +365,7 @@ fn prune_in_background(portal: &Shared) {
     });
 }
 
-/// The client address of a request, `-` when the server gives none.
-pub(crate) fn client(addr: Option<&axum::extract::ConnectInfo<SocketAddr>>) -> String {
-    addr.map_or_else(|| "-".to_owned(), |a| a.0.ip().to_string())
-}
+pub(crate) use crate::token::api::client;
 
 /// A form-urlencoded body (or query), fields in order.
 pub(crate) struct Form(Vec<(String, String)>);

@@ -388,7 +388,7 @@ fn tokens_app<R: crate::reject::Reject + Clone + Send + Sync + 'static>(
 ) -> Router {
     let store: Arc<dyn crate::token::TokenStore> = tokens.store.clone();
     let api = crate::token::api::router(store, tokens.settings.clone(), &built.authenticator);
-    let trusted = trusted.clone();
+    let (trusted, forwarding) = (trusted.clone(), trusted.clone());
     let openapi = crate::token::api::openapi(&tokens.settings);
     Router::new()
         .merge(api)
@@ -396,7 +396,9 @@ fn tokens_app<R: crate::reject::Reject + Clone + Send + Sync + 'static>(
         .route_layer(tower::layer::layer_fn(move |s| {
             TrustGate::new(s, trusted.clone())
         }))
-        .route_layer(axum::middleware::map_request(peer_as_connect_info))
+        .route_layer(axum::middleware::map_request(move |req| {
+            std::future::ready(forwarded_client(req, &forwarding))
+        }))
         .route(
             "/tokens/openapi.json",
             get(move || std::future::ready(json(&openapi))),
@@ -431,7 +433,7 @@ fn portal_app(
     }
 }
 
-/// The portal's client address (rate limits, audit lines): the connection's peer, or, when
+/// The client address of the portal and the `/tokens` API (rate limits, audit lines): the connection's peer, or, when
 /// the peer is a proxy (loopback, or in `server.trusted_proxies`), the right-most
 /// `X-Forwarded-For` entry, which that proxy appended. Otherwise every user behind the proxy
 /// would share one failed-login budget, and one attacker could lock them all out.
@@ -453,14 +455,6 @@ fn forwarded_client(
     let addr = forwarded.map_or(peer.addr, |ip| std::net::SocketAddr::new(ip, 0));
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(addr));
-    req
-}
-
-async fn peer_as_connect_info(mut req: axum::extract::Request) -> axum::extract::Request {
-    if let Some(peer) = req.extensions().get::<super::peers::Peer>().copied() {
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer.addr));
-    }
     req
 }
 

@@ -238,7 +238,8 @@ fn info(r: &TokenRecord) -> TokenInfo {
     }
 }
 
-fn client(addr: Option<&ConnectInfo<SocketAddr>>) -> String {
+/// The client address for audit lines (the sidecar puts the proxy-aware one in `ConnectInfo`).
+pub(crate) fn client(addr: Option<&ConnectInfo<SocketAddr>>) -> String {
     addr.map_or_else(|| "-".to_owned(), |a| a.0.ip().to_string())
 }
 
