@@ -508,6 +508,33 @@ async fn rotate_refuses_scopes_removed_from_the_catalogue_naming_them() {
 }
 
 #[tokio::test]
+async fn a_scope_removed_from_the_catalogue_stops_working_for_tokens_that_hold_it() {
+    let before = app(Duration::from_secs(60)).await;
+    let (_, secret) = before.token(json!({"polytope": ["read", "write"]})).await;
+    assert_eq!(
+        before.get("/write", &bearer(&secret)).await.status(),
+        StatusCode::OK
+    );
+    // Restarted with `write` gone from `services`: the token keeps only what is offered.
+    let reduced = Catalogue::new().service("polytope", ["read"]).unwrap();
+    let after = app_on(before.store.clone(), reduced, Duration::from_secs(60)).await;
+    assert_eq!(
+        after.get("/write", &bearer(&secret)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let me: Value = after
+        .get("/me", &bearer(&secret))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        claims(me["jwt"].as_str().unwrap())["scopes"],
+        json!({"polytope": ["read"]})
+    );
+}
+
+#[tokio::test]
 async fn a_token_cannot_create_or_rotate_tokens_but_may_revoke_itself() {
     let app = app(Duration::from_secs(60)).await;
     let (id, secret) = app.token(json!({"polytope": ["read", "write"]})).await;

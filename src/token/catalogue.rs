@@ -123,6 +123,21 @@ impl Catalogue {
         }
         Ok(out)
     }
+    /// Only the scopes of `held` that the catalogue still offers: what a token created before
+    /// a service or scope was removed from `services` may still use.
+    pub fn offered(
+        &self,
+        mut held: BTreeMap<String, Vec<String>>,
+    ) -> BTreeMap<String, Vec<String>> {
+        held.retain(|service, scopes| {
+            let Some(known) = self.services.get(service) else {
+                return false;
+            };
+            scopes.retain(|scope| known.contains(scope));
+            !scopes.is_empty()
+        });
+        held
+    }
 
     /// Every service with all its scopes: what a direct user holds.
     pub fn all(&self) -> BTreeMap<String, Vec<String>> {

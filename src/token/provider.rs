@@ -126,7 +126,7 @@ impl TokenProvider {
     fn identity(&self, record: TokenRecord) -> Identity {
         let mut user = User::new(record.owner.username, record.owner.realm)
             .with_roles(record.roles)
-            .with_scopes(Scopes::Only(record.scopes));
+            .with_scopes(Scopes::Only(self.settings.catalogue.offered(record.scopes)));
         user.attributes = record.attributes;
         user.token_id = Some(record.id.as_str().into());
         Identity {
