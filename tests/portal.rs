@@ -750,6 +750,44 @@ async fn the_secret_is_shown_once_and_a_replayed_form_creates_nothing() {
 }
 
 #[tokio::test]
+async fn a_form_nonce_used_by_someone_else_spends_nothing_of_the_owners() {
+    let app = app().await;
+    let mut alice_b = Browser::new(app.addr);
+    alice_b.login("alice", "wonderland").await;
+    let page = alice_b.get("/portal/tokens").await;
+    let nonce = page.hidden("nonce");
+    // Bob submits his own form with alice's nonce (seen over her shoulder, or chosen by him).
+    let mut bob = Browser::new(app.addr);
+    bob.login("bob", "builder").await;
+    let csrf = bob.get("/portal/tokens").await.hidden("csrf");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("nonce", nonce.as_str()),
+        ("name", "bobs"),
+        ("scope:polytope", "read"),
+        ("expires", "30"),
+    ];
+    assert_eq!(
+        bob.post("/portal/tokens", &form).await.status,
+        StatusCode::CREATED
+    );
+    // Alice's form still creates her token; a reload of it still creates nothing more.
+    let csrf = page.hidden("csrf");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("nonce", nonce.as_str()),
+        ("name", "alices"),
+        ("scope:polytope", "read"),
+        ("expires", "30"),
+    ];
+    let created = alice_b.post("/portal/tokens", &form).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let again = alice_b.post("/portal/tokens", &form).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(app.store.list(&alice()).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn bad_create_input_names_the_field_with_400() {
     let app = app().await;
     let mut b = Browser::new(app.addr);

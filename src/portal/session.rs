@@ -39,6 +39,17 @@ pub(crate) fn is_random_value(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// What the store's `UNIQUE` create-nonce column holds for a form's `nonce`: bound to the
+/// session's form token, so a nonce seen or guessed by someone else spends nothing of theirs
+/// (a replay of one's own form still finds its row).
+pub(crate) fn bound_nonce(csrf: &str, nonce: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(csrf.as_bytes());
+    h.update([0]);
+    h.update(nonce.as_bytes());
+    URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
 /// The store key of a session id or `state`.
 pub(crate) fn key_of(value: &str) -> SessionKey {
     Sha256::digest(value.as_bytes()).into()

@@ -221,7 +221,7 @@ pub(crate) async fn create(
         name: &values.name,
         scopes: &scopes,
         days,
-        nonce: Some(nonce.to_owned()),
+        nonce: Some(session::bound_nonce(&current.session.csrf, nonce)),
     };
     match manage::create(&*portal.store, &portal.tokens, &actor, input).await {
         Ok(c) => created_page(&portal, &current, &c),
