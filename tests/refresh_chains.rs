@@ -407,32 +407,6 @@ async fn racing_replicas_on_one_sqlite_file_present_each_refresh_token_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_token_the_idp_does_not_know_writes_no_row() {
-    use sha2::Digest;
-    let dir = tempfile::tempdir().unwrap();
-    let [chains, _] = two_sqlite_stores(&dir).await;
-    let idp = idp(300).await;
-    let a = replica(&idp, chains.clone());
-    for made_up in ["rt-made-up-1", "rt-made-up-2"] {
-        assert_eq!(
-            check(&a, made_up).await.unwrap_err(),
-            auth_o_tron::AuthError::Invalid
-        );
-        let key: ChainKey = sha2::Sha256::digest(made_up.as_bytes()).into();
-        assert_eq!(
-            chains.load(&key).await.unwrap(),
-            None,
-            "no row for {made_up}"
-        );
-    }
-    assert!(idp.presented().is_empty(), "never exchanged");
-    // A real one is claimed, and stored.
-    assert!(check(&a, ORIGINAL).await.is_ok());
-    let key: ChainKey = sha2::Sha256::digest(ORIGINAL.as_bytes()).into();
-    assert!(chains.load(&key).await.unwrap().is_some());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_shared_store_a_second_replica_trips_reuse_detection() {
     // What the shared store fixes: each replica with its own memory presents the original.
     let idp = idp(300).await;
