@@ -359,8 +359,10 @@ fn the_demo_curl_lines_work() {
         .collect();
     assert_eq!(curls.len(), 2, "{banner}");
     // Re-run the printed lines (without curl) against a fresh demo on the same port.
+    // Its own working directory: the demo keeps its token store (`aot-demo-tokens.db`) there.
+    let cwd = tempfile::tempdir().unwrap();
     let mut child = Command::new(sidecar_binary())
-        .current_dir(std::env::temp_dir())
+        .current_dir(cwd.path())
         .env_remove("AOT_CONFIG_PATH")
         .env("AOT_SERVER__PORT", port.to_string())
         .env("AOT_METRICS__ENABLED", "false")
