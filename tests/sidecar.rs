@@ -635,9 +635,14 @@ async fn slow_clients_are_cut_off_and_huge_heads_get_431() {
 
 #[tokio::test]
 async fn shutdown_drains_requests_in_flight() {
+    // Shutdown starts once the request is in the handler (not after a fixed sleep, which a
+    // loaded machine can outlast before the request even connects).
+    let started = std::sync::Arc::new(tokio::sync::Notify::new());
+    let in_handler = started.clone();
     let slow = axum::Router::new().route(
         "/slow",
-        axum::routing::get(|| async {
+        axum::routing::get(move || async move {
+            in_handler.notify_one();
             tokio::time::sleep(Duration::from_millis(500)).await;
             "done"
         }),
@@ -655,7 +660,9 @@ async fn shutdown_drains_requests_in_flight() {
     ));
     let req =
         tokio::spawn(async move { TestClient::at(addr).get("/slow").await.text().to_owned() });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(30), started.notified())
+        .await
+        .expect("the request reached the handler");
     tx.send(()).unwrap();
     assert_eq!(req.await.unwrap(), "done");
     assert_eq!(served.await.unwrap(), server::Drain::Closed);

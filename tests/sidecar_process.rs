@@ -315,6 +315,64 @@ rules:
 }
 
 #[test]
+fn a_rust_log_that_does_not_parse_stops_the_start_with_a_clear_error() {
+    let tmp = tempfile::Builder::new()
+        .prefix("aot-proc-rustlog-")
+        .tempdir()
+        .unwrap();
+    let config = tmp.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+version: "2.0.0"
+server: {{host: 127.0.0.1, port: {port}}}
+providers:
+  - {{type: plain, name: u, realm: r, users: [{{username: a, password: b}}]}}
+jwt: {{iss: i, exp: 60, secret: {SECRET}}}
+"#,
+            port = free_port()
+        ),
+    )
+    .unwrap();
+    let run = |rust_log: &str| {
+        let mut child = Command::new(sidecar_binary())
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let exited = child.try_wait().unwrap();
+        if exited.is_none() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (exited, err)
+    };
+    let (status, err) = run("auth_o_tron=loud");
+    let status = status.expect("a bad RUST_LOG must stop the start, not be ignored");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: cannot install the logger: RUST_LOG `auth_o_tron=loud`: "),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_demo_curl_lines_work() {
     let port = free_port();
     // Removed when dropped, also when the test fails.

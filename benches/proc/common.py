@@ -7,13 +7,20 @@ the RS256 test key in `benches/keys`, `/v1/who-am-i?token=<key>` answers like EC
 for one key. Decisions under load are cache hits; the upstream sees only the first request of
 each credential and one refresh per cache lifetime (60 s for ECMWF keys).
 """
-import base64, http.client, json, os, socket, subprocess, threading, time
+import atexit, base64, http.client, json, os, shutil, socket, subprocess, tempfile, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEY = os.path.join(HERE, "..", "keys", "rs256-test-key.pem")
 ISSUER = "https://idp.example/realms/bench"
 ECMWF_KEY = "3f9c2a7be41d08c5a6e2f7b1d4c93e80"
+
+
+def scratch(prefix):
+    """A temporary directory that is removed when the script exits (also on an error)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def free_port():

@@ -17,7 +17,7 @@ usage: benches/proc/instructions.py CONFIG LABEL=BINARY [LABEL=BINARY ...]
        default /), CALLGRIND_KEEP (a directory: keep the N2 profiles there, for
        callgrind_annotate)
 """
-import os, re, shutil, subprocess, sys, tempfile
+import os, re, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common
@@ -37,7 +37,7 @@ def send(port, header, n, name):
 def count(cmd, port, header, n, keep=None, ready=False, profile=None):
     """Total instructions of `cmd` (listening on `port`) serving n requests with `header`.
     With `profile` (a path), collects only while those requests run and writes the profile."""
-    tmp = tempfile.mkdtemp(prefix="aot-instr-")
+    tmp = common.scratch("aot-instr-")
     out = profile or os.path.join(tmp, "callgrind.out")
     opts = ["--instr-atstart=no"] if profile else []
     proc = common.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *opts,
@@ -82,7 +82,7 @@ def sidecar_cmd(binary, config, upstream, legacy, tokens=None):
     """A `make_cmd` for a sidecar binary on `config` (a template, see `common.render_config`);
     `tokens`: the directory of an API token store (see `common.TOKENS_SECTION`)."""
     def make(port):
-        cfg = os.path.join(tempfile.mkdtemp(prefix="aot-cfg-"), "config.yaml")
+        cfg = os.path.join(common.scratch("aot-cfg-"), "config.yaml")
         common.render_config(config, cfg, tokens=tokens, port=port, mport=common.free_port(),
                              upstream=upstream.port, legacy=legacy)
         return [binary, "--config", cfg]

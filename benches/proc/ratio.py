@@ -19,7 +19,7 @@ usage: benches/proc/ratio.py
        binaries, e.g. a `--profile release-lto` build; imply NO_BUILD), OUT (also write the
        tables to this file)
 """
-import os, re, statistics, subprocess, sys, tempfile
+import os, re, statistics, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common, instructions
@@ -96,7 +96,7 @@ def main():
     cases = [c for c in upstream.cases() if c[0] in wanted]
     # The token case: API tokens on for the whole run (so Basic beside it runs on the same
     # configuration), the token created once in a store every sidecar of the run shares.
-    tokens = tempfile.mkdtemp(prefix="aot-ratio-tokens-") if "token" in wanted else None
+    tokens = common.scratch("aot-ratio-tokens-") if "token" in wanted else None
     lines = ["| legacy | case | conns | bare req/s | sidecar req/s | **ratio** | bare p99 | "
              "sidecar p99 | **p99 ratio** | bare CPU µs/req | sidecar CPU µs/req | **CPU ratio** |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -104,7 +104,7 @@ def main():
     bare_headers = {}
     for legacy in env("LEGACY", "true,false").split(","):
         sport, bport = common.free_port(), common.free_port()
-        cfg = os.path.join(tempfile.mkdtemp(prefix="aot-ratio-"), "config.yaml")
+        cfg = os.path.join(common.scratch("aot-ratio-"), "config.yaml")
         common.render_config(CONFIG, cfg, tokens=tokens, port=sport, mport=common.free_port(),
                              upstream=upstream.port, legacy=legacy)
         side = common.start(prefix("server") + [sidecar, "--config", cfg], sport)

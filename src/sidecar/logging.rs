@@ -11,21 +11,21 @@ use std::fmt;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use super::config::{LogFormat, LoggingConfig};
 
-/// Installs the global subscriber. Fails (instead of panicking) when one is already set.
+/// Installs the global subscriber. Fails (instead of panicking) when one is already set or
+/// `RUST_LOG` cannot be parsed.
 pub fn init(cfg: &LoggingConfig) -> Result<(), tower::BoxError> {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(cfg.level.to_ascii_lowercase()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref(), &cfg.level)?;
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     match cfg.format {
         LogFormat::Json => builder
             .event_format(OtelJson {
@@ -38,8 +38,31 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), tower::BoxError> {
                     .clone()
                     .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
             })
-            .try_init(),
-        LogFormat::Console => builder.fmt_fields(ConsoleFields).try_init(),
+            .finish()
+            .with(filter)
+            .try_init()?,
+        LogFormat::Console => builder
+            .fmt_fields(ConsoleFields)
+            .finish()
+            .with(filter)
+            .try_init()?,
+    }
+    Ok(())
+}
+
+/// The level filter: `RUST_LOG` when it is set and not blank, else `logging.level`.
+///
+/// Directives are `target=level` pairs and a default level (`warn,auth_o_tron=debug`), the
+/// part of `tracing`'s `EnvFilter` syntax that logs are filtered by in practice; span and field
+/// filters (`[span{field=value}]`) are not supported, so `tracing-subscriber`'s `env-filter`
+/// (and its regex engine, ~12 s of a cold build) is not compiled in. A `RUST_LOG` that does not
+/// parse is an error at start, not a silent fallback.
+fn filter(rust_log: Option<&str>, level: &str) -> Result<Targets, tower::BoxError> {
+    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(directives) => directives.parse().map_err(|e| {
+            format!("RUST_LOG `{directives}`: {e} (expected e.g. `warn,auth_o_tron=debug`)").into()
+        }),
+        None => Ok(level.to_ascii_lowercase().parse()?),
     }
 }
 
@@ -237,6 +260,36 @@ mod tests {
         fn make_writer(&'a self) -> Sink {
             self.clone()
         }
+    }
+
+    #[test]
+    fn rust_log_wins_over_the_configured_level_and_a_bad_one_is_an_error() {
+        use tracing::level_filters::LevelFilter;
+        let level = |t: &Targets, target: &str| {
+            [
+                Level::TRACE,
+                Level::DEBUG,
+                Level::INFO,
+                Level::WARN,
+                Level::ERROR,
+            ]
+            .into_iter()
+            .find(|l| t.would_enable(target, l))
+            .map(LevelFilter::from_level)
+            .unwrap_or(LevelFilter::OFF)
+        };
+        let f = filter(None, "WARN").unwrap();
+        assert_eq!(level(&f, "auth_o_tron::sidecar"), LevelFilter::WARN);
+        let f = filter(Some("  "), "info").unwrap();
+        assert_eq!(level(&f, "hyper"), LevelFilter::INFO);
+        let f = filter(Some("error,auth_o_tron::audit=info"), "debug").unwrap();
+        assert_eq!(level(&f, "auth_o_tron::audit"), LevelFilter::INFO);
+        assert_eq!(level(&f, "auth_o_tron::sidecar"), LevelFilter::ERROR);
+        let e = filter(Some("auth_o_tron=loud"), "info")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("RUST_LOG `auth_o_tron=loud`: "), "{e}");
+        assert!(e.contains("warn,auth_o_tron=debug"), "{e}");
     }
 
     const FORGED: &str =
