@@ -3,13 +3,15 @@
 against the sidecar (both built by `ratio.py`), in alternating 5 s wrk rounds.
 
 env: LEGACY (default false), CASE (Basic, RS256 JWT, ECMWF key), C (connections, default 64),
-     R (rounds, default 3), NOMETRICS (1: the sidecar with metrics off)
+     R (rounds, default 3), NOMETRICS (1: the sidecar with metrics off), SIDECAR and BARE
+     (other binaries, e.g. `--profile release-lto` builds)
 """
 import os, sys, re, subprocess
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common, ratio
 target=os.environ.get("CARGO_TARGET_DIR", os.path.join(ratio.ROOT, "target"))
-sidecar=os.path.join(target,"release","examples","sidecar"); bare=os.path.join(target,"release","examples","bare")
+sidecar=os.environ.get("SIDECAR",os.path.join(target,"release","examples","sidecar"))
+bare=os.environ.get("BARE",os.path.join(target,"release","examples","bare"))
 legacy=os.environ.get("LEGACY","false"); case=os.environ.get("CASE","Basic"); conns=int(os.environ.get("C","64"))
 up=common.Upstream(); cases=dict(up.cases()); header=cases[case]
 sport,bport=common.free_port(),common.free_port()
