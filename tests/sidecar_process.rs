@@ -370,6 +370,72 @@ jwt: {{iss: i, exp: 60, secret: {SECRET}}}
         err.contains("error: cannot install the logger: RUST_LOG `auth_o_tron=loud`: "),
         "{err}"
     );
+    // `info,` would read as `error` (no audit lines): refused, by `--check` as well.
+    let (status, err) = run("info,");
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+    let out = Command::new(sidecar_binary())
+        .args(["--check", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn, auth_o_tron=debug")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("RUST_LOG `warn, auth_o_tron=debug`: "),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn rust_log_can_turn_debug_lines_on() {
+    let port = free_port();
+    let tmp = tempfile::Builder::new()
+        .prefix("aot-proc-debug-")
+        .tempdir()
+        .unwrap();
+    let config = tmp.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+version: "2.0.0"
+server: {{host: 127.0.0.1, port: {port}}}
+metrics: {{enabled: false}}
+providers:
+  - {{type: plain, name: u, realm: r, users: [{{username: a, password: b}}]}}
+jwt: {{iss: i, exp: 60, secret: {SECRET}}}
+logging: {{level: info, format: json}}
+"#
+        ),
+    )
+    .unwrap();
+    let log_path = tmp.path().join("log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(sidecar_binary())
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn,auth_o_tron::rejection=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    common::process::wait_listening(addr);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&request("a", "wrong", "/", true))
+        .await
+        .unwrap();
+    let answer = read_response(&mut s).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    // The debug line is there; the info-level audit line is not (the default is `warn`).
+    assert!(text.contains("\"rejected\""), "{text}");
+    assert!(!text.contains("auth.decision"), "{text}");
 }
 
 #[test]

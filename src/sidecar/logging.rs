@@ -24,8 +24,11 @@ use super::config::{LogFormat, LoggingConfig};
 /// Installs the global subscriber. Fails (instead of panicking) when one is already set or
 /// `RUST_LOG` cannot be parsed.
 pub fn init(cfg: &LoggingConfig) -> Result<(), tower::BoxError> {
-    let filter = filter(std::env::var("RUST_LOG").ok().as_deref(), &cfg.level)?;
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    let filter = level_filter(cfg)?;
+    // `fmt()` caps events at INFO on its own; the cap is lifted so that `filter` alone decides.
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
+        .with_writer(std::io::stderr);
     match cfg.format {
         LogFormat::Json => builder
             .event_format(OtelJson {
@@ -50,20 +53,44 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), tower::BoxError> {
     Ok(())
 }
 
+/// The level filter [`init`] installs, for `--check` to refuse a bad `RUST_LOG` too.
+pub(crate) fn level_filter(cfg: &LoggingConfig) -> Result<Targets, tower::BoxError> {
+    filter(std::env::var("RUST_LOG").ok().as_deref(), &cfg.level)
+}
+
 /// The level filter: `RUST_LOG` when it is set and not blank, else `logging.level`.
 ///
 /// Directives are `target=level` pairs and a default level (`warn,auth_o_tron=debug`), the
-/// part of `tracing`'s `EnvFilter` syntax that logs are filtered by in practice; span and field
-/// filters (`[span{field=value}]`) are not supported, so `tracing-subscriber`'s `env-filter`
-/// (and its regex engine, ~12 s of a cold build) is not compiled in. A `RUST_LOG` that does not
-/// parse is an error at start, not a silent fallback.
+/// part of `tracing`'s `EnvFilter` syntax that logs are filtered by in practice. Span and field
+/// filters (`[span{field=value}]`) are refused, so `tracing-subscriber`'s `env-filter` (and its
+/// regex engine, ~12 s of a cold build) is not compiled in. A `RUST_LOG` that does not parse is
+/// an error at start, not a silent fallback; so are an empty entry (`info,`, which `Targets`
+/// would read as `error`), a blank inside an entry, and a target without a level.
 fn filter(rust_log: Option<&str>, level: &str) -> Result<Targets, tower::BoxError> {
-    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(directives) => directives.parse().map_err(|e| {
-            format!("RUST_LOG `{directives}`: {e} (expected e.g. `warn,auth_o_tron=debug`)").into()
-        }),
-        None => Ok(level.to_ascii_lowercase().parse()?),
+    let Some(directives) = rust_log.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(level.to_ascii_lowercase().parse()?);
+    };
+    let refuse = |why: &dyn fmt::Display| -> tower::BoxError {
+        format!("RUST_LOG `{directives}`: {why} (expected e.g. `warn,auth_o_tron=debug`)").into()
+    };
+    for entry in directives.split(',') {
+        if entry.is_empty() {
+            return Err(refuse(&"an empty entry"));
+        }
+        if entry.contains(|c: char| c.is_whitespace() || c == '[' || c == '{') {
+            return Err(refuse(&format_args!(
+                "`{entry}`: blanks and span or field filters are not supported"
+            )));
+        }
+        if let Some((target, level)) = entry.split_once('=')
+            && (target.is_empty() || level.is_empty())
+        {
+            return Err(refuse(&format_args!(
+                "`{entry}` needs a target and a level"
+            )));
+        }
     }
+    directives.parse().map_err(|e| refuse(&e))
 }
 
 /// The console format's fields: `name=value`, separated by spaces, the message first as it is.
@@ -290,6 +317,20 @@ mod tests {
             .to_string();
         assert!(e.starts_with("RUST_LOG `auth_o_tron=loud`: "), "{e}");
         assert!(e.contains("warn,auth_o_tron=debug"), "{e}");
+        for bad in [
+            "info,",
+            "warn,,auth_o_tron=debug",
+            "warn, auth_o_tron=debug",
+            "auth_o_tron=",
+            "=debug",
+            "[request]=debug",
+            "auth_o_tron[{user}]=debug",
+        ] {
+            let e = filter(Some(bad), "info").unwrap_err().to_string();
+            assert!(e.starts_with(&format!("RUST_LOG `{bad}`: ")), "{bad}: {e}");
+        }
+        let f = filter(Some("off"), "info").unwrap();
+        assert_eq!(level(&f, "auth_o_tron::audit"), LevelFilter::OFF);
     }
 
     const FORGED: &str =

@@ -118,7 +118,7 @@ async fn main_with(args: Vec<String>) -> ExitCode {
         };
         // Audit lines of revocations go where the service's logs go (stderr).
         if let Err(e) = logging::init(&config.logging) {
-            eprintln!("error: {e}");
+            eprintln!("error: cannot install the logger: {e}");
             return ExitCode::FAILURE;
         }
         return match admin::run(&config, tokens, command).await {
@@ -130,6 +130,10 @@ async fn main_with(args: Vec<String>) -> ExitCode {
         };
     }
     if check {
+        if let Err(e) = logging::level_filter(&config.logging) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
         for w in loaded.warnings.iter().chain(built.rules.warnings()) {
             println!("warning: {w}");
         }

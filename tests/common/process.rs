@@ -165,6 +165,8 @@ impl SidecarProcess {
             Command::new(sidecar_binary())
                 .arg("--config")
                 .arg(&config)
+                // The test's own `logging` section decides, not the developer's environment.
+                .env_remove("RUST_LOG")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log),
