@@ -314,10 +314,11 @@ rules:
     assert!(text.contains("trusted proxies: 127.0.0.1/32"), "{text}");
 }
 
-#[test]
-fn a_rust_log_that_does_not_parse_stops_the_start_with_a_clear_error() {
+/// A scratch directory (removed when dropped) holding a one-user config on `port`, with JSON
+/// logs at `info`.
+fn small_config(port: u16) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::Builder::new()
-        .prefix("aot-proc-rustlog-")
+        .prefix("aot-proc-small-")
         .tempdir()
         .unwrap();
     let config = tmp.path().join("config.yaml");
@@ -327,14 +328,22 @@ fn a_rust_log_that_does_not_parse_stops_the_start_with_a_clear_error() {
             r#"
 version: "2.0.0"
 server: {{host: 127.0.0.1, port: {port}}}
+metrics: {{enabled: false}}
 providers:
   - {{type: plain, name: u, realm: r, users: [{{username: a, password: b}}]}}
 jwt: {{iss: i, exp: 60, secret: {SECRET}}}
-"#,
-            port = free_port()
+logging: {{level: info, format: json}}
+"#
         ),
     )
     .unwrap();
+    (tmp, config)
+}
+
+#[test]
+fn a_rust_log_that_does_not_parse_stops_the_start_with_a_clear_error() {
+    // `_dir` keeps the directory until the end of the test.
+    let (_dir, config) = small_config(free_port());
     let run = |rust_log: &str| {
         let mut child = Command::new(sidecar_binary())
             .arg("--config")
@@ -391,26 +400,7 @@ jwt: {{iss: i, exp: 60, secret: {SECRET}}}
 #[tokio::test]
 async fn rust_log_can_turn_debug_lines_on() {
     let port = free_port();
-    let tmp = tempfile::Builder::new()
-        .prefix("aot-proc-debug-")
-        .tempdir()
-        .unwrap();
-    let config = tmp.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-version: "2.0.0"
-server: {{host: 127.0.0.1, port: {port}}}
-metrics: {{enabled: false}}
-providers:
-  - {{type: plain, name: u, realm: r, users: [{{username: a, password: b}}]}}
-jwt: {{iss: i, exp: 60, secret: {SECRET}}}
-logging: {{level: info, format: json}}
-"#
-        ),
-    )
-    .unwrap();
+    let (tmp, config) = small_config(port);
     let log_path = tmp.path().join("log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(sidecar_binary())
