@@ -314,36 +314,34 @@ rules:
     assert!(text.contains("trusted proxies: 127.0.0.1/32"), "{text}");
 }
 
-/// A scratch directory (removed when dropped) holding a one-user config on `port`, with JSON
-/// logs at `info`.
-fn small_config(port: u16) -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::Builder::new()
-        .prefix("aot-proc-small-")
-        .tempdir()
-        .unwrap();
-    let config = tmp.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+/// A one-user config with JSON logs at `info`; `{port}` stands for the port.
+fn small_yaml() -> String {
+    format!(
+        r#"
 version: "2.0.0"
-server: {{host: 127.0.0.1, port: {port}}}
+server: {{host: 127.0.0.1, port: {{port}}}}
 metrics: {{enabled: false}}
 providers:
   - {{type: plain, name: u, realm: r, users: [{{username: a, password: b}}]}}
 jwt: {{iss: i, exp: 60, secret: {SECRET}}}
 logging: {{level: info, format: json}}
 "#
-        ),
     )
-    .unwrap();
-    (tmp, config)
 }
 
 #[test]
 fn a_rust_log_that_does_not_parse_stops_the_start_with_a_clear_error() {
-    // `_dir` keeps the directory until the end of the test.
-    let (_dir, config) = small_config(free_port());
+    // Removed when dropped, also when the test fails.
+    let dir = tempfile::Builder::new()
+        .prefix("aot-proc-rustlog-")
+        .tempdir()
+        .unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        small_yaml().replace("{port}", &free_port().to_string()),
+    )
+    .unwrap();
     let run = |rust_log: &str| {
         let mut child = Command::new(sidecar_binary())
             .arg("--config")
@@ -399,31 +397,18 @@ fn a_rust_log_that_does_not_parse_stops_the_start_with_a_clear_error() {
 
 #[tokio::test]
 async fn rust_log_can_turn_debug_lines_on() {
-    let port = free_port();
-    let (tmp, config) = small_config(port);
-    let log_path = tmp.path().join("log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(sidecar_binary())
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn,auth_o_tron::rejection=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    common::process::wait_listening(addr);
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let p = SidecarProcess::start_with_rust_log(
+        &small_yaml(),
+        Some("warn,auth_o_tron::rejection=debug"),
+    );
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
     s.write_all(&request("a", "wrong", "/", true))
         .await
         .unwrap();
     let answer = read_response(&mut s).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    let text = std::fs::read_to_string(&log_path).unwrap();
     // The debug line is there; the info-level audit line is not (the default is `warn`).
+    let text = p.log();
     assert!(text.contains("\"rejected\""), "{text}");
     assert!(!text.contains("auth.decision"), "{text}");
 }

@@ -15,14 +15,13 @@ legacy = os.environ.get("LEGACY", "false")
 target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ratio.ROOT, "target"))
 side = os.environ.get("SIDECAR", os.path.join(target, "release", "examples", "sidecar"))
 bare = os.environ.get("BARE", os.path.join(target, "release", "examples", "bare"))
-# the bare's headers as ratio.py takes them: start a sidecar once
+# the headers bare must send: what a sidecar sends for this case
 sport = common.free_port()
 cfg = os.path.join(common.scratch("aot-c-"), "c.yaml")
 common.render_config(ratio.CONFIG, cfg, tokens=None, port=sport, mport=common.free_port(), upstream=up.port, legacy=legacy)
 p = common.start([side, "--config", cfg], sport); common.wait_ready(sport)
-_, hd, _ = common.get(sport, "/authenticate", {"Authorization": header, "X-Original-URI": "/"})
+args = ratio.header_args(ratio.decision_headers(sport, os.environ.get("CASE", "Basic"), header))
 p.terminate(); p.wait()
-args = [a for k, v in hd if k.lower() not in ratio.SKIP for a in ("--header", f"{k}: {v}")]
 def one(make, n, ready):
     port = common.free_port(); keep = common.scratch("aot-k-")
     instructions.count(make(port), port, header, n, keep=keep, ready=ready)

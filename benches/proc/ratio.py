@@ -83,6 +83,19 @@ def wrk(port, header, conns, secs, pid):
             "cpu": cpu * 1e6 / n}
 
 
+def decision_headers(port, name, header):
+    """The headers the sidecar on `port` sends for a hit of `header` (what bare must send)."""
+    status, headers, _ = common.get(port, "/authenticate",
+                                    {"Authorization": header, "X-Original-URI": "/"})
+    if status != 200: raise SystemExit(f"{name}: sidecar answered {status}")
+    return [(k, v) for k, v in headers if k.lower() not in SKIP]
+
+
+def header_args(sent):
+    """`bare`'s command-line arguments that make it send `sent`."""
+    return [a for k, v in sent for a in ("--header", f"{k}: {v}")]
+
+
 def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
@@ -112,14 +125,9 @@ def main():
             common.wait_ready(sport)
             if tokens and not any(c[0] == "token" for c in cases):
                 cases.append(("token", common.create_token(sport)))
-            for name, header in cases:
-                status, headers, _ = common.get(sport, "/authenticate",
-                                                {"Authorization": header, "X-Original-URI": "/"})
-                if status != 200: raise SystemExit(f"{name}: sidecar answered {status}")
-                if name == cases[0][0]:
-                    sent = [(k, v) for k, v in headers if k.lower() not in SKIP]
+            sent = [decision_headers(sport, name, header) for name, header in cases][0]
             bare_headers[legacy] = sent
-            args = [a for k, v in sent for a in ("--header", f"{k}: {v}")]
+            args = header_args(sent)
             bproc = common.start(prefix("server") + [bare, "--port", str(bport), *args], bport)
             try:
                 for port, pid in ((bport, bproc.pid), (sport, side.pid)):
@@ -147,7 +155,7 @@ def main():
         rows = ["", "| case | bare instructions / request | sidecar instructions / request | "
                 "**ratio** | sidecar − bare |", "|---|---|---|---|---|"]
         print("\n".join(rows), flush=True)
-        args = [a for k, v in bare_headers["true"] for a in ("--header", f"{k}: {v}")]
+        args = header_args(bare_headers["true"])
         for name, header in cases:
             bi = instructions.per_request(lambda p: [bare, "--port", str(p), *args], header)
             si = instructions.per_request(

@@ -20,9 +20,7 @@ common.render_config(ratio.CONFIG,cfg,tokens=None,port=sport,mport=common.free_p
 if os.environ.get("NOMETRICS"):
     t=open(cfg).read().replace("metrics: {enabled: true","metrics: {enabled: false"); open(cfg,"w").write(t)
 side=common.start([sidecar,"--config",cfg],sport); common.wait_ready(sport)
-st,hd,_=common.get(sport,"/authenticate",{"Authorization":header,"X-Original-URI":"/"})
-sent=[(k,v) for k,v in hd if k.lower() not in ratio.SKIP]
-args=[a for k,v in sent for a in ("--header",f"{k}: {v}")]
+args=ratio.header_args(ratio.decision_headers(sport,case,header))
 bp=common.start([bare,"--port",str(bport),*args],bport)
 def stat(pid):
     f=open(f"/proc/{pid}/stat").read().rsplit(")",1)[1].split()

@@ -156,21 +156,28 @@ pub struct SidecarProcess {
 impl SidecarProcess {
     /// Starts the sidecar on `yaml`, where `{port}` stands for a free port.
     pub fn start(yaml: &str) -> SidecarProcess {
+        Self::start_with_rust_log(yaml, None)
+    }
+
+    /// [`SidecarProcess::start`] with `RUST_LOG` set to `rust_log` (`None`: unset, so the
+    /// test's own `logging` section decides, not the developer's environment).
+    pub fn start_with_rust_log(yaml: &str, rust_log: Option<&str>) -> SidecarProcess {
         let port = free_port();
         let dir = Scratch::new("sidecar");
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, yaml.replace("{port}", &port.to_string())).unwrap();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let proc = Proc::spawn(
-            Command::new(sidecar_binary())
-                .arg("--config")
-                .arg(&config)
-                // The test's own `logging` section decides, not the developer's environment.
-                .env_remove("RUST_LOG")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log),
-        );
+        let mut cmd = Command::new(sidecar_binary());
+        cmd.arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        match rust_log {
+            Some(v) => cmd.env("RUST_LOG", v),
+            None => cmd.env_remove("RUST_LOG"),
+        };
+        let proc = Proc::spawn(&mut cmd);
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         wait_listening(addr);
         SidecarProcess { addr, proc, dir }
