@@ -342,8 +342,11 @@ fn a_rust_log_that_does_not_parse_stops_the_start_with_a_clear_error() {
         small_yaml().replace("{port}", &free_port().to_string()),
     )
     .unwrap();
-    let run = |rust_log: &str| {
+    // The sidecar (with `--check` when `check`) under `rust_log`: how it exited (`None`: still
+    // running after 20 s, then killed) and its stderr.
+    let run = |check: bool, rust_log: &str| {
         let mut child = Command::new(sidecar_binary())
+            .args(check.then_some("--check"))
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", rust_log)
@@ -370,29 +373,25 @@ fn a_rust_log_that_does_not_parse_stops_the_start_with_a_clear_error() {
             .unwrap();
         (exited, err)
     };
-    let (status, err) = run("auth_o_tron=loud");
+    let (status, err) = run(false, "auth_o_tron=loud");
     let status = status.expect("a bad RUST_LOG must stop the start, not be ignored");
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains("error: cannot install the logger: RUST_LOG `auth_o_tron=loud`: "),
         "{err}"
     );
-    // `info,` would read as `error` (no audit lines): refused, by `--check` as well.
-    let (status, err) = run("info,");
-    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
-    let out = Command::new(sidecar_binary())
-        .args(["--check", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn, auth_o_tron=debug")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("RUST_LOG `warn, auth_o_tron=debug`: "),
-        "{text}"
-    );
+    // `info,` would read as `error` and `warning` as "the target `warning` at trace" (no audit
+    // lines either way): refused at start and by `--check`.
+    for (check, bad) in [
+        (false, "info,"),
+        (true, "info,"),
+        (false, "warning"),
+        (true, "warn, auth_o_tron=debug"),
+    ] {
+        let (status, err) = run(check, bad);
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{bad}: {err}");
+        assert!(err.contains(&format!("RUST_LOG `{bad}`: ")), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -25,37 +25,37 @@ use super::config::{LogFormat, LoggingConfig};
 /// `RUST_LOG` cannot be parsed.
 pub fn init(cfg: &LoggingConfig) -> Result<(), tower::BoxError> {
     let filter = level_filter(cfg)?;
-    // `fmt()` caps events at INFO on its own; the cap is lifted so that `filter` alone decides.
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
-        .with_writer(std::io::stderr);
+    // The filter sits directly on the registry, so the subscriber's level hint is the filter's
+    // own (also for `log` records, which `try_init` caps by it).
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match cfg.format {
-        LogFormat::Json => builder
-            .event_format(OtelJson {
-                service_name: cfg
-                    .service_name
-                    .clone()
-                    .unwrap_or_else(|| "authotron".into()),
-                service_version: cfg
-                    .service_version
-                    .clone()
-                    .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
-            })
-            .finish()
-            .with(filter)
+        LogFormat::Json => registry
+            .with(
+                layer.event_format(OtelJson {
+                    service_name: cfg
+                        .service_name
+                        .clone()
+                        .unwrap_or_else(|| "authotron".into()),
+                    service_version: cfg
+                        .service_version
+                        .clone()
+                        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
+                }),
+            )
             .try_init()?,
-        LogFormat::Console => builder
-            .fmt_fields(ConsoleFields)
-            .finish()
-            .with(filter)
-            .try_init()?,
+        LogFormat::Console => registry.with(layer.fmt_fields(ConsoleFields)).try_init()?,
     }
     Ok(())
 }
 
 /// The level filter [`init`] installs, for `--check` to refuse a bad `RUST_LOG` too.
 pub(crate) fn level_filter(cfg: &LoggingConfig) -> Result<Targets, tower::BoxError> {
-    filter(std::env::var("RUST_LOG").ok().as_deref(), &cfg.level)
+    match std::env::var("RUST_LOG") {
+        Ok(v) => filter(Some(&v), &cfg.level),
+        Err(std::env::VarError::NotPresent) => filter(None, &cfg.level),
+        Err(std::env::VarError::NotUnicode(_)) => Err("RUST_LOG is not UTF-8".into()),
+    }
 }
 
 /// The level filter: `RUST_LOG` when it is set and not blank, else `logging.level`.
@@ -65,8 +65,11 @@ pub(crate) fn level_filter(cfg: &LoggingConfig) -> Result<Targets, tower::BoxErr
 /// filters (`[span{field=value}]`) are refused, so `tracing-subscriber`'s `env-filter` (and its
 /// regex engine, ~12 s of a cold build) is not compiled in. A `RUST_LOG` that does not parse is
 /// an error at start, not a silent fallback; so are an empty entry (`info,`, which `Targets`
-/// would read as `error`), a blank inside an entry, and a target without a level.
+/// would read as `error`), a blank inside an entry, a target without a level (`hyper`, or a
+/// misspelt level such as `warning`, which `Targets` would read as "this target at `trace`,
+/// nothing else"), and numeric levels (`0` is `off`): levels are spelt out.
 fn filter(rust_log: Option<&str>, level: &str) -> Result<Targets, tower::BoxError> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let Some(directives) = rust_log.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(level.to_ascii_lowercase().parse()?);
     };
@@ -82,11 +85,13 @@ fn filter(rust_log: Option<&str>, level: &str) -> Result<Targets, tower::BoxErro
                 "`{entry}`: blanks and span or field filters are not supported"
             )));
         }
-        if let Some((target, level)) = entry.split_once('=')
-            && (target.is_empty() || level.is_empty())
-        {
+        let (target, level) = entry.split_once('=').unwrap_or(("", entry));
+        if entry.contains('=') && target.is_empty() {
+            return Err(refuse(&format_args!("`{entry}` needs a target")));
+        }
+        if !LEVELS.iter().any(|l| level.eq_ignore_ascii_case(l)) {
             return Err(refuse(&format_args!(
-                "`{entry}` needs a target and a level"
+                "`{entry}`: `{level}` is not one of off, error, warn, info, debug, trace"
             )));
         }
     }
@@ -325,6 +330,11 @@ mod tests {
             "=debug",
             "[request]=debug",
             "auth_o_tron[{user}]=debug",
+            "warning",
+            "auth_o_tron",
+            "hyper,warn",
+            "auth_o_tron=1",
+            "0",
         ] {
             let e = filter(Some(bad), "info").unwrap_err().to_string();
             assert!(e.starts_with(&format!("RUST_LOG `{bad}`: ")), "{bad}: {e}");
