@@ -38,7 +38,7 @@ use http::HeaderMap;
 use crate::augment::{Augmenter, Stage};
 use crate::cache::flight::Flights;
 use crate::cache::invalidation::{Invalidations, Target};
-use crate::cache::{Digest, Key, KeyHasher, Store};
+use crate::cache::{Digest, KeyHasher, Store};
 use crate::challenge::Challenges;
 use crate::credentials::{
     Credential, CredentialSource, Credentials, DEFAULT_MAX_HEADER_BYTES, Scheme,
@@ -48,6 +48,15 @@ use crate::mint::MintCache;
 use crate::provider::{Identity, Locality, Provider, ProviderError};
 use crate::stats::Stats;
 use crate::user::{Principal, User};
+
+/// The realm `X-Auth-Realm` limits a request to, if any.
+fn realm_of(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    match headers.get(&REALM_HEADER).map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(r)) => Ok(Some(r)),
+        Some(Err(_)) => Err(AuthError::Malformed("X-Auth-Realm is not visible ASCII")),
+    }
+}
 
 /// The request header that limits the providers tried to one realm (exact match).
 pub const REALM_HEADER: http::HeaderName = http::HeaderName::from_static("x-auth-realm");
@@ -426,12 +435,7 @@ impl Authenticator {
     pub fn invalidate_credential(&self, credential: Credential<'_>) {
         let digest = self.inner.hasher.credential(&credential);
         self.inner.invalidations.bump(Target::Credential(&digest));
-        for provider in 0..self.inner.providers.len() {
-            self.inner.store.remove(&Key {
-                provider: provider as u32,
-                digest,
-            });
-        }
+        self.inner.store.remove(&digest);
     }
 
     /// Authenticates the request described by `headers`.
@@ -448,17 +452,49 @@ impl Authenticator {
         scheme: Scheme,
         realm: Option<&'a str>,
     ) -> impl Iterator<Item = usize> + 'a {
-        self.inner
-            .providers
-            .iter()
-            .enumerate()
-            .filter(move |(_, p)| p.accepts(scheme) && realm.is_none_or(|r| p.info().realm == r))
-            .map(|(i, _)| i)
+        (0..self.inner.providers.len()).filter(move |&i| self.is_eligible(i, scheme, realm))
+    }
+
+    /// Whether provider `i` may see a credential of `scheme` on a request for `realm`.
+    fn is_eligible(&self, i: usize, scheme: Scheme, realm: Option<&str>) -> bool {
+        let p = &self.inner.providers[i];
+        p.accepts(scheme) && realm.is_none_or(|r| p.info().realm == r)
+    }
+
+    /// The cached answer for `digest`, if the provider that gave it is eligible for `scheme`
+    /// and `realm` (a request limited by `X-Auth-Realm` to another provider is a miss).
+    fn cached(
+        &self,
+        digest: &Digest,
+        scheme: Scheme,
+        realm: Option<&str>,
+    ) -> Option<Authenticated> {
+        let (provider, found) = self.inner.store.get(digest)?;
+        self.is_eligible(provider, scheme, realm).then_some(found)
     }
 
     /// The synchronous part: parse, hash, look up. Allocates nothing on a hit or a rejection.
     pub(crate) fn lookup(&self, headers: &HeaderMap) -> Lookup {
         let inner = &*self.inner;
+        // The usual hit, a lone bearer token already cached, costs one hash of its bytes: their
+        // checks (characters, UTF-8) are skipped because a hit proves they are the bytes of a
+        // token that passed them. Not with other sources, whose credentials could make the
+        // request ambiguous (a repeated scheme). Anything else takes the full path below.
+        if inner.sources.is_empty()
+            && let Some(raw) = crate::credentials::unchecked_bearer(headers, inner.max_header_bytes)
+            && let Ok(realm) = realm_of(headers)
+        {
+            let digest = inner.hasher.secret(Scheme::Bearer, raw);
+            if let Some(found) = self.cached(&digest, Scheme::Bearer, realm)
+                && found
+                    .principal
+                    .expires_at()
+                    .is_none_or(|_| !found.principal.is_expired(SystemTime::now()))
+            {
+                inner.stats.hit();
+                return Lookup::Done(Ok(found));
+            }
+        }
         let mut creds = match Credentials::from_headers(headers, inner.max_header_bytes) {
             Ok(c) => c,
             Err(e) => return Lookup::Done(Err(AuthError::Malformed(e.0))),
@@ -477,36 +513,28 @@ impl Authenticator {
         if creds.is_empty() {
             return Lookup::Done(Err(AuthError::Missing));
         }
-        let realm = match headers.get(&REALM_HEADER).map(|v| v.to_str()) {
-            None => None,
-            Some(Ok(r)) => Some(r),
-            Some(Err(_)) => {
-                return Lookup::Done(Err(AuthError::Malformed(
-                    "X-Auth-Realm is not visible ASCII",
-                )));
-            }
+        let realm = match realm_of(headers) {
+            Ok(r) => r,
+            Err(e) => return Lookup::Done(Err(e)),
         };
         let mut digests = [Digest::default(); crate::credentials::MAX_CREDENTIALS];
         let mut any_eligible = false;
         for (n, cred) in creds.iter().enumerate() {
             let digest = inner.hasher.credential(&cred);
             digests[n] = digest;
-            for provider in self.eligible(cred.scheme(), realm) {
-                any_eligible = true;
-                let key = Key {
-                    provider: provider as u32,
-                    digest,
-                };
-                if let Some(found) = inner.store.get(&key) {
-                    // Read the clock only for credentials that expire on their own.
-                    let p = &found.principal;
-                    if p.expires_at().is_some() && p.is_expired(SystemTime::now()) {
-                        inner.store.remove(&key);
-                        continue;
-                    }
-                    inner.stats.hit();
-                    return Lookup::Done(Ok(found));
+            if self.eligible(cred.scheme(), realm).next().is_none() {
+                continue;
+            }
+            any_eligible = true;
+            if let Some(found) = self.cached(&digest, cred.scheme(), realm) {
+                // Read the clock only for credentials that expire on their own.
+                let p = &found.principal;
+                if p.expires_at().is_some() && p.is_expired(SystemTime::now()) {
+                    inner.store.remove(&digest);
+                    continue;
                 }
+                inner.stats.hit();
+                return Lookup::Done(Ok(found));
             }
         }
         if !any_eligible {
@@ -550,7 +578,8 @@ impl Authenticator {
                 .flights
                 .run(flight, async {
                     (
-                        self.fill(&eligible, credential, *digest, since).await,
+                        self.fill(&eligible, credential, realm, *digest, since)
+                            .await,
                         since,
                     )
                 })
@@ -565,7 +594,9 @@ impl Authenticator {
                     .invalidations
                     .stale_since(leader_since, &found.principal, digest)
             {
-                result = self.fill(&eligible, credential, *digest, since).await;
+                result = self
+                    .fill(&eligible, credential, realm, *digest, since)
+                    .await;
             }
             match result {
                 Ok(found) => return Ok(found),
@@ -588,18 +619,14 @@ impl Authenticator {
         &self,
         eligible: &[usize],
         credential: Credential<'_>,
+        realm: Option<&str>,
         digest: Digest,
         since: u64,
     ) -> Result<Authenticated, AuthError> {
         let inner = &*self.inner;
         // A flight that just finished may have filled the cache between our lookup and now.
-        for &provider in eligible {
-            if let Some(p) = inner.store.get(&Key {
-                provider: provider as u32,
-                digest,
-            }) {
-                return Ok(p);
-            }
+        if let Some(found) = self.cached(&digest, credential.scheme(), realm) {
+            return Ok(found);
         }
         let (provider, identity) = self.ask(eligible, credential).await?;
         let now = SystemTime::now();
@@ -633,20 +660,16 @@ impl Authenticator {
                 Some(exp) => ttl.min(exp.duration_since(now).unwrap_or_default()),
                 None => ttl,
             };
-            let key = Key {
-                provider: provider as u32,
-                digest,
-            };
             let stale = || {
                 inner
                     .invalidations
                     .stale_since(since, &found.principal, &digest)
             };
             if !stale() {
-                inner.store.insert(key, found.clone(), ttl);
+                inner.store.insert(digest, provider, found.clone(), ttl);
                 // An invalidation between the check and the insert: undo the insert.
                 if stale() {
-                    inner.store.remove(&key);
+                    inner.store.remove(&digest);
                 }
             }
         }

@@ -287,3 +287,146 @@ async fn the_optional_negative_cache_remembers_refusals_but_never_outages() {
     assert!(auth.authenticate(&h("other")).await.is_err());
     assert_eq!(t.calls(), calls + 1, "asked again after the outage");
 }
+
+/// One cache entry per credential: a hit from the second provider is served without asking
+/// anyone, and a request that `X-Auth-Realm` limits to another provider never gets the cached
+/// answer of the first.
+#[tokio::test]
+async fn a_cached_answer_is_served_only_to_requests_its_provider_is_eligible_for() {
+    let a = Tokens::new("a", "ra").token("shared", User::new("from-a", "ra"), None);
+    let b = Tokens::new("b", "rb")
+        .token("shared", User::new("from-b", "rb"), None)
+        .token("only-b", User::new("b-user", "rb"), None);
+    let auth = Authenticator::builder()
+        .provider(a.clone())
+        .provider(b.clone())
+        .build()
+        .unwrap();
+    let request = |token: &str, realm: Option<&str>| {
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        if let Some(r) = realm {
+            h.insert("x-auth-realm", r.parse().unwrap());
+        }
+        h
+    };
+    let user = |p: Principal| (p.username.clone(), p.realm.clone());
+
+    // A refuses `only-b`, B accepts it; the second request is a hit (nobody asked again).
+    let h = request("only-b", None);
+    assert_eq!(user(auth.authenticate(&h).await.unwrap()).0, "b-user");
+    let calls = (a.calls(), b.calls());
+    assert_eq!(user(auth.authenticate(&h).await.unwrap()).0, "b-user");
+    assert_eq!((a.calls(), b.calls()), calls);
+    assert_eq!(auth.stats().cache_hits(), 1);
+
+    // `shared` is cached as A's (asked with realm ra); without a realm that entry is served,
+    // limited to realm rb it is B's answer, never A's.
+    let first = user(
+        auth.authenticate(&request("shared", Some("ra")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(first.1, "ra");
+    let calls = (a.calls(), b.calls());
+    let unlimited = user(auth.authenticate(&request("shared", None)).await.unwrap());
+    assert_eq!(unlimited.0, "from-a");
+    assert_eq!((a.calls(), b.calls()), calls, "a hit");
+    let b_calls = b.calls();
+    let limited = user(
+        auth.authenticate(&request("shared", Some("rb")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(limited, ("from-b".into(), "rb".into()));
+    assert_eq!(b.calls(), b_calls + 1, "B was asked, not the cache");
+    let back = user(
+        auth.authenticate(&request("shared", Some("ra")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(back, ("from-a".into(), "ra".into()));
+    // A realm no provider has: refused, whatever is cached.
+    assert!(
+        auth.authenticate(&request("shared", Some("nowhere")))
+            .await
+            .is_err()
+    );
+}
+
+/// A cached token is served from its digest alone, but only for the exact header it was
+/// accepted in: near misses are parsed (and refused) as before, and with another credential
+/// source the full checks run (a repeated scheme is still ambiguous).
+#[tokio::test]
+async fn a_cached_bearer_token_does_not_let_malformed_or_ambiguous_requests_through() {
+    use auth_o_tron::AuthError;
+    use auth_o_tron::credentials::{HeaderSource, Scheme};
+    let with_source = |t: Tokens| {
+        Authenticator::builder()
+            .provider(t)
+            .source(HeaderSource::new(
+                http::HeaderName::from_static("x-api-key"),
+                Scheme::Bearer,
+            ))
+            .build()
+            .unwrap()
+    };
+    let t = Tokens::new("t", "r").token("tok", User::new("u", "r"), None);
+    let plain = Authenticator::builder()
+        .provider(t.clone())
+        .build()
+        .unwrap();
+    let sourced = with_source(t.clone());
+    let headers = |auth: &[u8], key: Option<&str>| {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_bytes(auth).unwrap(),
+        );
+        if let Some(k) = key {
+            h.insert("x-api-key", k.parse().unwrap());
+        }
+        h
+    };
+    for auth in [&plain, &sourced] {
+        assert_eq!(
+            auth.authenticate(&headers(b"Bearer tok", None))
+                .await
+                .unwrap()
+                .username,
+            "u"
+        );
+        // A hit, served again; other spellings the parser accepts are hits too.
+        let calls = t.calls();
+        for ok in [
+            &b"Bearer tok"[..],
+            b"bearer tok",
+            b"Bearer  tok ",
+            b"BEARER tok",
+        ] {
+            assert!(auth.authenticate(&headers(ok, None)).await.is_ok());
+        }
+        assert_eq!(t.calls(), calls, "all hits");
+        for bad in [
+            &b"Bearer tok\t"[..],
+            b"Bearer tok,",
+            b"Bearer tok x",
+            b"Bearer t\xffok",
+        ] {
+            assert!(
+                matches!(
+                    auth.authenticate(&headers(bad, None)).await,
+                    Err(AuthError::Malformed(_))
+                ),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+    assert!(matches!(
+        sourced
+            .authenticate(&headers(b"Bearer tok", Some("tok")))
+            .await,
+        Err(AuthError::Malformed(_))
+    ));
+}

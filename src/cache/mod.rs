@@ -1,19 +1,23 @@
-//! The result cache: bounded, keyed by a keyed hash of (provider, credential), holding the
-//! augmented user (what the pipeline stores, generic here) until min(provider TTL, credential
-//! expiry).
+//! The result cache: bounded, keyed by a keyed hash of the credential, holding the provider
+//! that accepted it and the augmented user (what the pipeline stores, generic here) until
+//! min(provider TTL, credential expiry).
+//!
+//! One entry per credential, not one per (provider, credential): a hit is one probe whichever
+//! provider it belongs to (an ECMWF key or an API token used to miss the `jwt` provider's key
+//! first, ~1 100 instructions per probe), and the caller checks that the entry's provider is
+//! eligible for the request.
 //!
 //! Storage is `moka::sync::Cache` because its lookup is synchronous: the hot path (a cache hit)
 //! runs inside `Service::call` without building a future. Concurrent misses of one credential
 //! are coalesced by [`flight::Flights`], so exactly one provider call is made.
 
+use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
-
-use std::hash::Hasher as _;
 
 use moka::Expiry;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use crate::credentials::Credential;
+use crate::credentials::{Credential, Scheme};
 
 pub(crate) mod flight;
 pub(crate) mod invalidation;
@@ -53,11 +57,16 @@ impl KeyHasher {
     }
 
     pub(crate) fn credential(&self, credential: &Credential<'_>) -> Digest {
+        self.secret(credential.scheme(), credential.secret().as_bytes())
+    }
+
+    /// The digest of a credential of `scheme` whose secret is `secret`.
+    pub(crate) fn secret(&self, scheme: Scheme, secret: &[u8]) -> Digest {
         let mut h = self.start();
         // Length-prefixed fields: no two (scheme, secret) pairs feed the same bytes.
-        h.write_usize(credential.scheme().name().len());
-        h.write(credential.scheme().name().as_bytes());
-        h.write(credential.secret().as_bytes());
+        h.write_usize(scheme.name().len());
+        h.write(scheme.name().as_bytes());
+        h.write(secret);
         h.finish128().as_bytes()
     }
 
@@ -77,23 +86,49 @@ impl KeyHasher {
     }
 }
 
-/// A cache key: the provider's position in the authenticator and the credential digest.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Key {
-    pub(crate) provider: u32,
-    pub(crate) digest: Digest,
+/// Hashes a [`Digest`] for moka's table by folding its bytes: a digest is already the output of
+/// a keyed pseudorandom function, uniform in every bit, so moka's default (a second SipHash per
+/// probe, ~300 instructions) adds nothing but time.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DigestHash;
+
+/// The [`Hasher`] of [`DigestHash`].
+#[derive(Debug, Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl BuildHasher for DigestHash {
+    type Hasher = DigestHasher;
+
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher::default()
+    }
+}
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 #[derive(Clone)]
 struct Entry<V> {
+    provider: usize,
     value: V,
     ttl: Duration,
 }
 
 struct EntryExpiry;
 
-impl<V> Expiry<Key, Entry<V>> for EntryExpiry {
-    fn expire_after_create(&self, _: &Key, value: &Entry<V>, _: Instant) -> Option<Duration> {
+impl<V> Expiry<Digest, Entry<V>> for EntryExpiry {
+    fn expire_after_create(&self, _: &Digest, value: &Entry<V>, _: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
 }
@@ -101,7 +136,7 @@ impl<V> Expiry<Key, Entry<V>> for EntryExpiry {
 /// The bounded store of authenticated principals (with what the pipeline keeps beside them).
 #[derive(Clone)]
 pub(crate) struct Store<V> {
-    inner: moka::sync::Cache<Key, Entry<V>>,
+    inner: moka::sync::Cache<Digest, Entry<V>, DigestHash>,
 }
 
 impl<V: Clone + Send + Sync + 'static> Store<V> {
@@ -111,22 +146,32 @@ impl<V: Clone + Send + Sync + 'static> Store<V> {
                 .max_capacity(capacity)
                 .expire_after(EntryExpiry)
                 .support_invalidation_closures()
-                .build(),
+                .build_with_hasher(DigestHash),
         }
     }
 
-    pub(crate) fn get(&self, key: &Key) -> Option<V> {
-        self.inner.get(key).map(|e| e.value)
+    /// The entry of `digest`: the position of the provider that accepted the credential, and
+    /// what was stored.
+    pub(crate) fn get(&self, digest: &Digest) -> Option<(usize, V)> {
+        self.inner.get(digest).map(|e| (e.provider, e.value))
     }
 
-    pub(crate) fn insert(&self, key: Key, value: V, ttl: Duration) {
+    /// Remembers that provider `provider` accepted the credential of `digest`, for `ttl`.
+    pub(crate) fn insert(&self, digest: Digest, provider: usize, value: V, ttl: Duration) {
         if !ttl.is_zero() {
-            self.inner.insert(key, Entry { value, ttl });
+            self.inner.insert(
+                digest,
+                Entry {
+                    provider,
+                    value,
+                    ttl,
+                },
+            );
         }
     }
 
-    pub(crate) fn remove(&self, key: &Key) {
-        self.inner.invalidate(key);
+    pub(crate) fn remove(&self, digest: &Digest) {
+        self.inner.invalidate(digest);
     }
 
     pub(crate) fn clear(&self) {

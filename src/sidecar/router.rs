@@ -81,7 +81,7 @@ fn authenticate<B>(state: &AppState, req: &Request<B>) -> http::Response<AuthBod
         return res;
     };
     let decision = state.rules.decide(req.headers(), req.method(), principal);
-    let target = decision.target.as_deref().unwrap_or("-");
+    let target = decision.target.unwrap_or("-");
     if let Some(denial) = &decision.denial {
         let error = AuthError::Forbidden(denial.forbidden());
         state
@@ -93,7 +93,7 @@ fn authenticate<B>(state: &AppState, req: &Request<B>) -> http::Response<AuthBod
             target: "auth_o_tron::audit",
             event_name = "auth.decision", result = "forbidden", status = 403u16,
             user = %principal.username, realm = %principal.realm, provider = principal.provider(),
-            method = %decision.method, path = target, host = decision.host.as_deref().unwrap_or("-"), reason = denial.reason(),
+            method = %decision.method, path = target, host = decision.host.unwrap_or("-"), reason = denial.reason(),
         );
         let challenge = state.auth.challenges().for_error(&error);
         return Rejection {
@@ -109,7 +109,7 @@ fn authenticate<B>(state: &AppState, req: &Request<B>) -> http::Response<AuthBod
         target: "auth_o_tron::audit",
         event_name = "auth.decision", result = "success", status = 200u16,
         user = %principal.username, realm = %principal.realm, provider = principal.provider(),
-        method = %decision.method, path = target, host = decision.host.as_deref().unwrap_or("-"),
+        method = %decision.method, path = target, host = decision.host.unwrap_or("-"),
     );
     let mut res = http::Response::new(AuthBody::from("Authenticated successfully"));
     // Sized for every header of this answer, including the ones hyper and axum add: growing a

@@ -384,15 +384,16 @@ impl Denial {
     }
 }
 
-/// The decision for one request: what was asked about, and whether it is denied.
+/// The decision for one request: what was asked about, and whether it is denied. Borrows from
+/// the request's headers: the audit line needs no copy of them.
 #[derive(Debug)]
-pub struct Decision {
+pub struct Decision<'h> {
     /// The original method.
     pub method: Method,
     /// The original target as sent by the proxy (for the audit line).
-    pub target: Option<String>,
+    pub target: Option<&'h str>,
     /// The forwarded host, when it is one plain host (for the audit line).
-    pub host: Option<String>,
+    pub host: Option<&'h str>,
     /// `Some` when denied.
     pub denial: Option<Denial>,
 }
@@ -497,7 +498,12 @@ impl Rules {
 
     /// Decides the request described by `headers` (sent by the proxy) for `principal`.
     /// `own` is the decision request's own method, reported when the proxy names none.
-    pub fn decide(&self, headers: &HeaderMap, own: &Method, principal: &Principal) -> Decision {
+    pub fn decide<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        own: &Method,
+        principal: &Principal,
+    ) -> Decision<'h> {
         let seen = Proxied::gather(headers);
         let (method, target) = match original(&seen) {
             Ok(x) => x,
@@ -514,8 +520,8 @@ impl Rules {
         let denial = self.check(method.as_ref(), target, host, headers, &seen, principal);
         Decision {
             method: method.unwrap_or_else(|| own.clone()),
-            target: target.map(str::to_owned),
-            host: host.map(str::to_owned),
+            target,
+            host,
             denial,
         }
     }
