@@ -49,6 +49,9 @@ use crate::provider::{Identity, Locality, Provider, ProviderError};
 use crate::stats::Stats;
 use crate::user::{Principal, User};
 
+/// The request header that limits the providers tried to one realm (exact match).
+pub const REALM_HEADER: http::HeaderName = http::HeaderName::from_static("x-auth-realm");
+
 /// The realm `X-Auth-Realm` limits a request to, if any.
 fn realm_of(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     match headers.get(&REALM_HEADER).map(|v| v.to_str()) {
@@ -57,9 +60,6 @@ fn realm_of(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
         Some(Err(_)) => Err(AuthError::Malformed("X-Auth-Realm is not visible ASCII")),
     }
 }
-
-/// The request header that limits the providers tried to one realm (exact match).
-pub const REALM_HEADER: http::HeaderName = http::HeaderName::from_static("x-auth-realm");
 
 /// Default per-provider timeout (auth-o-tron's `auth.timeout_in_ms`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -435,7 +435,7 @@ impl Authenticator {
     pub fn invalidate_credential(&self, credential: Credential<'_>) {
         let digest = self.inner.hasher.credential(&credential);
         self.inner.invalidations.bump(Target::Credential(&digest));
-        self.inner.store.remove(&digest);
+        self.inner.store.remove_credential(&digest);
     }
 
     /// Authenticates the request described by `headers`.
@@ -469,8 +469,18 @@ impl Authenticator {
         scheme: Scheme,
         realm: Option<&str>,
     ) -> Option<Authenticated> {
-        let (provider, found) = self.inner.store.get(digest)?;
-        self.is_eligible(provider, scheme, realm).then_some(found)
+        let key = self.inner.hasher.entry(digest, realm);
+        let (provider, found) = self.inner.store.get(&key)?;
+        if !self.is_eligible(provider, scheme, realm) {
+            return None;
+        }
+        // Read the clock only for credentials that expire on their own.
+        let p = &found.principal;
+        if p.expires_at().is_some() && p.is_expired(SystemTime::now()) {
+            self.inner.store.remove(&key);
+            return None;
+        }
+        Some(found)
     }
 
     /// The synchronous part: parse, hash, look up. Allocates nothing on a hit or a rejection.
@@ -479,21 +489,19 @@ impl Authenticator {
         // The usual hit, a lone bearer token already cached, costs one hash of its bytes: their
         // checks (characters, UTF-8) are skipped because a hit proves they are the bytes of a
         // token that passed them. Not with other sources, whose credentials could make the
-        // request ambiguous (a repeated scheme). Anything else takes the full path below.
+        // request ambiguous (a repeated scheme). Anything else takes the full path below, which
+        // reuses the digest when it reads the same bytes as the credential.
+        let mut raw_digest = None;
         if inner.sources.is_empty()
             && let Some(raw) = crate::credentials::unchecked_bearer(headers, inner.max_header_bytes)
             && let Ok(realm) = realm_of(headers)
         {
             let digest = inner.hasher.secret(Scheme::Bearer, raw);
-            if let Some(found) = self.cached(&digest, Scheme::Bearer, realm)
-                && found
-                    .principal
-                    .expires_at()
-                    .is_none_or(|_| !found.principal.is_expired(SystemTime::now()))
-            {
+            if let Some(found) = self.cached(&digest, Scheme::Bearer, realm) {
                 inner.stats.hit();
                 return Lookup::Done(Ok(found));
             }
+            raw_digest = Some((raw, digest));
         }
         let mut creds = match Credentials::from_headers(headers, inner.max_header_bytes) {
             Ok(c) => c,
@@ -520,19 +528,26 @@ impl Authenticator {
         let mut digests = [Digest::default(); crate::credentials::MAX_CREDENTIALS];
         let mut any_eligible = false;
         for (n, cred) in creds.iter().enumerate() {
-            let digest = inner.hasher.credential(&cred);
+            let digest = match raw_digest {
+                // The very bytes the fast path hashed (the same place in the header).
+                Some((raw, d))
+                    if cred.scheme() == Scheme::Bearer
+                        && std::ptr::eq(cred.secret().as_bytes(), raw) =>
+                {
+                    d
+                }
+                _ => inner.hasher.credential(&cred),
+            };
             digests[n] = digest;
             if self.eligible(cred.scheme(), realm).next().is_none() {
                 continue;
             }
             any_eligible = true;
+            // The fast path already looked this one up, and missed.
+            if raw_digest.is_some_and(|(_, d)| d == digest) {
+                continue;
+            }
             if let Some(found) = self.cached(&digest, cred.scheme(), realm) {
-                // Read the clock only for credentials that expire on their own.
-                let p = &found.principal;
-                if p.expires_at().is_some() && p.is_expired(SystemTime::now()) {
-                    inner.store.remove(&digest);
-                    continue;
-                }
                 inner.stats.hit();
                 return Lookup::Done(Ok(found));
             }
@@ -665,11 +680,14 @@ impl Authenticator {
                     .invalidations
                     .stale_since(since, &found.principal, &digest)
             };
+            let key = inner.hasher.entry(&digest, realm);
             if !stale() {
-                inner.store.insert(digest, provider, found.clone(), ttl);
+                inner
+                    .store
+                    .insert(key, digest, provider, found.clone(), ttl);
                 // An invalidation between the check and the insert: undo the insert.
                 if stale() {
-                    inner.store.remove(&digest);
+                    inner.store.remove(&key);
                 }
             }
         }

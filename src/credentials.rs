@@ -76,7 +76,7 @@ impl Scheme {
 }
 
 /// `pred` holds for every byte. Deliberately without early exit, so the loop vectorises: tokens
-/// are up to several KiB and this runs on every request.
+/// are up to several KiB and this runs on every request that is not a cached lone bearer token.
 #[inline]
 fn all_bytes(bytes: &[u8], pred: impl Fn(u8) -> bool) -> bool {
     let mut bad = 0u8;
@@ -88,7 +88,7 @@ fn all_bytes(bytes: &[u8], pred: impl Fn(u8) -> bool) -> bool {
 
 /// A letter, digit or one of `-._~+/`. Written as two ranges (`c | 0x20` folds the letters;
 /// `-./0-9` are contiguous) and three bytes: a quarter fewer instructions per byte than one
-/// test per class, on every byte of every bearer token.
+/// test per class, on every byte of every bearer token that is parsed.
 #[inline(always)]
 fn is_b64token_char(c: u8) -> bool {
     ((c | 0x20).wrapping_sub(b'a') < 26)
@@ -267,9 +267,10 @@ impl<'a> Credentials<'a> {
 
 /// The token of a header that is exactly `Bearer <b64token>` (any case of `Bearer`, one space),
 /// the usual request. Its character test also proves the value ASCII, free of commas and of
-/// spaces, so the general parse's three passes over a kilobyte token (ASCII, commas, scheme
-/// characters) become one; anything else (`None`) goes to the general parse, which gives the
-/// same answer for every header this accepts.
+/// spaces, so of the general parse's passes over a kilobyte token (UTF-8 and ASCII, commas,
+/// scheme characters) two remain (UTF-8, which a `&str` needs, and the characters); anything
+/// else (`None`) goes to the general parse, which gives the same answer for every header this
+/// accepts.
 fn lone_bearer(value: &[u8]) -> Option<&str> {
     let token = bearer_bytes(value)?;
     if !Scheme::Bearer.accepts_bytes(token) {
@@ -288,7 +289,9 @@ fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
 /// The bytes after `Bearer ` when `headers` hold one `Authorization` line, within `max_bytes`,
 /// that starts so, **without checking them**: only for looking up a digest in the cache, where
 /// a hit proves the bytes are those of a credential [`Credentials::from_headers`] accepted
-/// (a keyed 128-bit digest does not collide by chance or by design). A miss must parse.
+/// (a keyed 128-bit digest does not collide by chance or by design). That holds only while
+/// `from_headers` is the one source of cached Bearer credentials: with a [`CredentialSource`]
+/// configured (which may accept other bytes) the caller must not use this. A miss must parse.
 pub(crate) fn unchecked_bearer(headers: &HeaderMap, max_bytes: usize) -> Option<&[u8]> {
     let mut lines = headers.get_all(AUTHORIZATION).iter();
     let value = lines.next()?;

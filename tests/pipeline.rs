@@ -288,9 +288,9 @@ async fn the_optional_negative_cache_remembers_refusals_but_never_outages() {
     assert_eq!(t.calls(), calls + 1, "asked again after the outage");
 }
 
-/// One cache entry per credential: a hit from the second provider is served without asking
-/// anyone, and a request that `X-Auth-Realm` limits to another provider never gets the cached
-/// answer of the first.
+/// One cache entry per credential and realm filter: a hit from the second provider is served
+/// without asking anyone, and a request that `X-Auth-Realm` limits to another provider never
+/// gets the cached answer of the first.
 #[tokio::test]
 async fn a_cached_answer_is_served_only_to_requests_its_provider_is_eligible_for() {
     let a = Tokens::new("a", "ra").token("shared", User::new("from-a", "ra"), None);
@@ -320,32 +320,34 @@ async fn a_cached_answer_is_served_only_to_requests_its_provider_is_eligible_for
     assert_eq!((a.calls(), b.calls()), calls);
     assert_eq!(auth.stats().cache_hits(), 1);
 
-    // `shared` is cached as A's (asked with realm ra); without a realm that entry is served,
-    // limited to realm rb it is B's answer, never A's.
-    let first = user(
-        auth.authenticate(&request("shared", Some("ra")))
-            .await
-            .unwrap(),
-    );
-    assert_eq!(first.1, "ra");
+    // Under each `X-Auth-Realm` filter its own provider's answer, each cached on its own: a
+    // request limited to rb never gets A's answer, and does not evict it.
+    let limited = |realm: &'static str| {
+        let auth = auth.clone();
+        async move {
+            user(
+                auth.authenticate(&request("shared", Some(realm)))
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    assert_eq!(limited("ra").await, ("from-a".into(), "ra".into()));
+    assert_eq!(limited("rb").await, ("from-b".into(), "rb".into()));
     let calls = (a.calls(), b.calls());
-    let unlimited = user(auth.authenticate(&request("shared", None)).await.unwrap());
-    assert_eq!(unlimited.0, "from-a");
-    assert_eq!((a.calls(), b.calls()), calls, "a hit");
-    let b_calls = b.calls();
-    let limited = user(
-        auth.authenticate(&request("shared", Some("rb")))
-            .await
-            .unwrap(),
-    );
-    assert_eq!(limited, ("from-b".into(), "rb".into()));
-    assert_eq!(b.calls(), b_calls + 1, "B was asked, not the cache");
-    let back = user(
-        auth.authenticate(&request("shared", Some("ra")))
-            .await
-            .unwrap(),
-    );
-    assert_eq!(back, ("from-a".into(), "ra".into()));
+    for _ in 0..3 {
+        assert_eq!(limited("ra").await.0, "from-a");
+        assert_eq!(limited("rb").await.0, "from-b");
+    }
+    assert_eq!((a.calls(), b.calls()), calls, "all hits");
+    // Invalidating the credential drops it under every filter.
+    auth.invalidate_credential(auth_o_tron::credentials::Credential::new(
+        auth_o_tron::credentials::Scheme::Bearer,
+        "shared",
+    ));
+    assert_eq!(limited("ra").await.0, "from-a");
+    assert_eq!(limited("rb").await.0, "from-b");
+    assert_eq!((a.calls(), b.calls()), (calls.0 + 1, calls.1 + 1));
     // A realm no provider has: refused, whatever is cached.
     assert!(
         auth.authenticate(&request("shared", Some("nowhere")))

@@ -575,7 +575,7 @@ async fn bas_06_basic_results_are_cached_per_credential_and_a_wrong_password_is_
 }
 
 #[tokio::test]
-async fn cache_01_entries_are_per_scheme_and_provider_never_the_raw_credential() {
+async fn cache_01_entries_are_per_scheme_never_the_raw_credential() {
     use base64::Engine;
     // The same secret text as a Bearer token (known to the token provider) and as a Basic
     // credential (alice:wrong, unknown to the password provider).

@@ -2,10 +2,10 @@
 //! that accepted it and the augmented user (what the pipeline stores, generic here) until
 //! min(provider TTL, credential expiry).
 //!
-//! One entry per credential, not one per (provider, credential): a hit is one probe whichever
-//! provider it belongs to (an ECMWF key or an API token used to miss the `jwt` provider's key
-//! first, ~1 100 instructions per probe), and the caller checks that the entry's provider is
-//! eligible for the request.
+//! One entry per credential (and `X-Auth-Realm` filter, see [`KeyHasher::entry`]), not one per
+//! (provider, credential): a hit is one probe whichever provider it belongs to (an ECMWF key or
+//! an API token used to miss the `jwt` provider's key first, ~1 100 instructions per probe),
+//! and the caller checks that the entry's provider is eligible for the request.
 //!
 //! Storage is `moka::sync::Cache` because its lookup is synchronous: the hot path (a cache hit)
 //! runs inside `Service::call` without building a future. Concurrent misses of one credential
@@ -70,6 +70,19 @@ impl KeyHasher {
         h.finish128().as_bytes()
     }
 
+    /// The cache key of a credential on a request with `realm`'s filter (`X-Auth-Realm`): the
+    /// credential digest itself when there is none, else a digest of both. So an answer given
+    /// under one filter is never another filter's, and requests alternating between filters
+    /// keep an entry each instead of replacing one another's.
+    pub(crate) fn entry(&self, digest: &Digest, realm: Option<&str>) -> Digest {
+        let Some(r) = realm else { return *digest };
+        let mut h = self.start();
+        h.write(b"realm");
+        h.write(digest);
+        h.write(r.as_bytes());
+        h.finish128().as_bytes()
+    }
+
     /// The single-flight key: the credential digest plus the realm filter of the request.
     pub(crate) fn flight(&self, digest: &Digest, realm: Option<&str>) -> Digest {
         let mut h = self.start();
@@ -120,6 +133,8 @@ impl Hasher for DigestHasher {
 
 #[derive(Clone)]
 struct Entry<V> {
+    /// The digest of the credential (the key differs under a realm filter).
+    credential: Digest,
     provider: usize,
     value: V,
     ttl: Duration,
@@ -150,18 +165,27 @@ impl<V: Clone + Send + Sync + 'static> Store<V> {
         }
     }
 
-    /// The entry of `digest`: the position of the provider that accepted the credential, and
-    /// what was stored.
-    pub(crate) fn get(&self, digest: &Digest) -> Option<(usize, V)> {
-        self.inner.get(digest).map(|e| (e.provider, e.value))
+    /// The entry under `key` ([`KeyHasher::entry`]): the position of the provider that
+    /// accepted the credential, and what was stored.
+    pub(crate) fn get(&self, key: &Digest) -> Option<(usize, V)> {
+        self.inner.get(key).map(|e| (e.provider, e.value))
     }
 
-    /// Remembers that provider `provider` accepted the credential of `digest`, for `ttl`.
-    pub(crate) fn insert(&self, digest: Digest, provider: usize, value: V, ttl: Duration) {
+    /// Remembers under `key` that provider `provider` accepted the credential of digest
+    /// `credential`, for `ttl`.
+    pub(crate) fn insert(
+        &self,
+        key: Digest,
+        credential: Digest,
+        provider: usize,
+        value: V,
+        ttl: Duration,
+    ) {
         if !ttl.is_zero() {
             self.inner.insert(
-                digest,
+                key,
                 Entry {
+                    credential,
                     provider,
                     value,
                     ttl,
@@ -170,8 +194,18 @@ impl<V: Clone + Send + Sync + 'static> Store<V> {
         }
     }
 
-    pub(crate) fn remove(&self, digest: &Digest) {
-        self.inner.invalidate(digest);
+    pub(crate) fn remove(&self, key: &Digest) {
+        self.inner.invalidate(key);
+    }
+
+    /// Drops every entry of the credential of digest `credential`, under any realm filter.
+    pub(crate) fn remove_credential(&self, credential: &Digest) {
+        self.inner.invalidate(credential);
+        let credential = *credential;
+        // Only fails when invalidation closures are not enabled, and they are.
+        let _ = self
+            .inner
+            .invalidate_entries_if(move |_, e| e.credential == credential);
     }
 
     pub(crate) fn clear(&self) {
