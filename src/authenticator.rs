@@ -435,7 +435,17 @@ impl Authenticator {
     pub fn invalidate_credential(&self, credential: Credential<'_>) {
         let digest = self.inner.hasher.credential(&credential);
         self.inner.invalidations.bump(Target::Credential(&digest));
-        self.inner.store.remove_credential(&digest);
+        // Its entry without a realm filter and under each realm one can be filled for.
+        let realms = self
+            .inner
+            .providers
+            .iter()
+            .map(|p| Some(p.info().realm.as_str()));
+        for realm in std::iter::once(None).chain(realms) {
+            self.inner
+                .store
+                .remove(&self.inner.hasher.entry(&digest, realm));
+        }
     }
 
     /// Authenticates the request described by `headers`.
@@ -528,23 +538,18 @@ impl Authenticator {
         let mut digests = [Digest::default(); crate::credentials::MAX_CREDENTIALS];
         let mut any_eligible = false;
         for (n, cred) in creds.iter().enumerate() {
-            let digest = match raw_digest {
-                // The very bytes the fast path hashed (the same place in the header).
-                Some((raw, d))
-                    if cred.scheme() == Scheme::Bearer
-                        && std::ptr::eq(cred.secret().as_bytes(), raw) =>
-                {
-                    d
-                }
-                _ => inner.hasher.credential(&cred),
-            };
+            // The very bytes the fast path hashed (the same place in the header): their digest,
+            // already looked up, and missed.
+            let probed = raw_digest.filter(|&(raw, _)| {
+                cred.scheme() == Scheme::Bearer && std::ptr::eq(cred.secret().as_bytes(), raw)
+            });
+            let digest = probed.map_or_else(|| inner.hasher.credential(&cred), |(_, d)| d);
             digests[n] = digest;
             if self.eligible(cred.scheme(), realm).next().is_none() {
                 continue;
             }
             any_eligible = true;
-            // The fast path already looked this one up, and missed.
-            if raw_digest.is_some_and(|(_, d)| d == digest) {
+            if probed.is_some() {
                 continue;
             }
             if let Some(found) = self.cached(&digest, cred.scheme(), realm) {
@@ -682,9 +687,7 @@ impl Authenticator {
             };
             let key = inner.hasher.entry(&digest, realm);
             if !stale() {
-                inner
-                    .store
-                    .insert(key, digest, provider, found.clone(), ttl);
+                inner.store.insert(key, provider, found.clone(), ttl);
                 // An invalidation between the check and the insert: undo the insert.
                 if stale() {
                     inner.store.remove(&key);

@@ -192,21 +192,14 @@ impl<'a> Credentials<'a> {
     /// Parses the `Authorization` header of `headers`.
     pub fn from_headers(headers: &'a HeaderMap, max_bytes: usize) -> Result<Self, Malformed> {
         let mut out = Credentials::default();
-        let mut lines = headers.get_all(AUTHORIZATION).iter();
-        let Some(value) = lines.next() else {
+        let Some(value) = authorization(headers, max_bytes)? else {
             return Ok(out);
         };
-        if lines.next().is_some() {
-            return Err(Malformed("more than one Authorization header"));
-        }
-        if value.len() > max_bytes {
-            return Err(Malformed("Authorization header too large"));
-        }
-        if let Some(token) = lone_bearer(value.as_bytes()) {
+        if let Some(token) = lone_bearer(value) {
             out.push(Credential::new(Scheme::Bearer, token))?;
             return Ok(out);
         }
-        Self::parse(value.as_bytes())
+        Self::parse(value)
     }
 
     /// The general parse of an `Authorization` value (any schemes, up to three, spaces).
@@ -293,12 +286,26 @@ fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
 /// `from_headers` is the one source of cached Bearer credentials: with a [`CredentialSource`]
 /// configured (which may accept other bytes) the caller must not use this. A miss must parse.
 pub(crate) fn unchecked_bearer(headers: &HeaderMap, max_bytes: usize) -> Option<&[u8]> {
+    authorization(headers, max_bytes)
+        .ok()
+        .flatten()
+        .and_then(bearer_bytes)
+}
+
+/// The value of the request's one `Authorization` line, if any: two lines, or one over
+/// `max_bytes`, are refused.
+fn authorization(headers: &HeaderMap, max_bytes: usize) -> Result<Option<&[u8]>, Malformed> {
     let mut lines = headers.get_all(AUTHORIZATION).iter();
-    let value = lines.next()?;
-    if lines.next().is_some() || value.len() > max_bytes {
-        return None;
+    let Some(value) = lines.next() else {
+        return Ok(None);
+    };
+    if lines.next().is_some() {
+        return Err(Malformed("more than one Authorization header"));
     }
-    bearer_bytes(value.as_bytes())
+    if value.len() > max_bytes {
+        return Err(Malformed("Authorization header too large"));
+    }
+    Ok(Some(value.as_bytes()))
 }
 
 /// A place other than `Authorization` where a credential may come from.

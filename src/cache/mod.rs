@@ -73,7 +73,9 @@ impl KeyHasher {
     /// The cache key of a credential on a request with `realm`'s filter (`X-Auth-Realm`): the
     /// credential digest itself when there is none, else a digest of both. So an answer given
     /// under one filter is never another filter's, and requests alternating between filters
-    /// keep an entry each instead of replacing one another's.
+    /// keep an entry each instead of replacing one another's. Only filters naming a
+    /// provider's realm are ever filled (no other has an eligible provider), so a credential
+    /// has at most one key per configured realm, plus one.
     pub(crate) fn entry(&self, digest: &Digest, realm: Option<&str>) -> Digest {
         let Some(r) = realm else { return *digest };
         let mut h = self.start();
@@ -133,8 +135,6 @@ impl Hasher for DigestHasher {
 
 #[derive(Clone)]
 struct Entry<V> {
-    /// The digest of the credential (the key differs under a realm filter).
-    credential: Digest,
     provider: usize,
     value: V,
     ttl: Duration,
@@ -171,21 +171,12 @@ impl<V: Clone + Send + Sync + 'static> Store<V> {
         self.inner.get(key).map(|e| (e.provider, e.value))
     }
 
-    /// Remembers under `key` that provider `provider` accepted the credential of digest
-    /// `credential`, for `ttl`.
-    pub(crate) fn insert(
-        &self,
-        key: Digest,
-        credential: Digest,
-        provider: usize,
-        value: V,
-        ttl: Duration,
-    ) {
+    /// Remembers under `key` that provider `provider` accepted the credential, for `ttl`.
+    pub(crate) fn insert(&self, key: Digest, provider: usize, value: V, ttl: Duration) {
         if !ttl.is_zero() {
             self.inner.insert(
                 key,
                 Entry {
-                    credential,
                     provider,
                     value,
                     ttl,
@@ -196,16 +187,6 @@ impl<V: Clone + Send + Sync + 'static> Store<V> {
 
     pub(crate) fn remove(&self, key: &Digest) {
         self.inner.invalidate(key);
-    }
-
-    /// Drops every entry of the credential of digest `credential`, under any realm filter.
-    pub(crate) fn remove_credential(&self, credential: &Digest) {
-        self.inner.invalidate(credential);
-        let credential = *credential;
-        // Only fails when invalidation closures are not enabled, and they are.
-        let _ = self
-            .inner
-            .invalidate_entries_if(move |_, e| e.credential == credential);
     }
 
     pub(crate) fn clear(&self) {
