@@ -424,6 +424,33 @@ async fn a_cached_bearer_token_does_not_let_malformed_or_ambiguous_requests_thro
                 String::from_utf8_lossy(bad)
             );
         }
+        // The request-level checks still hold with the token cached: two Authorization lines,
+        // a realm header that is not visible ASCII.
+        let mut two = headers(b"Bearer tok", None);
+        two.append("authorization", "Bearer tok".parse().unwrap());
+        let mut bad_realm = headers(b"Bearer tok", None);
+        bad_realm.insert(
+            "x-auth-realm",
+            http::HeaderValue::from_bytes(b"r\xff").unwrap(),
+        );
+        for h in [two, bad_realm] {
+            assert!(
+                matches!(auth.authenticate(&h).await, Err(AuthError::Malformed(_))),
+                "{h:?}"
+            );
+        }
+        // A cached token followed by another credential is still that token's hit, and
+        // invalidating the token drops what that request would be answered from.
+        let calls = t.calls();
+        let both = headers(b"Bearer tok, Basic dTpw", None);
+        assert_eq!(auth.authenticate(&both).await.unwrap().username, "u");
+        assert_eq!(t.calls(), calls, "a hit");
+        auth.invalidate_credential(auth_o_tron::credentials::Credential::new(
+            Scheme::Bearer,
+            "tok",
+        ));
+        assert_eq!(auth.authenticate(&both).await.unwrap().username, "u");
+        assert_eq!(t.calls(), calls + 1, "asked again after the invalidation");
     }
     assert!(matches!(
         sourced

@@ -63,7 +63,14 @@ impl KeyHasher {
     /// The digest of a credential of `scheme` whose secret is `secret`.
     pub(crate) fn secret(&self, scheme: Scheme, secret: &[u8]) -> Digest {
         let mut h = self.start();
-        // Length-prefixed fields: no two (scheme, secret) pairs feed the same bytes.
+        // A tag, then length-prefixed fields: no two (scheme, secret) pairs feed the same bytes,
+        // not even a custom scheme named like a built-in one.
+        h.write_u8(match scheme {
+            Scheme::Basic => 0,
+            Scheme::Bearer => 1,
+            Scheme::EmailKey => 2,
+            Scheme::Custom(_) => 3,
+        });
         h.write_usize(scheme.name().len());
         h.write(scheme.name().as_bytes());
         h.write(secret);
@@ -144,6 +151,18 @@ struct EntryExpiry;
 
 impl<V> Expiry<Digest, Entry<V>> for EntryExpiry {
     fn expire_after_create(&self, _: &Digest, value: &Entry<V>, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    // An entry replaced under its key (another provider's answer, a refill) gets its own TTL,
+    // not what was left of the old one's (moka's default).
+    fn expire_after_update(
+        &self,
+        _: &Digest,
+        value: &Entry<V>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
         Some(value.ttl)
     }
 }
