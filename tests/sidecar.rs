@@ -673,6 +673,44 @@ async fn shutdown_drains_requests_in_flight() {
 }
 
 #[tokio::test]
+async fn shutdown_closes_idle_keep_alive_connections_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = axum::Router::new().route("/x", axum::routing::get(|| async { "x" }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let limits = server::Limits {
+        drain_timeout: Duration::from_secs(20),
+        ..server::Limits::default()
+    };
+    let served = tokio::spawn(server::serve(l, app, limits, async move {
+        let _ = rx.await;
+    }));
+    // One answered request, then the connection sits idle (keep-alive, 60 s by default).
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = c.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    tx.send(()).unwrap();
+    // The connection is closed by the shutdown itself, not by its idle or drain deadline.
+    let eof = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("the idle connection is closed at shutdown");
+    assert_eq!(eof.unwrap(), 0);
+    let drained = tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("serve returns once the connection closed");
+    assert_eq!(drained.unwrap(), server::Drain::Closed);
+}
+
+#[tokio::test]
 async fn check_and_schema_and_bad_configs() {
     // Removed when dropped, also when the test fails.
     let tmp = tempfile::Builder::new()

@@ -23,6 +23,7 @@ pub mod rules;
 pub mod server;
 pub mod shield;
 pub mod track;
+mod woken;
 
 pub use config::Config;
 

@@ -5,7 +5,9 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,15 +16,15 @@ use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tower_service::Service;
 
 use super::conn::{ConnState, Deadlines, Pressure, Tracked, Watched, watchdog};
 use super::peers::Peer;
 use super::shield::Shield;
+use super::woken::OnWake;
 
 /// Connection limits.
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +114,8 @@ where
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let pressure = Arc::new(Pressure::default());
-    let graceful = GracefulShutdown::new();
+    // Sent at shutdown; every connection holds a receiver, so `closed` means all have ended.
+    let (stop, _) = watch::channel(());
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -150,21 +153,44 @@ where
         let service = TowerToHyperService::new(Tracked::new(service.clone(), state.clone(), peer));
         let io = TokioIo::new(Watched::new(stream, state.clone()));
         let conn = builder.serve_connection_with_upgrades(io, service);
-        let conn = graceful.watch(conn.into_owned());
+        let conn = conn.into_owned();
         let pressure = pressure.clone();
+        let mut stopping = stop.subscribe();
         tokio::spawn(async move {
             let _permit = permit;
-            tokio::select! {
-                _ = conn => {}
-                why = watchdog(&state, deadlines, &pressure) => {
-                    tracing::debug!(event_name = "connection.closed", reason = ?why, peer = %peer.addr);
+            let mut conn = pin!(conn);
+            // The shutdown signal and the watchdog are polled only when they woke, not on
+            // every wake-up of the connection (see `OnWake`).
+            let mut stopping = pin!(OnWake::new(async move {
+                // An error is a dropped sender: `serve` itself is gone, stop as well.
+                let _ = stopping.changed().await;
+                stopping
+            }));
+            let mut draining = None;
+            let mut dog = pin!(OnWake::new(watchdog(&state, deadlines, &pressure)));
+            std::future::poll_fn(|cx| {
+                if draining.is_none()
+                    && let Poll::Ready(rx) = stopping.as_mut().poll(cx)
+                {
+                    // Held until the connection ends: `serve`'s drain waits for it.
+                    draining = Some(rx);
+                    conn.as_mut().graceful_shutdown();
                 }
-            }
+                if let Poll::Ready(why) = dog.as_mut().poll(cx) {
+                    tracing::debug!(event_name = "connection.closed", reason = ?why, peer = %peer.addr);
+                    return Poll::Ready(());
+                }
+                conn.as_mut().poll(cx).map(|_| ())
+            })
+            .await;
         });
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => Drain::Closed,
+        () = async {
+            let _ = stop.send(());
+            stop.closed().await;
+        } => Drain::Closed,
         () = tokio::time::sleep(limits.drain_timeout) => Drain::TimedOut,
     }
 }
