@@ -544,6 +544,36 @@ async fn sqlite_file_keeps_committed_tokens_across_a_reopen_without_close() {
     assert_eq!(find(&reopened, &secret, NOW).await.unwrap().name, "durable");
 }
 
+/// Two processes (here: two pools) opening one new SQLite file at the same moment, as two
+/// sidecars started together or the admin CLI beside a starting sidecar do: both must open, and
+/// both must see the other's tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_opening_one_new_sqlite_file_together_both_open() {
+    for round in 0..8 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(&dir);
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let url = url.clone();
+                async move { SqliteStore::open(&url).await }
+            }),
+            tokio::spawn({
+                let url = url.clone();
+                async move { SqliteStore::open(&url).await }
+            }),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let (a, b) = match (a, b) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => panic!("round {round}: {:?} / {:?}", a.err(), b.err()),
+        };
+        let owner = Owner::new("alice", "ldap");
+        let (token, secret) = new_token(&owner, "shared", NOW);
+        a.create(token).await.unwrap();
+        assert_eq!(find(&b, &secret, NOW).await.unwrap().name, "shared");
+    }
+}
+
 #[tokio::test]
 async fn open_refuses_unknown_schemes_and_hides_passwords() {
     let err = open("mysql://u:hunter2@db/tokens").await.unwrap_err();

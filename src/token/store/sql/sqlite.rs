@@ -45,6 +45,29 @@ const MIGRATIONS: Embedded = Embedded(&[
 /// How long a writer waits for the write lock before the store reports itself unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Attempts at opening a file another process is creating, and the pause before the first
+/// retry (doubling: 50 + 100 + 200 + 400 + 800 ms at most).
+const OPEN_ATTEMPTS: u32 = 6;
+const OPEN_RETRY: Duration = Duration::from_millis(50);
+
+/// Whether opening failed because another connection held the file: a busy or locked database
+/// (primary result codes 5 and 6, whatever the extended code), or a migration that failed
+/// (what the race looks like from the slower process; a migration that fails for good fails
+/// again on the last attempt and is reported then).
+fn contended(e: &OpenError) -> bool {
+    match e {
+        OpenError::Connect {
+            source: sqlx::Error::Database(d),
+            ..
+        } => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        OpenError::Migrate { .. } => true,
+        _ => false,
+    }
+}
+
 /// Tokens in one SQLite file.
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -83,7 +106,28 @@ fn create_private(path: &std::path::Path, url: &str) {
 
 impl SqliteStore {
     /// Opens (creating if missing, owner-only on Unix) and migrates the file at `url` (`sqlite://PATH`).
+    ///
+    /// Another process opening the same new file at the same moment (two instances started
+    /// together, the admin CLI beside a starting sidecar) is waited for, not reported: sqlx's
+    /// SQLite migrator takes no lock, so both run the first migration and the slower one's
+    /// `CREATE TABLE` fails (its transaction rolls back, and a retry finds the migration
+    /// applied), and switching a new file to WAL answers "database is locked" at once, without
+    /// the busy timeout, while the other connection holds it.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let mut pause = OPEN_RETRY;
+        for _ in 1..OPEN_ATTEMPTS {
+            match Self::open_once(url).await {
+                Err(e) if contended(&e) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                done => return done,
+            }
+        }
+        Self::open_once(url).await
+    }
+
+    async fn open_once(url: &str) -> Result<Self, OpenError> {
         let shown = redact_url(url);
         let connect = |source| OpenError::Connect {
             url: shown.clone(),
