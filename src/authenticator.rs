@@ -52,13 +52,19 @@ use crate::user::{Principal, User};
 /// The request header that limits the providers tried to one realm (exact match).
 pub const REALM_HEADER: http::HeaderName = http::HeaderName::from_static("x-auth-realm");
 
-/// The realm `X-Auth-Realm` limits a request to, if any.
+/// The realm `X-Auth-Realm` limits a request to, if any. Two lines are refused, as two
+/// `Authorization` lines are: which one a proxy or an app would read is anyone's guess.
 fn realm_of(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
-    match headers.get(&REALM_HEADER).map(|v| v.to_str()) {
-        None => Ok(None),
-        Some(Ok(r)) => Ok(Some(r)),
-        Some(Err(_)) => Err(AuthError::Malformed("X-Auth-Realm is not visible ASCII")),
+    let mut lines = headers.get_all(&REALM_HEADER).iter();
+    let Some(line) = lines.next() else {
+        return Ok(None);
+    };
+    if lines.next().is_some() {
+        return Err(AuthError::Malformed("X-Auth-Realm appears more than once"));
     }
+    line.to_str()
+        .map(Some)
+        .map_err(|_| AuthError::Malformed("X-Auth-Realm is not visible ASCII"))
 }
 
 /// Default per-provider timeout (auth-o-tron's `auth.timeout_in_ms`).
