@@ -49,6 +49,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// retry (doubling: 50 + 100 + 200 + 400 + 800 ms at most).
 const OPEN_ATTEMPTS: u32 = 6;
 const OPEN_RETRY: Duration = Duration::from_millis(50);
+/// No retry starts this long after the first attempt: a file whose lock is really held (each
+/// attempt then waits out the busy timeout) is reported after one or two attempts, not six.
+const OPEN_RETRY_WINDOW: Duration = Duration::from_secs(2);
 
 /// Whether opening failed because another connection held the file: a busy or locked database
 /// (primary result codes 5 and 6, whatever the extended code), or a migration that failed
@@ -114,10 +117,15 @@ impl SqliteStore {
     /// applied), and switching a new file to WAL answers "database is locked" at once, without
     /// the busy timeout, while the other connection holds it.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let started = std::time::Instant::now();
         let mut pause = OPEN_RETRY;
-        for _ in 1..OPEN_ATTEMPTS {
+        for attempt in 1..OPEN_ATTEMPTS {
             match Self::open_once(url).await {
-                Err(e) if contended(&e) => {
+                Err(e) if contended(&e) && started.elapsed() < OPEN_RETRY_WINDOW => {
+                    tracing::info!(
+                        event_name = "tokens.store.open_retry", attempt, error = %e,
+                        "the token store is being opened by another connection; retrying"
+                    );
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                 }
