@@ -5,9 +5,10 @@ then 1 200 requests on one keep-alive connection; the difference over 1 000 is o
 
 usage: VALGRIND_OPTS="--cache-sim=yes --branch-sim=yes" python3 benches/proc/cachesim.py
 env: CASE (Basic, RS256 JWT, ECMWF key), LEGACY (default false), SIDECAR, BARE (binaries;
-     default the release builds of `ratio.py`)
+     default the release builds of `ratio.py`), KEEP (a directory: keep the four profiles
+     there, as bare.200, bare.1200, sidecar.200, sidecar.1200, for `profdiff.py`)
 """
-import os, sys, re
+import os, re, shutil, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common, instructions, ratio
 up = common.Upstream(); header = dict(up.cases())[os.environ.get("CASE", "Basic")]
@@ -22,17 +23,20 @@ common.render_config(ratio.CONFIG, cfg, tokens=None, port=sport, mport=common.fr
 p = common.start([side, "--config", cfg], sport); common.wait_ready(sport)
 args = ratio.header_args(ratio.decision_headers(sport, os.environ.get("CASE", "Basic"), header))
 p.terminate(); p.wait()
-def one(make, n, ready):
+def one(make, n, ready, label):
     port = common.free_port(); keep = common.scratch("aot-k-")
     instructions.count(make(port), port, header, n, keep=keep, ready=ready)
     f = os.path.join(keep, os.listdir(keep)[0]); txt = open(f).read()
+    if os.environ.get("KEEP"):
+        os.makedirs(os.environ["KEEP"], exist_ok=True)
+        shutil.copy(f, os.path.join(os.environ["KEEP"], f"{label}.{n}"))
     ev = re.search(r"^events: (.*)$", txt, re.M).group(1).split()
     tot = re.search(r"^(?:summary|totals): (.*)$", txt, re.M).group(1).split()
     return dict(zip(ev, [int(t) for t in tot]))
-def events(make, ready):
-    a, b = one(make, 200, ready), one(make, 1200, ready)
+def events(make, ready, label):
+    a, b = one(make, 200, ready, label), one(make, 1200, ready, label)
     return {k: (b[k] - a[k]) / 1000 for k in a}
-b = events(lambda p: [bare, "--port", str(p), *args], False)
-s = events(instructions.sidecar_cmd(side, ratio.CONFIG, up, legacy), True)
+b = events(lambda p: [bare, "--port", str(p), *args], False, "bare")
+s = events(instructions.sidecar_cmd(side, ratio.CONFIG, up, legacy), True, "sidecar")
 print("| event | bare | sidecar | ratio |\n|---|---|---|---|")
 for k in b: print(f"| {k} | {b[k]:.0f} | {s[k]:.0f} | {s[k] / b[k]:.2f} |" if b[k] >= 1 else f"| {k} | {b[k]:.0f} | {s[k]:.0f} | – |")

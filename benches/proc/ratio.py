@@ -4,7 +4,8 @@
 Builds the release `sidecar` and `bare` examples, starts the fake upstream of `common.py`, then
 for each legacy-header setting starts the sidecar on `config.yaml` (plain, jwt RS256, ecmwf-api;
 metrics on, JSON logs at warn) and the bare binary answering `/authenticate` with exactly the
-headers the sidecar sent for a Basic hit. For each case (Basic, ~1 KB RS256 JWT, ECMWF key, all
+headers the sidecar sent for a hit of that case (one bare process per case: a 1 KB JWT's
+principal gets a longer minted token than Basic's). For each case (Basic, ~1 KB RS256 JWT, ECMWF key, all
 cache hits) and connection count, rounds alternate bare, sidecar, bare, ...; each cell is the
 median of the rounds. CPU per request is the server's utime+stime delta (/proc/PID/stat) over
 wrk's request count. Then instructions per request (callgrind, `instructions.py`) of both.
@@ -116,7 +117,7 @@ def main():
     print("\n".join(lines), flush=True)
     bare_headers = {}
     for legacy in env("LEGACY", "true,false").split(","):
-        sport, bport = common.free_port(), common.free_port()
+        sport = common.free_port()
         cfg = os.path.join(common.scratch("aot-ratio-"), "config.yaml")
         common.render_config(CONFIG, cfg, tokens=tokens, port=sport, mport=common.free_port(),
                              upstream=upstream.port, legacy=legacy)
@@ -125,14 +126,15 @@ def main():
             common.wait_ready(sport)
             if tokens and not any(c[0] == "token" for c in cases):
                 cases.append(("token", common.create_token(sport)))
-            sent = [decision_headers(sport, name, header) for name, header in cases][0]
-            bare_headers[legacy] = sent
-            args = header_args(sent)
-            bproc = common.start(prefix("server") + [bare, "--port", str(bport), *args], bport)
-            try:
-                for port, pid in ((bport, bproc.pid), (sport, side.pid)):
-                    wrk(port, cases[0][1], 64, 1, pid)  # warm-up
-                for name, header in cases:
+            for name, header in cases:
+                sent = decision_headers(sport, name, header)
+                bare_headers[(legacy, name)] = sent
+                bport = common.free_port()
+                bproc = common.start(prefix("server") + [bare, "--port", str(bport),
+                                                         *header_args(sent)], bport)
+                try:
+                    for port, pid in ((bport, bproc.pid), (sport, side.pid)):
+                        wrk(port, header, 64, 1, pid)  # warm-up
                     for conns in conns_list:
                         b, s = [], []
                         for _ in range(rounds):
@@ -147,16 +149,16 @@ def main():
                                 f"**{sc / bc:.2f}** |")
                         lines.append(line)
                         print(line, flush=True)
-            finally:
-                bproc.terminate(); bproc.wait()
+                finally:
+                    bproc.terminate(); bproc.wait()
         finally:
             side.terminate(); side.wait()
-    if env("INSTR", "1") == "1" and "true" in bare_headers:
+    if env("INSTR", "1") == "1" and any(legacy == "true" for legacy, _ in bare_headers):
         rows = ["", "| case | bare instructions / request | sidecar instructions / request | "
                 "**ratio** | sidecar − bare |", "|---|---|---|---|---|"]
         print("\n".join(rows), flush=True)
-        args = header_args(bare_headers["true"])
         for name, header in cases:
+            args = header_args(bare_headers[("true", name)])
             bi = instructions.per_request(lambda p: [bare, "--port", str(p), *args], header)
             si = instructions.per_request(
                 instructions.sidecar_cmd(sidecar, CONFIG, upstream, "true", tokens), header,
