@@ -6,7 +6,7 @@ divided by 1 000, so startup cancels out; rows sorted by the largest difference 
 usage: benches/proc/profdiff.py DIR [EVENT]   (EVENT: Ir, I1mr, D1mr or Bcm; default Bcm)
 Rows are exclusive costs (`callgrind_annotate` without --inclusive), top 40.
 """
-import collections, re, subprocess, sys
+import collections, re, signal, subprocess, sys
 
 EVENTS = ["Ir", "I1mr", "D1mr", "Bcm"]
 NUM = r"([\d,]+)(?:\s*\([^)]*\))?"
@@ -33,6 +33,7 @@ def one_request(d, label):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the output quietly
     d = sys.argv[1]
     col = EVENTS.index(sys.argv[2] if len(sys.argv) > 2 else "Bcm")
     bare, side = one_request(d, "bare"), one_request(d, "sidecar")

@@ -5,10 +5,10 @@ Builds the release `sidecar` and `bare` examples, starts the fake upstream of `c
 for each legacy-header setting starts the sidecar on `config.yaml` (plain, jwt RS256, ecmwf-api;
 metrics on, JSON logs at warn) and the bare binary answering `/authenticate` with exactly the
 headers the sidecar sent for a hit of that case (one bare process per case: a 1 KB JWT's
-principal gets a longer minted token than Basic's). For each case (Basic, ~1 KB RS256 JWT, ECMWF key, all
-cache hits) and connection count, rounds alternate bare, sidecar, bare, ...; each cell is the
-median of the rounds. CPU per request is the server's utime+stime delta (/proc/PID/stat) over
-wrk's request count. Then instructions per request (callgrind, `instructions.py`) of both.
+principal gets a longer minted token than Basic's). For each case (Basic, ~1 KB RS256 JWT,
+ECMWF key, all cache hits) and connection count, rounds alternate bare, sidecar, bare, ...;
+each cell is the median of the rounds. CPU per request is the server's utime+stime delta
+(/proc/PID/stat) over wrk's request count. Then instructions per request (callgrind, `instructions.py`) of both.
 
 usage: benches/proc/ratio.py
   env: SECS (per wrk run, default 5), ROUNDS (default 3), CONNS (default 64,1),
@@ -115,7 +115,7 @@ def main():
              "sidecar p99 | **p99 ratio** | bare CPU µs/req | sidecar CPU µs/req | **CPU ratio** |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
-    bare_headers = {}
+    legacy_on_headers = {}  # per case, for the instruction counts (legacy on)
     for legacy in env("LEGACY", "true,false").split(","):
         sport = common.free_port()
         cfg = os.path.join(common.scratch("aot-ratio-"), "config.yaml")
@@ -128,7 +128,8 @@ def main():
                 cases.append(("token", common.create_token(sport)))
             for name, header in cases:
                 sent = decision_headers(sport, name, header)
-                bare_headers[(legacy, name)] = sent
+                if legacy == "true":
+                    legacy_on_headers[name] = sent
                 bport = common.free_port()
                 bproc = common.start(prefix("server") + [bare, "--port", str(bport),
                                                          *header_args(sent)], bport)
@@ -153,12 +154,12 @@ def main():
                     bproc.terminate(); bproc.wait()
         finally:
             side.terminate(); side.wait()
-    if env("INSTR", "1") == "1" and any(legacy == "true" for legacy, _ in bare_headers):
+    if env("INSTR", "1") == "1" and legacy_on_headers:
         rows = ["", "| case | bare instructions / request | sidecar instructions / request | "
                 "**ratio** | sidecar − bare |", "|---|---|---|---|---|"]
         print("\n".join(rows), flush=True)
         for name, header in cases:
-            args = header_args(bare_headers[("true", name)])
+            args = header_args(legacy_on_headers[name])
             bi = instructions.per_request(lambda p: [bare, "--port", str(p), *args], header)
             si = instructions.per_request(
                 instructions.sidecar_cmd(sidecar, CONFIG, upstream, "true", tokens), header,
