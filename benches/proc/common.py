@@ -164,6 +164,10 @@ def wait_ready(port, timeout=60):
 
 
 def start(cmd, port, **kw):
+    """`cmd` started and listening on `port`; killed again if it does not get there."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-    wait_listening(proc, port)
+    try:
+        wait_listening(proc, port)
+    except BaseException:
+        proc.kill(); proc.wait(); raise
     return proc

@@ -4,12 +4,13 @@ keeps (`KEEP=DIR`): for each function, (its cost over 1 200 requests minus its c
 divided by 1 000, so startup cancels out; rows sorted by the largest difference in one event.
 
 usage: benches/proc/profdiff.py DIR [EVENT]   (EVENT: Ir, I1mr, D1mr or Bcm; default Bcm)
-Rows are exclusive costs (`callgrind_annotate` without --inclusive), top 40.
+Rows are exclusive costs (`callgrind_annotate` without --inclusive), top 40, one per
+function and object file (the table shows the function's name only).
 """
 import collections, re, signal, subprocess, sys
 
 EVENTS = ["Ir", "I1mr", "D1mr", "Bcm"]
-NUM = r"([\d,]+)(?:\s*\([^)]*\))?"
+NUM = r"([\d,]+|\.)(?:\s*\([^)]*\))?"  # callgrind_annotate prints 0 as "."
 ROW = re.compile(r"^\s*" + r"\s+".join([NUM] * len(EVENTS)) + r"\s+(\S.*)$")
 
 
@@ -21,9 +22,11 @@ def costs(path):
         m = ROW.match(line)
         if not m or "PROGRAM TOTALS" in line:
             continue
-        name = re.sub(r"\s*\[.*\]$", "", m.group(len(EVENTS) + 1)).split(":", 1)[-1][:110]
+        # file:function [object], whole (no two functions merge), but with the two binaries'
+        # paths made one, so that a function both run is one row
+        name = re.sub(r"\[[^\]]*/(bare|sidecar)\]$", "[binary]", m.group(len(EVENTS) + 1))
         for i in range(len(EVENTS)):
-            per[name][i] += int(m.group(i + 1).replace(",", ""))
+            per[name][i] += int(m.group(i + 1).replace(",", "").replace(".", "0"))
     return per
 
 
@@ -44,7 +47,8 @@ def main():
     print("|---|" + "---|" * len(EVENTS))
     for k in names[:40]:
         b, s = bare.get(k, zero), side.get(k, zero)
-        print(f"| `{k}` | " + " | ".join(f"{b[i]:.0f} → {s[i]:.0f}" for i in range(len(EVENTS))) + " |")
+        short = re.sub(r"\s*\[.*\]$", "", k).split(":", 1)[-1]
+        print(f"| `{short}` | " + " | ".join(f"{b[i]:.0f} → {s[i]:.0f}" for i in range(len(EVENTS))) + " |")
 
 
 if __name__ == "__main__":
