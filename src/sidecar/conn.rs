@@ -15,12 +15,13 @@
 //!
 //! The cost per request is a few atomic operations: no clock read, no wake-up.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
@@ -28,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 use super::peers::Peer;
+use crate::AuthBody;
 
 /// The deadlines a [`watchdog`] enforces.
 #[derive(Clone, Copy, Debug)]
@@ -291,9 +293,15 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
 }
 
 /// A connection's service: counts requests in flight and tells handlers who the peer is.
-#[derive(Debug, Clone)]
+///
+/// It is hyper's service, not tower's, and holds the app itself rather than a clone per
+/// request: hyper-util's `TowerToHyperService` clones the whole stack for every request (each
+/// `Arc` in it incremented and decremented again, on cache lines every worker writes) and
+/// drives it through a `Oneshot`. The stack is called in place instead, after a readiness
+/// check; each connection owns its own clone, made once when it is accepted.
+#[derive(Debug)]
 pub struct Tracked<S> {
-    inner: S,
+    inner: RefCell<S>,
     state: Arc<ConnState>,
     peer: Peer,
 }
@@ -301,28 +309,42 @@ pub struct Tracked<S> {
 impl<S> Tracked<S> {
     /// Tracks `inner` for the connection `state` from `peer`.
     pub fn new(inner: S, state: Arc<ConnState>, peer: Peer) -> Self {
-        Tracked { inner, state, peer }
+        Tracked {
+            inner: RefCell::new(inner),
+            state,
+            peer,
+        }
     }
 }
 
-impl<S, B> tower_service::Service<http::Request<B>> for Tracked<S>
+impl<S, B, ResBody> hyper::service::Service<http::Request<B>> for Tracked<S>
 where
-    S: tower_service::Service<http::Request<B>>,
+    S: tower_service::Service<http::Request<B>, Response = http::Response<AuthBody<ResBody>>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = TrackedFuture<S::Future>;
+    type Future = TrackedFuture<S::Future, ResBody, S::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn call(&self, mut req: http::Request<B>) -> Self::Future {
+        // hyper never calls a service from inside its own call, so the cell is always free;
+        // should that change, the request is refused, not the process aborted.
+        let Ok(mut inner) = self.inner.try_borrow_mut() else {
+            return TrackedFuture::unready();
+        };
+        // The sidecar's stack is always ready (no layer in it waits for capacity: the load
+        // shedder refuses at once); a service that is not is refused rather than called unready.
+        match inner.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return TrackedFuture::failed(e),
+            Poll::Pending => return TrackedFuture::unready(),
+        }
         self.state.on_start();
         req.extensions_mut().insert(self.peer);
         TrackedFuture {
-            inner: self.inner.call(req),
-            guard: Running(self.state.clone()),
+            kind: Kind::Running {
+                inner: inner.call(req),
+                _guard: Running(self.state.clone()),
+            },
         }
     }
 }
@@ -340,17 +362,121 @@ impl Drop for Running {
 pin_project! {
     /// The future of [`Tracked`].
     #[derive(Debug)]
-    pub struct TrackedFuture<F> {
+    pub struct TrackedFuture<F, ResBody, E> {
         #[pin]
-        inner: F,
-        guard: Running,
+        kind: Kind<F, ResBody, E>,
     }
 }
 
-impl<F: Future> Future for TrackedFuture<F> {
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<F, ResBody, E> {
+        Running { #[pin] inner: F, _guard: Running },
+        Done { out: Option<Result<http::Response<AuthBody<ResBody>>, E>> },
+    }
+}
+
+impl<F, ResBody, E> TrackedFuture<F, ResBody, E> {
+    fn failed(e: E) -> Self {
+        TrackedFuture {
+            kind: Kind::Done { out: Some(Err(e)) },
+        }
+    }
+
+    fn unready() -> Self {
+        let mut res = http::Response::new(AuthBody::from(r#"{"error":"unavailable"}"#));
+        *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        TrackedFuture {
+            kind: Kind::Done { out: Some(Ok(res)) },
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for TrackedFuture<F, ResBody, E>
+where
+    F: Future<Output = Result<http::Response<AuthBody<ResBody>>, E>>,
+{
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
+        match self.project().kind.project() {
+            KindProj::Running { inner, .. } => inner.poll(cx),
+            KindProj::Done { out } => match out.take() {
+                Some(out) => Poll::Ready(out),
+                None => panic!("polled after completion"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{Ready, ready};
+
+    use hyper::service::Service as _;
+
+    use super::*;
+
+    /// Answers with the peer it was told about, and is ready only when `ready` says so.
+    #[derive(Clone)]
+    struct Echo {
+        ready: bool,
+    }
+
+    impl tower_service::Service<http::Request<()>> for Echo {
+        type Response = http::Response<AuthBody<()>>;
+        type Error = Infallible;
+        type Future = Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if self.ready {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn call(&mut self, req: http::Request<()>) -> Self::Future {
+            let peer = req.extensions().get::<Peer>().map(|p| p.addr.port());
+            let mut res = http::Response::new(AuthBody::from("called"));
+            res.headers_mut()
+                .insert("x-peer-port", http::HeaderValue::from(peer.unwrap_or(0)));
+            ready(Ok(res))
+        }
+    }
+
+    fn tracked(ready: bool) -> (Tracked<Echo>, Arc<ConnState>) {
+        let state = ConnState::new();
+        let peer = Peer::new("127.0.0.1:4242".parse().unwrap());
+        (Tracked::new(Echo { ready }, state.clone(), peer), state)
+    }
+
+    #[tokio::test]
+    async fn a_ready_service_is_called_in_place_with_the_peer_and_counted() {
+        let (svc, state) = tracked(true);
+        let first = svc.call(http::Request::new(()));
+        let second = svc.call(http::Request::new(()));
+        assert_eq!(state.in_flight(), 2, "both calls are running");
+        let res = first.await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+        assert_eq!(res.headers()["x-peer-port"], "4242");
+        assert_eq!(state.in_flight(), 1);
+        drop(second);
+        assert_eq!(state.in_flight(), 0, "a dropped request is done too");
+    }
+
+    #[tokio::test]
+    async fn an_unready_service_is_refused_not_called() {
+        let (svc, state) = tracked(false);
+        let res = svc.call(http::Request::new(())).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(res.headers().get("x-peer-port").is_none(), "never called");
+        assert_eq!(state.in_flight(), 0);
     }
 }

@@ -16,7 +16,6 @@ use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower_service::Service;
@@ -150,7 +149,7 @@ where
         let _ = stream.set_nodelay(true);
         let state = ConnState::new();
         let peer = Peer::new(addr);
-        let service = TowerToHyperService::new(Tracked::new(service.clone(), state.clone(), peer));
+        let service = Tracked::new(service.clone(), state.clone(), peer);
         let io = TokioIo::new(Watched::new(stream, state.clone()));
         let conn = builder.serve_connection_with_upgrades(io, service);
         let conn = conn.into_owned();
