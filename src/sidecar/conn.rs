@@ -354,7 +354,7 @@ where
     }
 }
 
-/// Marks a request done when its future completes or is dropped.
+/// Marks a request done when its future is dropped (hyper drops it once it has answered).
 #[derive(Debug)]
 struct Running(Arc<ConnState>);
 

@@ -75,7 +75,8 @@ pub enum Drain {
 /// `shutdown` completes, then drains and says how that went. It logs nothing about the drain:
 /// a process with several listeners (the sidecar's metrics) logs one line for all of them. Requests beyond `limits.max_concurrent` are shed with
 /// 503, and a panic in a handler becomes a 500 (see [`Shield`]). Each request carries the
-/// connection's [`Peer`].
+/// connection's [`Peer`]. `service` is readied before every call and must be ready at once:
+/// a request it is not ready for is answered 503, not queued (see [`Tracked`]).
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
