@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 use super::peers::Peer;
+use super::shield::refusal;
 use crate::AuthBody;
 
 /// The deadlines a [`watchdog`] enforces.
@@ -392,11 +393,9 @@ impl<F, ResBody, E> TrackedFuture<F, ResBody, E> {
     }
 
     fn unready(guard: Running) -> Self {
-        let mut res = http::Response::new(AuthBody::from(r#"{"error":"unavailable"}"#));
-        *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-        res.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
+        let res = refusal(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":"unavailable"}"#,
         );
         Self::done(Ok(res), guard)
     }

@@ -51,7 +51,8 @@ impl Drop for Slot {
     }
 }
 
-fn refusal<B>(status: StatusCode, body: &'static str) -> Response<AuthBody<B>> {
+/// A JSON refusal the app never saw (also the connection's, see `conn::Tracked`).
+pub(super) fn refusal<B>(status: StatusCode, body: &'static str) -> Response<AuthBody<B>> {
     let mut res = Response::new(AuthBody::from(body));
     *res.status_mut() = status;
     res.headers_mut()
