@@ -18,9 +18,14 @@ usage: benches/proc/ratio.py
        instructions, legacy on), NICE (niceness of both servers, e.g. -5), PIN (1: wrk on CPU 0,
        servers on CPU 1), NO_BUILD (1: use the binaries already built), SIDECAR and BARE (other
        binaries, e.g. a `--profile release-lto` build; imply NO_BUILD), OUT (also write the
-       tables to this file)
+       tables to this file), RAW (also write every round's numbers to this file, JSON)
+
+With ROUNDS of 10 or more, a second table gives each cell's p99 ratio with a bootstrap 90 %
+interval (rounds resampled with replacement, bare and sidecar apart, 2 000 times): a single
+round's p99 moves by up to 2x on this machine, so a cell's interval says whether the run could
+tell its ratio from the target at all.
 """
-import os, re, statistics, subprocess, sys
+import json, os, random, re, statistics, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common, instructions
@@ -101,6 +106,15 @@ def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
+def interval(b, s, key, n=2000, seed=11):
+    """A bootstrap 90 % interval of median(s) / median(b), resampling rounds of each."""
+    rng = random.Random(seed)
+    bv, sv = [r[key] for r in b], [r[key] for r in s]
+    ratios = sorted(statistics.median(rng.choices(sv, k=len(sv)))
+                    / statistics.median(rng.choices(bv, k=len(bv))) for _ in range(n))
+    return ratios[int(n * 0.05)], ratios[int(n * 0.95) - 1]
+
+
 def main():
     sidecar, bare = binaries()
     secs, rounds = int(env("SECS", "5")), int(env("ROUNDS", "3"))
@@ -115,6 +129,9 @@ def main():
              "sidecar p99 | **p99 ratio** | bare CPU µs/req | sidecar CPU µs/req | **CPU ratio** |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
+    spread = ["", "| legacy | case | conns | **p99 ratio** | 90 % interval | sidecar p99 lower in |",
+              "|---|---|---|---|---|---|"]
+    raw = []
     legacy_on_headers = {}  # per case, for the instruction counts (legacy on)
     for legacy in env("LEGACY", "true,false").split(","):
         sport = common.free_port()
@@ -150,10 +167,23 @@ def main():
                                 f"**{sc / bc:.2f}** |")
                         lines.append(line)
                         print(line, flush=True)
+                        raw.append({"legacy": legacy, "case": name, "conns": conns,
+                                    "bare": b, "sidecar": s})
+                        lo, hi = interval(b, s, "p99")
+                        lower = sum(x["p99"] < y["p99"] for x, y in zip(s, b))
+                        spread.append(f"| {'on' if legacy == 'true' else 'off'} | {name} | "
+                                      f"{conns} | **{sp / bp:.2f}** | {lo:.2f}-{hi:.2f} | "
+                                      f"{lower} of {rounds} round pairs |")
                 finally:
                     bproc.terminate(); bproc.wait()
         finally:
             side.terminate(); side.wait()
+    if rounds >= 10:
+        print("\n".join(spread), flush=True)
+        lines += spread
+    if env("RAW", ""):
+        with open(env("RAW", ""), "w") as f:
+            json.dump(raw, f, indent=1)
     if env("INSTR", "1") == "1" and legacy_on_headers:
         rows = ["", "| case | bare instructions / request | sidecar instructions / request | "
                 "**ratio** | sidecar − bare |", "|---|---|---|---|---|"]
