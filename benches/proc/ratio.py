@@ -21,8 +21,8 @@ usage: benches/proc/ratio.py
        tables to this file), RAW (also write every round's numbers to this file, JSON)
 
 With ROUNDS of 10 or more, a second table gives each cell's p99 ratio with a bootstrap 90 %
-interval (rounds resampled with replacement, bare and sidecar apart, 2 000 times): a single
-round's p99 moves by up to 2x on this machine, so a cell's interval says whether the run could
+interval (rounds resampled with replacement, bare and sidecar apart, 2 000 times): a cell's
+round p99s span 2-3x on this machine, so a cell's interval says whether the run could
 tell its ratio from the target at all.
 """
 import json, os, random, re, statistics, subprocess, sys
