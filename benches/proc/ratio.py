@@ -134,6 +134,7 @@ def main():
     raw = []
     legacy_on_headers = {}  # per case, for the instruction counts (legacy on)
     for legacy in env("LEGACY", "true,false").split(","):
+        label = "on" if legacy == "true" else "off"
         sport = common.free_port()
         cfg = os.path.join(common.scratch("aot-ratio-"), "config.yaml")
         common.render_config(CONFIG, cfg, tokens=tokens, port=sport, mport=common.free_port(),
@@ -161,7 +162,7 @@ def main():
                         br, sr = median(b, "rps"), median(s, "rps")
                         bp, sp = median(b, "p99"), median(s, "p99")
                         bc, sc = median(b, "cpu"), median(s, "cpu")
-                        line = (f"| {'on' if legacy == 'true' else 'off'} | {name} | {conns} | "
+                        line = (f"| {label} | {name} | {conns} | "
                                 f"{br:.0f} | {sr:.0f} | **{sr / br:.2f}** | {bp:.0f} µs | "
                                 f"{sp:.0f} µs | **{sp / bp:.2f}** | {bc:.2f} | {sc:.2f} | "
                                 f"**{sc / bc:.2f}** |")
@@ -169,11 +170,11 @@ def main():
                         print(line, flush=True)
                         raw.append({"legacy": legacy, "case": name, "conns": conns,
                                     "bare": b, "sidecar": s})
-                        lo, hi = interval(b, s, "p99")
-                        lower = sum(x["p99"] < y["p99"] for x, y in zip(s, b))
-                        spread.append(f"| {'on' if legacy == 'true' else 'off'} | {name} | "
-                                      f"{conns} | **{sp / bp:.2f}** | {lo:.2f}-{hi:.2f} | "
-                                      f"{lower} of {rounds} round pairs |")
+                        if rounds >= 10:
+                            lo, hi = interval(b, s, "p99")
+                            lower = sum(x["p99"] < y["p99"] for x, y in zip(s, b))
+                            spread.append(f"| {label} | {name} | {conns} | **{sp / bp:.2f}** | "
+                                          f"{lo:.2f}-{hi:.2f} | {lower} of {rounds} round pairs |")
                 finally:
                     bproc.terminate(); bproc.wait()
         finally:
